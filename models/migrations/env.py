@@ -1,0 +1,60 @@
+"""Alembic environment: async engines, batch mode on SQLite, and connection sharing.
+
+Callers that already hold a connection (``models.migrate``) pass it in
+``config.attributes["connection"]``; the `alembic` command line gets its URL from
+``config.attributes["url"]``, the ini's ``sqlalchemy.url`` or the playfair settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import models  # noqa: F401 - registers every table on the metadata
+from models.base import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _url() -> str:
+    url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+    if url:
+        return str(url)
+    from server.config import load_settings  # only for the alembic command line
+
+    return load_settings().database_url
+
+
+async def _run_async() -> None:
+    engine = create_async_engine(_url())
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_configure)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+elif (shared := config.attributes.get("connection")) is not None:
+    _configure(shared)
+else:
+    asyncio.run(_run_async())

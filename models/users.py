@@ -1,0 +1,31 @@
+"""Accounts: who can sign in, and with which role."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigIntId, UTCDateTime, str_enum, utcnow
+
+
+class Role(StrEnum):
+    LISTENER = "listener"
+    ARTIST = "artist"
+    LABEL = "label"
+    ADMIN = "admin"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    # Canonical form from models.names.normalise_name; unique across the instance.
+    username: Mapped[str] = mapped_column(String(30), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(str_enum(Role, 16), default=Role.LISTENER)
+    # Optional by design (DESIGN.md §7: privacy by default).
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

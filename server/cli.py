@@ -1,0 +1,300 @@
+"""The `playfair` command line: how an admin works without the web pages."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from federation.keys import KeyDecryptionError
+from models.database import DatabaseUnavailable, describe_url
+from models.names import InvalidName
+from models.users import Role
+from server.config import ConfigError, Settings, load_settings
+from server.instance import InstanceNotInitialised
+from server.resources import DatabaseNotMigrated
+from server.serve import PortInUse
+
+T = TypeVar("T")
+
+# Failures an admin can act on: one line, exit status 1, no traceback.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    DatabaseUnavailable,
+    DatabaseNotMigrated,
+    InstanceNotInitialised,
+    InvalidName,
+    KeyDecryptionError,
+    PortInUse,
+)
+
+
+class CommandFailed(click.ClickException):
+    def show(self, file: Any = None) -> None:
+        click.echo(f"playfair: error: {self.format_message()}", err=True)
+
+
+class State:
+    """Settings are loaded on first use, so that `--help` works without a config."""
+
+    def __init__(self, config_path: str | None, overrides: dict[str, dict[str, Any]]) -> None:
+        self.config_path = config_path
+        self.overrides = overrides
+
+    def settings(self, **section_overrides: dict[str, Any]) -> Settings:
+        merged = {key: dict(value) for key, value in self.overrides.items()}
+        for section, values in section_overrides.items():
+            merged.setdefault(section, {}).update(values)
+        return load_settings(self.config_path, overrides=merged)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def handles_errors(func: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return func(*args, **kwargs)
+        except EXPECTED_ERRORS as exc:
+            raise CommandFailed(str(exc)) from None
+        except ValueError as exc:  # AccountError and other rule violations
+            if type(exc).__module__.startswith(("server.", "models.", "federation.")):
+                raise CommandFailed(str(exc)) from None
+            raise
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="PLAYFAIR_CONFIG",
+    help="The instance's TOML settings file (default: $PLAYFAIR_CONFIG, else built-in defaults).",
+)
+@click.version_option(package_name="playfair")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """playfair: a federated music streaming server for co-operatives."""
+    ctx.obj = State(config_path, {})
+
+
+pass_state = click.make_pass_decorator(State)
+bind_option = click.option(
+    "--bind", help="HOST:PORT to listen on (overrides server.bind).", default=None
+)
+
+
+def _bind_override(bind: str | None) -> dict[str, dict[str, Any]]:
+    return {"server": {"bind": bind}} if bind else {}
+
+
+async def _prepare(settings: Settings) -> str:
+    """Data folder, secret, migrations, keys: everything `init` and `run` make if missing."""
+    from federation.keys import ensure_instance_keys
+    from models import migrate
+    from models.database import check_connection, create_engine, create_sessionmaker
+    from server.instance import ensure_data_dir, ensure_secret
+    from server.resources import database_options
+
+    ensure_data_dir(settings)
+    secret = ensure_secret(settings)
+    engine = create_engine(database_options(settings))
+    try:
+        await check_connection(engine)
+        await migrate.upgrade(settings.database_url)
+        async with create_sessionmaker(engine)() as session:
+            await ensure_instance_keys(session, secret)
+    finally:
+        await engine.dispose()
+    return describe_url(settings.database_url)
+
+
+@cli.command()
+@pass_state
+@handles_errors
+def init(state: State) -> None:
+    """Create the data folder, the instance secret, the database and the keys."""
+    settings = state.settings()
+    database = run_async(_prepare(settings))
+    click.echo(f"instance ready: data in {settings.instance.data_dir}, database {database}")
+
+
+@cli.command()
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@pass_state
+@handles_errors
+def migrate(state: State, revision: str) -> None:
+    """Apply the database migrations."""
+    from models import migrate as migrations
+    from models.database import check_connection, create_engine
+    from server.resources import database_options
+
+    settings = state.settings()
+
+    async def _run() -> str | None:
+        engine = create_engine(database_options(settings))
+        try:
+            await check_connection(engine)
+        finally:
+            await engine.dispose()
+        await migrations.upgrade(settings.database_url, revision)
+        return await migrations.current_revision(settings.database_url)
+
+    current = run_async(_run())
+    click.echo(f"database {describe_url(settings.database_url)} is at revision {current}")
+
+
+@cli.command()
+@bind_option
+@pass_state
+@handles_errors
+def run(state: State, bind: str | None) -> None:
+    """Migrate, make keys if missing, and serve the web app with the worker."""
+    from server.logs import configure_logging
+    from server.serve import serve
+
+    settings = state.settings(**_bind_override(bind))
+    configure_logging(settings.logging)
+    run_async(_prepare(settings))
+    run_async(serve(settings, with_worker=True, announce=_announce))
+
+
+@cli.command("serve")
+@bind_option
+@pass_state
+@handles_errors
+def serve_command(state: State, bind: str | None) -> None:
+    """Serve the web app only (the database must be migrated)."""
+    from server.logs import configure_logging
+    from server.resources import check_schema
+    from server.serve import serve
+
+    settings = state.settings(**_bind_override(bind))
+    configure_logging(settings.logging)
+    run_async(check_schema(settings))
+    run_async(serve(settings, with_worker=False, announce=_announce))
+
+
+@cli.command()
+@pass_state
+@handles_errors
+def worker(state: State) -> None:
+    """Run the background worker only (the database must be migrated)."""
+    from server.logs import configure_logging
+    from server.resources import check_schema
+    from server.serve import run_worker
+
+    settings = state.settings()
+    configure_logging(settings.logging)
+    run_async(check_schema(settings))
+    run_async(run_worker(settings))
+
+
+def _announce(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
+@cli.group()
+def user() -> None:
+    """Manage accounts."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice([role.value for role in Role]),
+    default=Role.LISTENER.value,
+    show_default=True,
+)
+@click.option("--email", default=None, help="Optional e-mail address.")
+@pass_state
+@handles_errors
+def user_add(state: State, name: str, role: str, email: str | None) -> None:
+    """Add an account. The password is read from standard input when one is piped in;
+    otherwise a password is generated and printed once."""
+    from server.accounts import generate_password
+
+    password = _password_from_stdin()
+    generated = password is None
+    password = password or generate_password()
+    settings = state.settings()
+    username = run_async(_add_user(settings, name, password, Role(role), email))
+    click.echo(f"added {role} {username}")
+    if generated:
+        click.echo(f"password: {password}")
+
+
+def _password_from_stdin() -> str | None:
+    if sys.stdin is None or sys.stdin.isatty():
+        return None
+    text = sys.stdin.read().rstrip("\r\n")
+    return text or None
+
+
+async def _add_user(
+    settings: Settings, name: str, password: str, role: Role, email: str | None
+) -> str:
+    from server.accounts import create_user
+
+    async with _session(settings) as session:
+        return (await create_user(session, name, password, role, email)).username
+
+
+@cli.command()
+@click.option("--if-empty", is_flag=True, help="Do nothing if the instance already has accounts.")
+@pass_state
+@handles_errors
+def demo(state: State, if_empty: bool) -> None:
+    """Add demo content: an artist and a listener account (releases arrive with the
+    catalogue)."""
+    from server.demo import add_demo_content
+
+    settings = state.settings()
+
+    async def _run() -> list[str]:
+        async with _session(settings) as session:
+            return await add_demo_content(session, only_if_empty=if_empty)
+
+    for line in run_async(_run()):
+        click.echo(line)
+
+
+class _session:
+    """A session on a checked, migrated database, for one-shot commands."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def __aenter__(self) -> Any:
+        from models.database import create_engine, create_sessionmaker
+        from server.resources import check_schema, database_options
+
+        await check_schema(self.settings)
+        self.engine = create_engine(database_options(self.settings))
+        self.session = create_sessionmaker(self.engine)()
+        return self.session
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+        await self.engine.dispose()
+
+
+def main() -> None:
+    cli.main(prog_name="playfair")
+
+
+if __name__ == "__main__":
+    main()

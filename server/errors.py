@@ -1,0 +1,42 @@
+"""Errors as people and programs expect them: JSON under /api/, a page elsewhere."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Quart, jsonify, render_template, request
+from quart.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger("playfair.errors")
+
+API_PREFIXES = ("/api/",)
+
+
+def wants_json() -> bool:
+    return request.path.startswith(API_PREFIXES) or request.path == "/healthz"
+
+
+async def error_response(error: HTTPException) -> ResponseReturnValue:
+    status = error.code or 500
+    reason = error.description or error.name
+    headers = dict(error.get_headers())
+    headers.pop("Content-Type", None)
+    if wants_json():
+        response = jsonify({"error": error.name, "reason": reason, "status": status})
+        return response, status, headers
+    page = await render_template("error.html", status=status, title=error.name, reason=reason)
+    return page, status, headers
+
+
+def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(HTTPException)
+    async def _http_error(error: HTTPException) -> ResponseReturnValue:
+        return await error_response(error)
+
+    @app.errorhandler(Exception)
+    async def _unexpected(error: Exception) -> ResponseReturnValue:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return await error_response(
+            InternalServerError("Something went wrong on our side; it has been logged.")
+        )

@@ -1,0 +1,42 @@
+"""The table of job kinds: one handler per kind, and the kinds the worker schedules itself.
+
+Later issues register their kinds here (transcoding, deliveries, statements, …).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from models import jobs
+from models.base import utcnow
+from server.config import Settings
+from server.resources import Resources
+from server.worker import JobContext, JobHandler, Periodic, Worker, WorkerOptions
+
+PURGE_JOBS = "jobs.purge"
+
+
+async def purge_jobs(context: JobContext, payload: dict[str, object]) -> None:
+    keep = context.resources.settings.worker.keep_finished
+    async with context.sessionmaker() as session:
+        await jobs.purge_succeeded(session, utcnow() - keep)
+
+
+HANDLERS: dict[str, JobHandler] = {
+    PURGE_JOBS: purge_jobs,
+}
+
+PERIODIC: tuple[Periodic, ...] = (Periodic(PURGE_JOBS, timedelta(hours=1)),)
+
+
+def worker_options(settings: Settings) -> WorkerOptions:
+    return WorkerOptions(
+        concurrency=settings.worker.concurrency,
+        lease=settings.worker.lease,
+        poll_interval=settings.worker.poll_interval,
+        retry=jobs.RetryPolicy(base=settings.worker.retry_base, maximum=settings.worker.retry_max),
+    )
+
+
+def build_worker(resources: Resources) -> Worker:
+    return Worker(resources, HANDLERS, worker_options(resources.settings), periodic=PERIODIC)

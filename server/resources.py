@@ -1,0 +1,101 @@
+"""What a running process holds: settings, the database engine, the HTTP client, keys.
+
+Made at start-up (the app's ``before_serving``, the worker's start) and closed at the end;
+nothing here is made at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from quart import Quart
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from federation.http import HttpClientOptions, create_http_client
+from federation.keys import InstanceKeys, ensure_instance_keys
+from models import migrate
+from models.database import (
+    DatabaseOptions,
+    check_connection,
+    create_engine,
+    create_sessionmaker,
+    describe_url,
+)
+from server.config import Settings
+from server.instance import read_secret
+
+EXTENSION_KEY = "playfair"
+
+
+class DatabaseNotMigrated(Exception):
+    """The database schema is not the one this code expects."""
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    keys: InstanceKeys
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.engine.dispose()
+
+
+def database_options(settings: Settings) -> DatabaseOptions:
+    return DatabaseOptions(
+        url=settings.database_url,
+        pool_size=settings.database.pool_size,
+        busy_timeout_seconds=settings.database.busy_timeout.total_seconds(),
+        echo=settings.database.echo,
+    )
+
+
+async def check_schema(settings: Settings) -> None:
+    """Fail with a clear reason unless the database is reachable and fully migrated."""
+    engine = create_engine(database_options(settings))
+    try:
+        await check_connection(engine)
+    finally:
+        await engine.dispose()
+    current = await migrate.current_revision(settings.database_url)
+    head = migrate.head_revision()
+    if current != head:
+        raise DatabaseNotMigrated(
+            f"database {describe_url(settings.database_url)} is at revision {current or 'none'}, "
+            f"this code needs {head}: run `playfair migrate`"
+        )
+
+
+async def open_resources(settings: Settings) -> Resources:
+    secret = read_secret(settings)
+    engine = create_engine(database_options(settings))
+    http: httpx.AsyncClient | None = None
+    try:
+        await check_connection(engine)
+        sessionmaker = create_sessionmaker(engine)
+        async with sessionmaker() as session:
+            keys = await ensure_instance_keys(session, secret)
+        http = create_http_client(
+            HttpClientOptions(
+                base_url=settings.instance.base_url,
+                timeout_seconds=settings.federation.fetch_timeout.total_seconds(),
+            )
+        )
+        return Resources(settings, engine, sessionmaker, http, keys)
+    except BaseException:
+        if http is not None:
+            await http.aclose()
+        await engine.dispose()
+        raise
+
+
+def resources_of(app: Quart) -> Resources:
+    """The app's open resources; only valid while it is serving."""
+    resources: Resources | None = app.extensions.get(EXTENSION_KEY)
+    if resources is None:
+        raise RuntimeError("the app is not serving: resources are opened in before_serving")
+    return resources

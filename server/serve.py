@@ -1,0 +1,114 @@
+"""Running the web server (Hypercorn) and the worker, alone or together.
+
+The listening socket is bound before anything else starts, so a port in use is reported
+at once with one line; Hypercorn is then handed the bound socket (``fd://``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+from collections.abc import Callable
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+
+from server.app import create_app
+from server.config import Settings
+from server.jobs import build_worker
+from server.resources import open_resources
+
+log = logging.getLogger("playfair")
+
+
+class PortInUse(Exception):
+    """The address to listen on cannot be bound; the message says which and why."""
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(f"cannot listen on {shown}: the address is already in use") from None
+        raise PortInUse(f"cannot listen on {shown}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    with_worker: bool,
+    announce: Callable[[str], None] = print,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM (or ``stop``); with the worker in the same process if asked."""
+    sock = bind_socket(settings.server.host, settings.server.port)
+    host, port = sock.getsockname()[:2]
+    address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    stop = stop or asyncio.Event()
+    _install_signal_handlers(stop)
+
+    config = HypercornConfig()
+    config.bind = [f"fd://{sock.detach()}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = settings.server.shutdown_timeout.total_seconds()
+    config.include_server_header = False
+
+    app = create_app(settings)
+    worker_task: asyncio.Task[None] | None = None
+
+    @app.before_serving
+    async def _announce() -> None:
+        nonlocal worker_task
+        if with_worker:
+            worker_resources = await open_resources(settings)
+            worker = build_worker(worker_resources)
+
+            async def _run_worker() -> None:
+                try:
+                    await worker.run_forever(stop)
+                finally:
+                    await worker_resources.close()
+
+            worker_task = asyncio.create_task(_run_worker(), name="worker")
+        announce(
+            f"playfair is running at {address}/ (public address {settings.instance.base_url}/"
+            f"{', with the worker' if with_worker else ''}); press Ctrl+C to stop"
+        )
+
+    try:
+        await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
+    finally:
+        stop.set()
+        if worker_task is not None:
+            await worker_task
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    _install_signal_handlers(stop)
+    resources = await open_resources(settings)
+    try:
+        await build_worker(resources).run_forever(stop)
+    finally:
+        await resources.close()

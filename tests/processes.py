@@ -1,0 +1,109 @@
+"""Real playfair processes for tests: started with their settings in the environment,
+read line by line with a deadline, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ADDRESS = re.compile(r"playfair is running at (http://\S+?)/ ")
+
+
+def playfair_env(settings_env: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYFAIR_")}
+    env.update(settings_env)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_playfair(
+    args: Sequence[str], env: dict[str, str], stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        env=playfair_env(env),
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+class PlayfairProcess:
+    """A long-running command (`run`, `serve`, `worker`) whose output we can wait on."""
+
+    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", *args],
+            env=playfair_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 60) -> re.Match[str]:
+        """Block until a line matches (or fail with everything printed so far)."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        for line in self.lines:
+            if match := regex.search(line):
+                return match
+        while True:
+            try:
+                line = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(
+                    f"no line matching {regex.pattern!r} within {timeout}s:\n" + self.output
+                ) from None
+            if line is None:
+                raise AssertionError(
+                    f"process ended (code {self.process.wait()}) before printing "
+                    f"{regex.pattern!r}:\n" + self.output
+                )
+            self.lines.append(line)
+            if match := regex.search(line):
+                return match
+
+    def address(self, timeout: float = 60) -> str:
+        return self.wait_for(ADDRESS, timeout).group(1)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        while not self._queue.empty():
+            line = self._queue.get()
+            if line is not None:
+                self.lines.append(line)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,171 @@
+"""The command line as an admin uses it: real processes, real databases."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET
+from tests.postgres import free_port
+from tests.processes import PlayfairProcess, run_playfair
+
+COMMANDS = [
+    [], ["init"], ["migrate"], ["run"], ["serve"], ["worker"], ["user"], ["user", "add"],
+    ["demo"],
+]  # fmt: skip
+
+
+def env_for(tmp_path: Path, database_url: str | None = None) -> dict[str, str]:
+    env = {"PLAYFAIR_INSTANCE__DATA_DIR": str(tmp_path / "data")}
+    if database_url:
+        env["PLAYFAIR_DATABASE__URL"] = database_url
+    return env
+
+
+def assert_one_line_error(result_stderr: str, expected: str) -> None:
+    lines = result_stderr.strip().splitlines()
+    assert len(lines) == 1, result_stderr
+    assert lines[0].startswith("playfair: error: "), result_stderr
+    assert expected in lines[0], result_stderr
+    assert "Traceback" not in result_stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "playfair")
+def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
+    # a broken config must not stop --help
+    result = run_playfair([*command, "--help"], {"PLAYFAIR_SERVER__BIND": "broken"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: playfair")
+
+
+def test_a_wrong_config_value_is_one_line(tmp_path: Path) -> None:
+    result = run_playfair(["init"], {**env_for(tmp_path), "PLAYFAIR_SERVER__BIND": "nowhere"})
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, "config error: server.bind: expected HOST:PORT")
+    assert not (tmp_path / "data").exists(), "a failed start-up leaves nothing behind"
+
+
+def test_an_unknown_key_in_the_config_file_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "instance.toml"
+    config.write_text('[instance]\nnmae = "typo"\n')
+    result = run_playfair(["--config", str(config), "init"], {})
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, f"instance.nmae: unknown setting (from {config})")
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql+asyncpg://someone:hunter2hunter2@127.0.0.1:{port}/playfair"
+    for command in (["init"], ["migrate"], ["serve"], ["worker"]):
+        result = run_playfair(command, env_for(tmp_path, url))
+        assert result.returncode == 1, command
+        assert_one_line_error(result.stderr, "cannot connect to database postgresql+asyncpg://")
+        assert "hunter2" not in result.stderr, "the password is never printed"
+
+
+@pytest.fixture
+def initialised(tmp_path: Path, database_url: str) -> dict[str, str]:
+    env = env_for(tmp_path, database_url)
+    result = run_playfair(["init"], env)
+    assert result.returncode == 0, result.stderr
+    assert "instance ready" in result.stdout
+    assert (tmp_path / "data" / "secret.key").stat().st_mode & 0o777 == 0o600
+    return env
+
+
+def test_init_is_idempotent_and_keeps_the_secret(
+    initialised: dict[str, str], tmp_path: Path
+) -> None:
+    secret = (tmp_path / "data" / "secret.key").read_text()
+    again = run_playfair(["init"], initialised)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "data" / "secret.key").read_text() == secret
+
+
+def test_user_add(initialised: dict[str, str]) -> None:
+    piped = run_playfair(
+        ["user", "add", "Mira", "--role", "artist"], initialised, "a long password\n"
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.strip() == "added artist mira"
+
+    generated = run_playfair(["user", "add", "sol"], initialised)
+    assert generated.returncode == 0, generated.stderr
+    assert "added listener sol" in generated.stdout
+    assert "password: " in generated.stdout
+
+    duplicate = run_playfair(["user", "add", "MIRA"], initialised, "another long one\n")
+    assert duplicate.returncode == 1
+    assert_one_line_error(duplicate.stderr, "the name 'mira' is already taken")
+
+    reserved = run_playfair(["user", "add", "admin", "--role", "admin"], initialised)
+    assert reserved.returncode == 1
+    assert_one_line_error(reserved.stderr, "the name 'admin' is reserved")
+
+    weak = run_playfair(["user", "add", "tiny"], initialised, "short\n")
+    assert weak.returncode == 1
+    assert_one_line_error(weak.stderr, "at least 10 characters")
+
+    bad_role = run_playfair(["user", "add", "x1", "--role", "king"], initialised)
+    assert bad_role.returncode == 2
+    assert "Invalid value for '--role'" in bad_role.stderr
+
+
+def test_demo_only_when_empty(initialised: dict[str, str]) -> None:
+    first = run_playfair(["demo", "--if-empty"], initialised)
+    assert first.returncode == 0, first.stderr
+    assert "demo artist demo_artist, password " in first.stdout
+    second = run_playfair(["demo", "--if-empty"], initialised)
+    assert second.returncode == 0
+    assert "no demo content added" in second.stdout
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path, empty_database_url: str) -> None:
+    env = {**env_for(tmp_path, empty_database_url), "PLAYFAIR_INSTANCE__SECRET": TEST_SECRET}
+    result = run_playfair(["serve"], env)
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, "run `playfair migrate`")
+
+
+def test_a_port_in_use_is_one_line(initialised: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in ("run", "serve"):
+            result = run_playfair([command, "--bind", f"127.0.0.1:{port}"], initialised)
+            assert result.returncode == 1, command
+            assert_one_line_error(
+                result.stderr, f"cannot listen on 127.0.0.1:{port}: the address is already in use"
+            )
+
+
+def test_run_serves_pages_with_the_worker_and_stops_cleanly(initialised: dict[str, str]) -> None:
+    process = PlayfairProcess(["run", "--bind", "127.0.0.1:0"], initialised)
+    try:
+        address = process.address()
+        process.wait_for(r"playfair\.worker: worker \S+ started")
+        health = httpx.get(f"{address}/healthz", timeout=30)
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "database": "ok"}
+        home = httpx.get(f"{address}/", timeout=30)
+        assert home.status_code == 200
+        assert "New releases" in home.text
+    finally:
+        code = process.stop()
+    assert code == 0, process.output
+    assert "Traceback" not in process.output
+    process.wait_for(r"worker \S+ stopped")
+
+
+def test_worker_alone_starts_and_stops(initialised: dict[str, str]) -> None:
+    process = PlayfairProcess(["worker"], initialised)
+    try:
+        process.wait_for(r"worker \S+ started")
+    finally:
+        code = process.stop()
+    assert code == 0, process.output
+    process.wait_for(r"worker \S+ stopped")

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages playfair needs, only those missing, so it is cheap to run
+# again: PostgreSQL (the tests start a throwaway server from its binaries), ffmpeg (the
+# worker transcodes with it) and runuser (util-linux; to run PostgreSQL as the postgres
+# user when we are root).
+set -euo pipefail
+
+missing=()
+pg_bin() { ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }
+pg_bin || missing+=(postgresql)
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "installing Debian packages: ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "error: missing packages ${missing[*]}; install them as root (apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
