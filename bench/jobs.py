@@ -1,0 +1,97 @@
+"""Job queue throughput: jobs per second through the worker, next to the raw rate of
+one-row update transactions on the same database (the floor cost of a job is about two
+such transactions: its share of a claim, and its completion)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import insert, text
+
+from models import migrate
+from models.base import utcnow
+from models.jobs import Job
+from server.config import load_settings
+from server.jobs import worker_options
+from server.resources import Resources, open_resources
+from server.worker import JobContext, Worker
+from tests.postgres import PostgresUnavailable, running_postgres
+
+JOBS = 2000
+REFERENCE_TRANSACTIONS = 1000
+
+
+async def _noop(context: JobContext, payload: dict[str, object]) -> None:
+    return None
+
+
+async def _fill(resources: Resources) -> None:
+    now = utcnow()
+    async with resources.engine.begin() as connection:
+        await connection.execute(text("DELETE FROM jobs"))
+        await connection.execute(
+            insert(Job),
+            [
+                {"kind": "noop", "payload": {}, "state": "pending", "attempts": 0,
+                 "max_attempts": 10, "run_after": now, "created_at": now, "updated_at": now}
+                for _ in range(JOBS)
+            ],
+        )  # fmt: skip
+
+
+async def _measure(url: str, data_dir: Path) -> list[str]:
+    await migrate.upgrade(url)
+    settings = load_settings(
+        None,
+        environ={},
+        overrides={
+            "instance": {"data_dir": str(data_dir), "secret": "b" * 48},
+            "database": {"url": url},
+            "logging": {"level": "ERROR"},
+        },
+    )
+    resources = await open_resources(settings)
+    figures = []
+    try:
+        for concurrency in (1, 16):
+            await _fill(resources)
+            options = replace(worker_options(settings), concurrency=concurrency)
+            worker = Worker(resources, {"noop": _noop}, options)
+            started = time.perf_counter()
+            done = await worker.run_until_idle(max_rounds=JOBS + 1)
+            rate = done / (time.perf_counter() - started)
+            figures.append(f"worker, concurrency {concurrency:>2}: {rate:8.0f} jobs/s")
+        started = time.perf_counter()
+        for job_id in range(1, REFERENCE_TRANSACTIONS + 1):
+            async with resources.engine.begin() as connection:
+                await connection.execute(
+                    text("UPDATE jobs SET attempts = attempts + 1 WHERE id = :id"), {"id": job_id}
+                )
+        rate = REFERENCE_TRANSACTIONS / (time.perf_counter() - started)
+        figures.append(f"reference, one-row update transactions: {rate:8.0f} tx/s")
+    finally:
+        await resources.close()
+    return figures
+
+
+async def run() -> list[str]:
+    out: list[str] = []
+    with tempfile.TemporaryDirectory() as folder:
+        figures = await _measure(f"sqlite+aiosqlite:///{folder}/bench.sqlite3", Path(folder))
+        out += [f"SQLite: {line}" for line in figures]
+    try:
+        with running_postgres() as server, tempfile.TemporaryDirectory() as folder:
+            admin = await asyncpg.connect(
+                host=server.host, port=server.port, user=server.user, database="postgres"
+            )
+            await admin.execute("CREATE DATABASE bench")
+            await admin.close()
+            figures = await _measure(server.url("bench"), Path(folder))
+            out += [f"PostgreSQL: {line}" for line in figures]
+    except PostgresUnavailable as exc:
+        out.append(f"PostgreSQL: not measured ({exc})")
+    return out
