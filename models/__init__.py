@@ -2,8 +2,42 @@
 or federation/."""
 
 from models.base import Base
+from models.catalogue import (
+    Artist,
+    Favourite,
+    Label,
+    MediaFile,
+    Playlist,
+    PlaylistItem,
+    Release,
+    Tag,
+    Track,
+)
+from models.handles import Handle
 from models.jobs import Job, JobState
 from models.keys import InstanceKey, KeyAlgorithm
+from models.search import SearchDocument
+from models.tokens import AccessToken
 from models.users import Role, User
 
-__all__ = ["Base", "InstanceKey", "Job", "JobState", "KeyAlgorithm", "Role", "User"]
+__all__ = [
+    "AccessToken",
+    "Artist",
+    "Base",
+    "Favourite",
+    "Handle",
+    "InstanceKey",
+    "Job",
+    "JobState",
+    "KeyAlgorithm",
+    "Label",
+    "MediaFile",
+    "Playlist",
+    "PlaylistItem",
+    "Release",
+    "Role",
+    "SearchDocument",
+    "Tag",
+    "Track",
+    "User",
+]

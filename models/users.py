@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, UTCDateTime, str_enum, utcnow
@@ -23,7 +23,7 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     # Canonical form from models.names.normalise_name; unique across the instance.
-    username: Mapped[str] = mapped_column(String(30), unique=True)
+    username: Mapped[str] = mapped_column(String(30), ForeignKey("handles.name"), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(str_enum(Role, 16), default=Role.LISTENER)
     # Optional by design (DESIGN.md §7: privacy by default).

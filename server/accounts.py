@@ -6,10 +6,9 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.handles import HandleKind, claim_handle
 from models.names import normalise_name
 from models.users import Role, User
 
@@ -46,18 +45,17 @@ def check_password(password: str) -> None:
 async def create_user(
     session: AsyncSession, name: str, password: str, role: Role, email: str | None = None
 ) -> User:
-    username = normalise_name(name)
+    """Make an account and commit it; its name is claimed in the shared namespace."""
+    normalise_name(name)  # a bad name is reported before the password
     check_password(password)
-    exists = await session.scalar(
-        select(func.count()).select_from(User).where(User.username == username)
-    )
-    if exists:
-        raise AccountError(f"the name {username!r} is already taken")
-    user = User(username=username, password_hash=hash_password(password), role=role, email=email)
-    session.add(user)
     try:
+        username = await claim_handle(session, name, HandleKind.USER)
+        user = User(
+            username=username, password_hash=hash_password(password), role=role, email=email
+        )
+        session.add(user)
         await session.commit()
-    except IntegrityError:
+    except BaseException:
         await session.rollback()
-        raise AccountError(f"the name {username!r} is already taken") from None
+        raise
     return user

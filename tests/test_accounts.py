@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from models.handles import NameTaken
 from models.names import InvalidName, normalise_name
 from models.users import Role, User
 from server.accounts import AccountError, create_user, verify_password
@@ -38,7 +39,7 @@ async def test_create_user_hashes_and_refuses_duplicates(resources: Resources) -
         assert user.password_hash.startswith("$argon2id$")
         assert verify_password(user.password_hash, "correct horse battery")
         assert not verify_password(user.password_hash, "wrong horse battery")
-        with pytest.raises(AccountError, match="already taken"):
+        with pytest.raises(NameTaken, match="already taken"):
             await create_user(session, "MIRA", "another password", Role.LISTENER)
         with pytest.raises(AccountError, match="at least 10"):
             await create_user(session, "short", "tiny", Role.LISTENER)

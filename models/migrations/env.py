@@ -20,12 +20,23 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    # The full-text indexes (SQLite's FTS5 table with its shadow tables, PostgreSQL's
+    # expression index) are made by hand in a migration and are not part of the models.
+    if name is None:
+        return True
+    if type_ == "table":
+        return not name.startswith("search_fts")
+    return not (type_ == "index" and name == "ix_search_documents_vector")
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
