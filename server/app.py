@@ -6,16 +6,36 @@ import logging
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-from quart import Quart, g, request
+from quart import Quart, Request, g, request
+from quart_schema import Info, QuartSchema
 
+from server.api.catalogue import catalogue_api
+from server.api.uploads import UPLOAD_PATH, uploads_api
 from server.config import Settings
+from server.errors import register_error_handlers
+from server.media.routes import media
 from server.net import client_address, parse_networks
 from server.resources import EXTENSION_KEY, Resources, open_resources
+from server.web import web
 
 ROOT = Path(__file__).resolve().parent.parent
 
 log = logging.getLogger("playfair.requests")
+
+
+class PlayfairRequest(Request):
+    """Bodies are capped by server.max_body_bytes, except on the upload routes, which
+    take media.max_upload_bytes and stream the body to disk themselves."""
+
+    upload_paths: frozenset[str] = frozenset()
+    upload_limit: int | None = None
+
+    def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
+        if path in self.upload_paths:
+            kwargs["max_content_length"] = self.upload_limit
+        super().__init__(method, scheme, path, *args, **kwargs)
 
 
 def create_app(settings: Settings) -> Quart:
@@ -26,6 +46,27 @@ def create_app(settings: Settings) -> Quart:
         static_url_path="/static",
     )
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
+    app.request_class = type(  # type: ignore[assignment]
+        "PlayfairRequest",
+        (PlayfairRequest,),
+        {
+            "upload_paths": frozenset({UPLOAD_PATH}),
+            "upload_limit": settings.media.max_upload_bytes,
+        },
+    )
+    QuartSchema(
+        app,
+        openapi_path="/api/v1/openapi.json",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        swagger_ui_path=None,
+        info=Info(
+            title="playfair API",
+            version="1",
+            description="The catalogue, uploads and (later) plays of a playfair instance.",
+        ),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+    )
     app.config["PLAYFAIR_SETTINGS"] = settings
     trusted = parse_networks(settings.server.trusted_proxies)
 
@@ -66,11 +107,11 @@ def create_app(settings: Settings) -> Quart:
             )
         return response
 
-    from server.errors import register_error_handlers
-    from server.web import web
-
     register_error_handlers(app)
     app.register_blueprint(web)
+    app.register_blueprint(media)
+    app.register_blueprint(catalogue_api, url_prefix="/api/v1")
+    app.register_blueprint(uploads_api, url_prefix="/api/v1")
     return app
 
 

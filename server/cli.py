@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy import select
 
 from federation.keys import KeyDecryptionError
 from models.database import DatabaseUnavailable, describe_url
@@ -16,6 +19,7 @@ from models.names import InvalidName
 from models.users import Role
 from server.config import ConfigError, Settings, load_settings
 from server.instance import InstanceNotInitialised
+from server.media.ffmpeg import FfmpegError
 from server.resources import DatabaseNotMigrated
 from server.serve import PortInUse
 
@@ -26,6 +30,7 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     DatabaseUnavailable,
     DatabaseNotMigrated,
+    FfmpegError,
     InstanceNotInitialised,
     InvalidName,
     KeyDecryptionError,
@@ -232,7 +237,7 @@ def user_add(state: State, name: str, role: str, email: str | None) -> None:
     password = password or generate_password()
     settings = state.settings()
     username = run_async(_add_user(settings, name, password, Role(role), email))
-    click.echo(f"added {role} {username}")
+    click.echo(f"added account {username} ({role})")
     if generated:
         click.echo(f"password: {password}")
 
@@ -253,43 +258,163 @@ async def _add_user(
         return (await create_user(session, name, password, role, email)).username
 
 
+@cli.group()
+def artist() -> None:
+    """Manage artist profiles."""
+
+
+@artist.command("add")
+@click.argument("name")
+@click.option("--owner", required=True, help="The account that manages the profile.")
+@click.option("--band", is_flag=True, help="A band (ActivityPub Group) rather than a solo artist.")
+@click.option("--display-name", default=None, help="The name as shown (default: NAME).")
+@pass_state
+@handles_errors
+def artist_add(state: State, name: str, owner: str, band: bool, display_name: str | None) -> None:
+    """Add an artist profile owned by an account."""
+    from models.catalogue import ArtistKind
+    from models.users import User
+    from server.catalogue import create_artist
+
+    settings = state.settings()
+
+    async def _run() -> str:
+        async with _session(settings) as session:
+            user = await session.scalar(select(User).where(User.username == owner.lower()))
+            if user is None:
+                raise CommandFailed(f"there is no account {owner!r}")
+            made = await create_artist(
+                session, name, user, display_name=display_name,
+                kind=ArtistKind.BAND if band else ArtistKind.SOLO,
+            )  # fmt: skip
+            await session.commit()
+            return made.name
+
+    click.echo(f"added artist {run_async(_run())} (owner {owner.lower()})")
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--artist", "artist_name", required=True, help="The artist the files belong to.")
+@click.option("--draft", is_flag=True, help="Keep the releases as drafts (default: publish).")
+@click.option("--free", is_flag=True, help="Make the tracks free to stream.")
+@pass_state
+@handles_errors
+def import_command(state: State, path: Path, artist_name: str, draft: bool, free: bool) -> None:
+    """Import a file or a folder of audio files; releases are made from the album tags
+    (or the folder's name). The worker transcodes them afterwards."""
+    from models.catalogue import PriceModel
+    from server.importer import find_files, import_files
+
+    settings = state.settings()
+    files = find_files(path)
+    if not files:
+        raise CommandFailed(f"no audio files under {path}")
+
+    async def _run() -> Any:
+        async with _database(settings) as sessionmaker:
+            with click.progressbar(
+                length=len(files), label="importing", file=sys.stderr,
+                item_show_func=lambda p: p.name if p else "",
+            ) as bar:  # fmt: skip
+                return await import_files(
+                    settings, sessionmaker, artist_name, files, publish=not draft,
+                    price_model=PriceModel.FREE if free else PriceModel.STREAM_TO_OWN,
+                    progress=lambda p: bar.update(1, p),
+                )  # fmt: skip
+
+    try:
+        report = run_async(_run())
+    except LookupError as exc:
+        raise CommandFailed(str(exc)) from None
+    for failed, reason in report.failures:
+        click.echo(f"skipped {failed}: {reason}", err=True)
+    state_word = "drafts" if draft else "published"
+    click.echo(
+        f"imported {report.imported} of {len(files)} files into "
+        f"{len(report.release_ids)} releases ({state_word}); the worker transcodes them"
+    )
+    if report.failures:
+        raise SystemExit(1)
+
+
+@cli.group()
+def token() -> None:
+    """Personal access tokens for scripts."""
+
+
+@token.command("issue")
+@click.argument("username")
+@click.option("--scopes", default="read", show_default=True, help='For example "read play".')
+@click.option("--name", default="command line", show_default=True, help="What the token is for.")
+@pass_state
+@handles_errors
+def token_issue(state: State, username: str, scopes: str, name: str) -> None:
+    """Issue a personal access token and print it (it is shown only once)."""
+    from models.tokens import AccessToken, InvalidScope, new_token, parse_scopes, token_digest
+    from models.users import User
+
+    try:
+        scope_set = parse_scopes(scopes)
+    except InvalidScope as exc:
+        raise CommandFailed(str(exc)) from None
+    settings = state.settings()
+    secret = new_token()
+
+    async def _run() -> None:
+        async with _session(settings) as session:
+            user = await session.scalar(select(User).where(User.username == username.lower()))
+            if user is None:
+                raise CommandFailed(f"there is no account {username!r}")
+            session.add(
+                AccessToken(
+                    user_id=user.id, digest=token_digest(secret), name=name,
+                    scopes=" ".join(sorted(scope.value for scope in scope_set)),
+                )
+            )  # fmt: skip
+            await session.commit()
+
+    run_async(_run())
+    click.echo(secret)
+
+
 @cli.command()
-@click.option("--if-empty", is_flag=True, help="Do nothing if the instance already has accounts.")
+@click.option("--if-empty", is_flag=True, help="Do nothing if the catalogue has releases.")
 @pass_state
 @handles_errors
 def demo(state: State, if_empty: bool) -> None:
-    """Add demo content: an artist and a listener account (releases arrive with the
-    catalogue)."""
+    """Add demo content: accounts, artists and releases of synthesized tracks, published
+    (the worker transcodes them)."""
     from server.demo import add_demo_content
 
     settings = state.settings()
 
     async def _run() -> list[str]:
-        async with _session(settings) as session:
-            return await add_demo_content(session, only_if_empty=if_empty)
+        async with _database(settings) as sessionmaker:
+            return await add_demo_content(settings, sessionmaker, only_if_empty=if_empty)
 
     for line in run_async(_run()):
         click.echo(line)
 
 
-class _session:
-    """A session on a checked, migrated database, for one-shot commands."""
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Any]:
+    """A session factory on a checked, migrated database, for one-shot commands."""
+    from models.database import create_engine, create_sessionmaker
+    from server.resources import check_schema, database_options
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    await check_schema(settings)
+    engine = create_engine(database_options(settings))
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
-    async def __aenter__(self) -> Any:
-        from models.database import create_engine, create_sessionmaker
-        from server.resources import check_schema, database_options
 
-        await check_schema(self.settings)
-        self.engine = create_engine(database_options(self.settings))
-        self.session = create_sessionmaker(self.engine)()
-        return self.session
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.session.close()
-        await self.engine.dispose()
+@contextlib.asynccontextmanager
+async def _session(settings: Settings) -> AsyncIterator[Any]:
+    async with _database(settings) as sessionmaker, sessionmaker() as session:
+        yield session
 
 
 def main() -> None:

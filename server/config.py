@@ -203,6 +203,41 @@ class WorkerSettings(_Section):
         return _positive(value)
 
 
+class MediaSettings(_Section):
+    # Largest audio file an artist may upload, in bytes.
+    max_upload_bytes: int = Field(default=500 * 1024 * 1024, ge=1024 * 1024)
+    opus_bitrate: str = "128k"
+    mp3_bitrate: str = "192k"
+    preview_length: Duration = timedelta(seconds=45)
+    preview_fade: Duration = timedelta(seconds=2)
+    preview_bitrate: str = "128k"
+    ffmpeg: str = "ffmpeg"
+    # How long one ffmpeg run (the decode check of an upload, or one rendition) may take.
+    ffmpeg_timeout: Duration = timedelta(minutes=10)
+    # Empty: playfair sends file bodies itself. A path such as "/_media/": playfair
+    # answers with X-Accel-Redirect to that internal nginx location plus the file's key.
+    x_accel_redirect: str = ""
+
+    @field_validator("opus_bitrate", "mp3_bitrate", "preview_bitrate")
+    @classmethod
+    def _bitrate(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{2,3}k", value):
+            raise ValueError("expected a bitrate such as 128k")
+        return value
+
+    @field_validator("x_accel_redirect")
+    @classmethod
+    def _location(cls, value: str) -> str:
+        if value and not (value.startswith("/") and value.endswith("/")):
+            raise ValueError("must be empty or a location such as /_media/")
+        return value
+
+    @field_validator("preview_length", "preview_fade", "ffmpeg_timeout")
+    @classmethod
+    def _longer_than_zero(cls, value: timedelta) -> timedelta:
+        return _positive(value)
+
+
 class FederationSettings(_Section):
     # Lab networks and tests only: lets fetches reach loopback and private addresses and
     # lets plain http:// peers through.
@@ -234,6 +269,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     worker: WorkerSettings = WorkerSettings()
+    media: MediaSettings = MediaSettings()
     federation: FederationSettings = FederationSettings()
     logging: LoggingSettings = LoggingSettings()
 
@@ -242,6 +278,10 @@ class Settings(_Section):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{self.instance.data_dir / 'playfair.sqlite3'}"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.instance.data_dir / "media"
 
     @property
     def secret_file(self) -> Path:

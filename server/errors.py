@@ -6,7 +6,8 @@ import logging
 
 from quart import Quart, jsonify, render_template, request
 from quart.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException, InternalServerError
+from quart_schema.validation import QuerystringValidationError, RequestSchemaValidationError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, UnprocessableEntity
 
 log = logging.getLogger("playfair.errors")
 
@@ -29,7 +30,29 @@ async def error_response(error: HTTPException) -> ResponseReturnValue:
     return page, status, headers
 
 
+def _describe_validation(error: RequestSchemaValidationError) -> str:
+    inner = error.validation_error
+    errors = getattr(inner, "errors", None)
+    if callable(errors):
+        parts = []
+        for item in errors()[:5]:
+            where = ".".join(str(part) for part in item.get("loc", ())) or "input"
+            parts.append(f"{where}: {item.get('msg', 'invalid')}")
+        return "; ".join(parts)
+    return str(inner) or "the request does not match its schema"
+
+
 def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(QuerystringValidationError)
+    async def _bad_query(error: QuerystringValidationError) -> ResponseReturnValue:
+        return await error_response(BadRequest(_describe_validation(error)))
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def _bad_body(error: RequestSchemaValidationError) -> ResponseReturnValue:
+        if isinstance(error, QuerystringValidationError):
+            return await error_response(BadRequest(_describe_validation(error)))
+        return await error_response(UnprocessableEntity(_describe_validation(error)))
+
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> ResponseReturnValue:
         return await error_response(error)

@@ -10,6 +10,8 @@ from datetime import timedelta
 from models import jobs
 from models.base import utcnow
 from server.config import Settings
+from server.media.ingest import TRANSCODE_JOB
+from server.media.transcode import transcode_track
 from server.resources import Resources
 from server.worker import JobContext, JobHandler, Periodic, Worker, WorkerOptions
 
@@ -24,6 +26,7 @@ async def purge_jobs(context: JobContext, payload: dict[str, object]) -> None:
 
 HANDLERS: dict[str, JobHandler] = {
     PURGE_JOBS: purge_jobs,
+    TRANSCODE_JOB: transcode_track,
 }
 
 PERIODIC: tuple[Periodic, ...] = (Periodic(PURGE_JOBS, timedelta(hours=1)),)

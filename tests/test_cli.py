@@ -90,11 +90,11 @@ def test_user_add(initialised: dict[str, str]) -> None:
         ["user", "add", "Mira", "--role", "artist"], initialised, "a long password\n"
     )
     assert piped.returncode == 0, piped.stderr
-    assert piped.stdout.strip() == "added artist mira"
+    assert piped.stdout.strip() == "added account mira (artist)"
 
     generated = run_playfair(["user", "add", "sol"], initialised)
     assert generated.returncode == 0, generated.stderr
-    assert "added listener sol" in generated.stdout
+    assert "added account sol (listener)" in generated.stdout
     assert "password: " in generated.stdout
 
     duplicate = run_playfair(["user", "add", "MIRA"], initialised, "another long one\n")

@@ -1,0 +1,226 @@
+"""Uploads and publishing: an artist's files become tracks.
+
+The multipart body is parsed as it arrives (werkzeug's sans-I/O decoder, which Quart
+uses too) and the file part goes straight to a temporary file while it is hashed, so an
+upload never sits in memory. Options come in the query string (or in form fields sent
+before the file): ``artist``, ``release``, ``album``, ``free``, ``publish``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from quart import Blueprint, current_app, request
+from quart_schema import validate_response
+from sqlalchemy import select
+from werkzeug.exceptions import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    NotFound,
+    RequestEntityTooLarge,
+    ServiceUnavailable,
+    UnprocessableEntity,
+    UnsupportedMediaType,
+)
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+
+from models import catalogue as m
+from models.tokens import Scope
+from models.users import Role
+from server.api import present
+from server.api import schemas as s
+from server.api.catalogue import _release_summaries, base_url
+from server.auth import Viewer, require, viewer_required
+from server.catalogue import CatalogueError, publish_release
+from server.media.ingest import IncomingFile, IngestError, ingest
+from server.media.storage import LocalStorage
+from server.resources import resources_of
+
+uploads_api = Blueprint("uploads_api", __name__)
+UPLOAD_PATH = "/api/v1/uploads"
+MAX_FIELD_BYTES = 1024
+CREATORS = (Role.ARTIST, Role.LABEL, Role.ADMIN)
+
+
+@dataclass
+class _Received:
+    fields: dict[str, str] = field(default_factory=dict)
+    file_name: str | None = None
+    path: Path | None = None
+    size: int = 0
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+
+
+async def receive_multipart(storage: LocalStorage, limit: int) -> _Received:
+    """Stream the body to disk; on any error the temporary file is removed."""
+    content_type, options = parse_options_header(request.headers.get("Content-Type", ""))
+    if content_type != "multipart/form-data" or "boundary" not in options:
+        raise UnsupportedMediaType("send the file as multipart/form-data with a part named 'file'")
+    # No max_form_memory_size: werkzeug applies it to its raw buffer, which holds whole
+    # network chunks of the file too; field sizes are checked below instead.
+    decoder = MultipartDecoder(options["boundary"].encode())
+    received = _Received()
+    handle: IO[bytes] | None = None
+    current: str | None = None  # "file", a field name, or None for an ignored part
+    field_value = bytearray()
+    total = 0
+    try:
+        async for chunk in request.body:
+            total += len(chunk)
+            if total > limit:
+                raise RequestEntityTooLarge(f"the upload is larger than the limit of {limit} bytes")
+            decoder.receive_data(chunk)
+            while not isinstance(event := decoder.next_event(), NeedData | Epilogue):
+                if isinstance(event, File) and event.name == "file":
+                    if received.path is not None:
+                        raise BadRequest("send one file per upload")
+                    received.file_name = Path(event.filename or "upload").name[:255]
+                    received.path = storage.temporary_file()
+                    handle = received.path.open("wb")
+                    current = "file"
+                elif isinstance(event, File):
+                    current = None
+                elif isinstance(event, Field):
+                    current, field_value = event.name, bytearray()
+                elif isinstance(event, Data):
+                    if current == "file" and handle is not None:
+                        handle.write(event.data)
+                        received.digest.update(event.data)
+                        received.size += len(event.data)
+                    elif current is not None:
+                        field_value += event.data
+                        if len(field_value) > MAX_FIELD_BYTES:
+                            raise BadRequest(f"the form field {current!r} is too long")
+                        if not event.more_data:
+                            received.fields[current] = field_value.decode(errors="replace")
+            if isinstance(event, Epilogue):
+                break
+        decoder.receive_data(None)
+        if received.path is None:
+            raise BadRequest("the upload has no part named 'file'")
+    except BaseException:
+        if handle is not None:
+            handle.close()
+        if received.path is not None:
+            received.path.unlink(missing_ok=True)
+        raise
+    if handle is not None:
+        handle.close()
+    return received
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes", "on")
+
+
+async def _artist_for(viewer: Viewer, name: str | None) -> m.Artist:
+    if viewer.role not in CREATORS:
+        raise Forbidden("only artist, label and admin accounts can upload")
+    async with resources_of(current_app).sessionmaker() as session:
+        statement = select(m.Artist).order_by(m.Artist.id)
+        if name:
+            statement = statement.where(m.Artist.name == name.lower())
+        if viewer.role is not Role.ADMIN:
+            statement = statement.where(m.Artist.owner_id == viewer.user_id)
+        artists = list(await session.scalars(statement.limit(2)))
+    if not artists:
+        raise NotFound(
+            f"you manage no artist named {name!r}" if name else "you manage no artist profile yet"
+        )
+    if len(artists) > 1:
+        raise BadRequest("you manage several artists: name one with ?artist=NAME")
+    return artists[0]
+
+
+@uploads_api.post("/uploads")
+@require(Scope.UPLOAD)
+@validate_response(s.Upload, 202)
+async def upload() -> tuple[s.Upload, int]:
+    """Upload one audio file (multipart/form-data, part `file`). Answers 202 at once with
+    the track in `processing`; the worker makes its renditions."""
+    viewer = viewer_required()
+    resources = resources_of(current_app)
+    settings = resources.settings
+    storage = LocalStorage(settings.media_dir)
+    received = await receive_multipart(storage, settings.media.max_upload_bytes)
+    assert received.path is not None
+    assert received.file_name is not None
+    options = {**received.fields, **request.args.to_dict()}
+    try:
+        artist = await _artist_for(viewer, options.get("artist"))
+        release_id = options.get("release")
+        if release_id is not None and not release_id.isdigit():
+            raise BadRequest("release must be a release id")
+    except BaseException:
+        received.path.unlink(missing_ok=True)
+        raise
+    incoming = IncomingFile(
+        received.path, received.file_name, received.size, received.digest.hexdigest()
+    )
+    try:
+        track = await ingest(
+            resources.sessionmaker,
+            storage,
+            artist.id,
+            incoming,
+            ffmpeg=settings.media.ffmpeg,
+            time_limit=settings.media.ffmpeg_timeout.total_seconds(),
+            release_id=int(release_id) if release_id else None,
+            album_fallback=options.get("album") or None,
+            price_model=m.PriceModel.FREE
+            if _flag(options.get("free"))
+            else m.PriceModel.STREAM_TO_OWN,
+        )
+    except IngestError as exc:
+        raise _http_error(exc) from None
+    async with resources.sessionmaker() as session:
+        if _flag(options.get("publish")):
+            await publish_release(session, track.release_id)
+            await session.commit()
+        release = await session.get(m.Release, track.release_id)
+        assert release is not None
+        [summary] = await _release_summaries(session, [(release, artist)])
+        fresh = await session.get(m.Track, track.id)
+        assert fresh is not None
+    return s.Upload(track=present.track(base_url(), fresh, release, artist), release=summary), 202
+
+
+def _http_error(exc: IngestError) -> HTTPException:
+    kinds: dict[int, type[HTTPException]] = {
+        400: BadRequest,
+        404: NotFound,
+        415: UnsupportedMediaType,
+        422: UnprocessableEntity,
+        503: ServiceUnavailable,
+    }
+    return kinds.get(exc.status, UnprocessableEntity)(str(exc))
+
+
+@uploads_api.post("/releases/<int:release_id>/publish")
+@require(Scope.WRITE)
+@validate_response(s.ReleaseSummary)
+async def publish(release_id: int) -> s.ReleaseSummary:
+    """Make one of your releases public: it appears in new releases and search."""
+    viewer = viewer_required()
+    async with resources_of(current_app).sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(m.Release, m.Artist)
+                .join(m.Artist, m.Artist.id == m.Release.artist_id)
+                .where(m.Release.id == release_id)
+            )
+        ).first()
+        if row is None or (viewer.role is not Role.ADMIN and row[1].owner_id != viewer.user_id):
+            raise NotFound(f"you have no release {release_id}")
+        try:
+            await publish_release(session, release_id)
+        except CatalogueError as exc:
+            raise UnprocessableEntity(str(exc)) from None
+        await session.commit()
+        [summary] = await _release_summaries(session, [(row[0], row[1])])
+    return summary

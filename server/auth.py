@@ -1,0 +1,129 @@
+"""Who is asking: bearer tokens for the API (RFC 6750), and the scope checks.
+
+Browser sessions arrive with the accounts issue and will resolve to the same Viewer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from quart import current_app, g, request
+from sqlalchemy import select
+from werkzeug.exceptions import Forbidden, Unauthorized
+
+from models.base import utcnow
+from models.tokens import AccessToken, Scope, token_digest
+from models.users import Role, User
+from server.resources import resources_of
+
+P = ParamSpec("P")
+R = TypeVar("R")
+REALM = 'Bearer realm="playfair"'
+
+
+@dataclass(frozen=True)
+class Viewer:
+    user_id: int
+    username: str
+    role: Role
+    scopes: frozenset[Scope]
+
+    def has(self, scope: Scope) -> bool:
+        return scope in self.scopes or Scope.ADMIN in self.scopes
+
+
+class BearerError(Unauthorized):
+    """401 with the WWW-Authenticate challenge RFC 6750 §3 describes."""
+
+    def __init__(self, description: str, error: str | None = "invalid_token") -> None:
+        super().__init__(description)
+        self.challenge = REALM if error is None else (
+            f'{REALM}, error="{error}", error_description="{description}"'
+        )  # fmt: skip
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        headers = super().get_headers(*args, **kwargs)
+        headers.append(("WWW-Authenticate", self.challenge))
+        return headers
+
+
+class InsufficientScope(Forbidden):
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(f"this needs a token with the {scope.value!r} scope")
+        self.scope = scope
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        headers = super().get_headers(*args, **kwargs)
+        headers.append(
+            ("WWW-Authenticate", f'{REALM}, error="insufficient_scope", scope="{self.scope.value}"')
+        )
+        return headers
+
+
+async def current_viewer() -> Viewer | None:
+    """The viewer of this request (cached on ``g``); raises 401 for a bad token."""
+    if "viewer" in g:
+        viewer: Viewer | None = g.viewer
+        return viewer
+    header = request.headers.get("Authorization")
+    viewer = None
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise BearerError("the Authorization header must be 'Bearer TOKEN'", "invalid_request")
+        viewer = await _viewer_for_token(token.strip())
+    g.viewer = viewer
+    return viewer
+
+
+async def _viewer_for_token(token: str) -> Viewer:
+    resources = resources_of(current_app)
+    now = utcnow()
+    async with resources.sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(AccessToken, User)
+                .join(User, User.id == AccessToken.user_id)
+                .where(AccessToken.digest == token_digest(token))
+            )
+        ).first()
+        if row is None:
+            raise BearerError("the access token is not valid")
+        access, user = row
+        if access.revoked_at is not None:
+            raise BearerError("the access token has been revoked")
+        if access.expires_at is not None and access.expires_at <= now:
+            raise BearerError("the access token has expired")
+        if access.last_used_at is None or now - access.last_used_at > timedelta(hours=1):
+            access.last_used_at = now  # coarse, so reads do not become writes
+            await session.commit()
+        return Viewer(user.id, user.username, user.role, access.scope_set)
+
+
+def require(scope: Scope) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Decorate a route that needs a signed-in viewer whose token has ``scope``."""
+
+    def decorate(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(view)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            viewer = await current_viewer()
+            if viewer is None:
+                raise BearerError("sign-in required: send an access token", None)
+            if not viewer.has(scope):
+                raise InsufficientScope(scope)
+            return await view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def viewer_required() -> Viewer:
+    viewer: Viewer | None = g.get("viewer")
+    if viewer is None:
+        raise BearerError("sign-in required: send an access token", None)
+    return viewer

@@ -1,0 +1,2 @@
+"""Audio and images: recognising formats, reading tags, storing files, transcoding and
+streaming them."""

@@ -1,0 +1,44 @@
+"""Who may hear what. This is the one hook the money issue fills in: today a full paid
+track streams only for its own artist; play sessions will open it to paying listeners."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.catalogue import Artist, PriceModel, Release, Track, TrackStatus, Visibility
+from server.auth import Viewer
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+def can_see(viewer: Viewer | None, track: Track, release: Release, artist: Artist) -> bool:
+    """Whether the track exists for this viewer at all (drafts only for their artist)."""
+    if release.visibility is Visibility.PUBLIC:
+        return True
+    return viewer is not None and viewer.user_id == artist.owner_id
+
+
+def may_preview(track: Track) -> Decision:
+    if track.status is not TrackStatus.READY:
+        return Decision(False, f"the track is {track.status.value}, not yet playable")
+    return Decision(True)
+
+
+def may_stream_full(viewer: Viewer | None, track: Track, artist: Artist) -> Decision:
+    """The hook for paid streaming (DESIGN.md §4); previews are always public."""
+    ready = may_preview(track)
+    if not ready.allowed:
+        return ready
+    if track.price_model is PriceModel.FREE:
+        return Decision(True)
+    if viewer is not None and viewer.user_id == artist.owner_id:
+        return Decision(True)
+    return Decision(
+        False,
+        "this track is stream-to-own: listen to the preview, or open a play session to "
+        "stream it in full",
+    )
