@@ -13,6 +13,7 @@ from quart_schema import Info, QuartSchema
 
 from server.api.catalogue import catalogue_api
 from server.api.uploads import UPLOAD_PATH, uploads_api
+from server.auth import current_viewer
 from server.config import Settings
 from server.errors import register_error_handlers
 from server.media.routes import media
@@ -84,6 +85,12 @@ def create_app(settings: Settings) -> Quart:
     async def _start_timer() -> None:
         g.started = time.perf_counter()
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+
+    @app.before_request
+    async def _check_credentials() -> None:
+        # A bad token is refused everywhere (RFC 6750 §3.1), also on public routes.
+        if "Authorization" in request.headers:
+            await current_viewer()
 
     @app.after_request
     async def _log_request(response):  # type: ignore[no-untyped-def]

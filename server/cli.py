@@ -304,7 +304,7 @@ def import_command(state: State, path: Path, artist_name: str, draft: bool, free
     """Import a file or a folder of audio files; releases are made from the album tags
     (or the folder's name). The worker transcodes them afterwards."""
     from models.catalogue import PriceModel
-    from server.importer import find_files, import_files
+    from server.importer import find_artist, find_files, import_files
 
     settings = state.settings()
     files = find_files(path)
@@ -313,6 +313,7 @@ def import_command(state: State, path: Path, artist_name: str, draft: bool, free
 
     async def _run() -> Any:
         async with _database(settings) as sessionmaker:
+            await find_artist(sessionmaker, artist_name)
             with click.progressbar(
                 length=len(files), label="importing", file=sys.stderr,
                 item_show_func=lambda p: p.name if p else "",

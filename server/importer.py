@@ -37,6 +37,14 @@ def find_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
+async def find_artist(sessionmaker: async_sessionmaker[AsyncSession], name: str) -> Artist:
+    async with sessionmaker() as session:
+        artist = await session.scalar(select(Artist).where(Artist.name == name.lower()))
+    if artist is None:
+        raise LookupError(f"there is no artist {name!r}: add it with `playfair artist add`")
+    return artist
+
+
 async def import_files(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -48,10 +56,7 @@ async def import_files(
     progress: Callable[[Path], None] = lambda _path: None,
 ) -> ImportReport:
     storage = LocalStorage(settings.media_dir)
-    async with sessionmaker() as session:
-        artist = await session.scalar(select(Artist).where(Artist.name == artist_name.lower()))
-    if artist is None:
-        raise LookupError(f"there is no artist {artist_name!r}: add it with `playfair artist add`")
+    artist = await find_artist(sessionmaker, artist_name)
     report = ImportReport()
     for path in files:
         copy = storage.temporary_file(path.suffix)

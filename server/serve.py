@@ -64,6 +64,10 @@ async def serve(
     sock = bind_socket(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]
     address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    if settings.instance.base_url.endswith(":0"):
+        # Derived from a bind to port 0: the real port is known only now.
+        instance = settings.instance.model_copy(update={"base_url": address})
+        settings = settings.model_copy(update={"instance": instance})
     stop = stop or asyncio.Event()
     _install_signal_handlers(stop)
 

@@ -6,6 +6,7 @@ from quart import Blueprint, current_app, jsonify, render_template
 from quart.typing import ResponseReturnValue
 from sqlalchemy import func, select, text
 
+from models.catalogue import Artist, FileRole, MediaFile, Release, Visibility
 from models.users import User
 from server.resources import resources_of
 
@@ -25,11 +26,36 @@ async def healthz() -> ResponseReturnValue:
 
 @web.get("/")
 async def home() -> ResponseReturnValue:
+    """New releases, staff picks and featured artists (the full site arrives with the web
+    issue; this page already shows what the catalogue holds)."""
     resources = resources_of(current_app)
+    public = Release.visibility == Visibility.PUBLIC
+    newest = (
+        select(Release, Artist)
+        .join(Artist, Artist.id == Release.artist_id)
+        .where(public)
+        .order_by(Release.published_at.desc(), Release.id.desc())
+    )
     async with resources.sessionmaker() as session:
+        new_releases = (await session.execute(newest.limit(12))).all()
+        staff_picks = (await session.execute(newest.where(Release.staff_pick).limit(6))).all()
+        featured = (
+            await session.scalars(
+                select(Artist).where(Artist.featured).order_by(Artist.display_name).limit(12)
+            )
+        ).all()
+        covers = set(
+            await session.scalars(
+                select(MediaFile.release_id).where(MediaFile.role == FileRole.COVER)
+            )
+        )
         accounts = await session.scalar(select(func.count()).select_from(User))
     return await render_template(
         "home.html",
         instance=resources.settings.instance,
+        new_releases=new_releases,
+        staff_picks=staff_picks,
+        featured=featured,
+        covers=covers,
         accounts=accounts or 0,
     )

@@ -114,15 +114,6 @@ def test_user_add(initialised: dict[str, str]) -> None:
     assert "Invalid value for '--role'" in bad_role.stderr
 
 
-def test_demo_only_when_empty(initialised: dict[str, str]) -> None:
-    first = run_playfair(["demo", "--if-empty"], initialised)
-    assert first.returncode == 0, first.stderr
-    assert "demo artist demo_artist, password " in first.stdout
-    second = run_playfair(["demo", "--if-empty"], initialised)
-    assert second.returncode == 0
-    assert "no demo content added" in second.stdout
-
-
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path, empty_database_url: str) -> None:
     env = {**env_for(tmp_path, empty_database_url), "PLAYFAIR_INSTANCE__SECRET": TEST_SECRET}
     result = run_playfair(["serve"], env)
@@ -169,3 +160,95 @@ def test_worker_alone_starts_and_stops(initialised: dict[str, str]) -> None:
         code = process.stop()
     assert code == 0, process.output
     process.wait_for(r"worker \S+ stopped")
+
+
+async def _work_off_jobs(env: dict[str, str]) -> int:
+    from server.config import load_settings
+    from server.jobs import build_worker
+    from server.resources import open_resources
+
+    resources = await open_resources(load_settings(None, environ=env))
+    try:
+        return await build_worker(resources).run_until_idle()
+    finally:
+        await resources.close()
+
+
+async def test_import_a_folder(initialised: dict[str, str], tmp_path: Path) -> None:
+    from tests.audio import make_audio
+
+    user = run_playfair(["user", "add", "mira", "--role", "artist"], initialised, "long password")
+    assert user.returncode == 0
+    added = run_playfair(["artist", "add", "aurora", "--owner", "mira", "--band"], initialised)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == "added artist aurora (owner mira)"
+    folder = tmp_path / "Tidal Hours"
+    folder.mkdir()
+    make_audio(folder / "01 - Low Water.flac", "flac", seconds=1)
+    make_audio(folder / "02 - Salt Light.mp3", "mp3", seconds=1)
+    (folder / "03 - notes.mp3").write_text("not audio")
+    result = run_playfair(["import", str(folder), "--artist", "aurora"], initialised)
+    assert result.returncode == 1, "a skipped file makes the exit status 1"
+    assert "imported 2 of 3 files into 1 releases (published)" in result.stdout
+    assert "skipped" in result.stderr and "03 - notes.mp3" in result.stderr
+    assert "importing" in result.stderr  # the progress bar
+    assert await _work_off_jobs(initialised) == 2
+
+    process = PlayfairProcess(["serve", "--bind", "127.0.0.1:0"], initialised)
+    try:
+        address = process.address()
+        releases = httpx.get(f"{address}/api/v1/releases", timeout=30).json()
+        assert [r["title"] for r in releases["items"]] == ["Tidal Hours"]
+        release = httpx.get(releases["items"][0]["api_url"], timeout=30).json()
+        assert [t["title"] for t in release["tracks"]] == ["Low Water", "Salt Light"]
+        preview = release["tracks"][0]["preview_url"]
+        full = httpx.get(preview, timeout=30)
+        head = httpx.head(preview, timeout=30)
+        assert head.status_code == 200
+        length = str(len(full.content))
+        assert head.headers["content-length"] == full.headers["content-length"] == length
+        ranged = httpx.get(preview, headers={"Range": "bytes=10-19"}, timeout=30)
+        assert ranged.status_code == 206
+        assert ranged.content == full.content[10:20]
+    finally:
+        assert process.stop() == 0
+
+    missing = run_playfair(["import", str(folder), "--artist", "nobody"], initialised)
+    assert missing.returncode == 1
+    assert_one_line_error(missing.stderr, "there is no artist 'nobody'")
+
+
+def test_token_issue(initialised: dict[str, str]) -> None:
+    assert run_playfair(["user", "add", "sol"], initialised, "a long password\n").returncode == 0
+    issued = run_playfair(["token", "issue", "sol", "--scopes", "read play"], initialised)
+    assert issued.returncode == 0, issued.stderr
+    assert issued.stdout.startswith("pf_")
+    bad = run_playfair(["token", "issue", "sol", "--scopes", "read fly"], initialised)
+    assert bad.returncode == 1
+    assert_one_line_error(bad.stderr, "unknown scope 'fly'")
+    nobody = run_playfair(["token", "issue", "nobody"], initialised)
+    assert_one_line_error(nobody.stderr, "there is no account 'nobody'")
+
+
+async def test_demo_makes_a_living_catalogue(initialised: dict[str, str]) -> None:
+    result = run_playfair(["demo", "--if-empty"], initialised, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "demo release 'Tidal Hours' by Aurora Lane: 3 tracks" in result.stdout
+    assert await _work_off_jobs(initialised) == 7
+    again = run_playfair(["demo", "--if-empty"], initialised)
+    assert "no demo content added" in again.stdout
+    process = PlayfairProcess(["serve", "--bind", "127.0.0.1:0"], initialised)
+    try:
+        address = process.address()
+        found = httpx.get(f"{address}/api/v1/search", params={"q": "emile"}, timeout=30).json()
+        assert any(item["kind"] == "artist" for item in found["items"])
+        releases = httpx.get(f"{address}/api/v1/releases", timeout=30).json()
+        assert releases["total"] == 3
+        for release in releases["items"]:
+            assert release["cover_url"]
+            detail = httpx.get(release["api_url"], timeout=30).json()
+            assert all(track["status"] == "ready" for track in detail["tracks"])
+        home = httpx.get(f"{address}/", timeout=30)
+        assert "Tidal Hours" in home.text
+    finally:
+        assert process.stop() == 0

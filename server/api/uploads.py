@@ -73,7 +73,7 @@ async def receive_multipart(storage: LocalStorage, limit: int) -> _Received:
         async for chunk in request.body:
             total += len(chunk)
             if total > limit:
-                raise RequestEntityTooLarge(f"the upload is larger than the limit of {limit} bytes")
+                raise RequestEntityTooLarge()
             decoder.receive_data(chunk)
             while not isinstance(event := decoder.next_event(), NeedData | Epilogue):
                 if isinstance(event, File) and event.name == "file":
@@ -103,15 +103,24 @@ async def receive_multipart(storage: LocalStorage, limit: int) -> _Received:
         decoder.receive_data(None)
         if received.path is None:
             raise BadRequest("the upload has no part named 'file'")
+    except RequestEntityTooLarge:
+        _discard(handle, received)
+        raise RequestEntityTooLarge(
+            f"the upload is larger than the limit of {limit} bytes"
+        ) from None
     except BaseException:
-        if handle is not None:
-            handle.close()
-        if received.path is not None:
-            received.path.unlink(missing_ok=True)
+        _discard(handle, received)
         raise
     if handle is not None:
         handle.close()
     return received
+
+
+def _discard(handle: IO[bytes] | None, received: _Received) -> None:
+    if handle is not None:
+        handle.close()
+    if received.path is not None:
+        received.path.unlink(missing_ok=True)
 
 
 def _flag(value: str | None) -> bool:

@@ -95,7 +95,7 @@ def _read_head(path: Path) -> bytes:
     with path.open("rb") as handle:
         head = handle.read(SNIFF_BYTES)
         skip = id3_size(head)
-        if skip > len(head) - 16:
+        if skip and skip > len(head) - 16:
             handle.seek(skip)
             head = head[:10] + bytes(skip - 10) + handle.read(SNIFF_BYTES)
     return head

@@ -158,8 +158,10 @@ async def send_media(file: MediaFile, *, cache: str) -> ResponseReturnValue:
         start, length, status = byte_range.start, byte_range.length, 206
         headers["Content-Range"] = byte_range.content_range(size)
     headers["Content-Length"] = str(length)
-    if request.method == "HEAD":
-        return Response(b"", status, headers)
-    response = Response(_chunks(path, start, length), status, headers)
+    body = b"" if request.method == "HEAD" else _chunks(path, start, length)
+    response = Response(body, status, headers)
+    # Content-Length is ours: for HEAD it is what a GET would send.
+    response.automatically_set_content_length = False
+    response.headers["Content-Length"] = str(length)
     response.timeout = None  # a long file over a slow link may take its time
     return response
