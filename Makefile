@@ -41,6 +41,7 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install
+	@bash tools/system-packages.sh nginx
 	$(BIN)/python -m bench
 
 clean:

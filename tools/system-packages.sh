@@ -2,10 +2,16 @@
 # Installs the Debian packages playfair needs, only those missing, so it is cheap to run
 # again: PostgreSQL (the tests start a throwaway server from its binaries), ffmpeg (the
 # worker transcodes with it) and runuser (util-linux; to run PostgreSQL as the postgres
-# user when we are root).
+# user when we are root). Extra commands to provide can be named as arguments, each as
+# COMMAND or COMMAND=PACKAGE (`make bench` asks for nginx).
 set -euo pipefail
 
 missing=()
+for wanted in "$@"; do
+  command=${wanted%%=*}
+  package=${wanted#*=}
+  command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] || missing+=("$package")
+done
 pg_bin() { ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }
 pg_bin || missing+=(postgresql)
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)

@@ -27,6 +27,8 @@ def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
         return True
     if type_ == "table":
         return not name.startswith("search_fts")
+    if type_ == "column":
+        return name != "search_vector"
     return not (type_ == "index" and name == "ix_search_documents_vector")
 
 

@@ -26,7 +26,7 @@ def base_url() -> str:
     return resources_of(current_app).settings.instance.base_url
 
 
-def sessionmaker() -> AsyncSession:
+def open_session() -> AsyncSession:
     return resources_of(current_app).sessionmaker()
 
 
@@ -46,7 +46,7 @@ def _visible_releases(viewer: Viewer | None) -> object:
     return or_(public, m.Artist.owner_id == viewer.user_id)
 
 
-async def _release_summaries(
+async def release_summaries(
     session: AsyncSession, releases: Sequence[tuple[m.Release, m.Artist]]
 ) -> list[s.ReleaseSummary]:
     ids = [release.id for release, _ in releases]
@@ -79,7 +79,7 @@ async def _release_page(
 ) -> s.ReleasePage:
     total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     rows = (await session.execute(statement.limit(query.limit).offset(query.offset))).all()
-    items = await _release_summaries(session, [(r, a) for r, a in rows])
+    items = await release_summaries(session, [(r, a) for r, a in rows])
     return s.ReleasePage(
         items=items,
         total=total,
@@ -112,7 +112,7 @@ async def list_releases(query_args: s.ReleaseQuery) -> s.ReleasePage:
                 .where(m.Tag.name == query_args.tag.lower())
             )
         )
-    async with sessionmaker() as session:
+    async with open_session() as session:
         return await _release_page(session, statement, query_args)
 
 
@@ -122,7 +122,7 @@ async def list_releases(query_args: s.ReleaseQuery) -> s.ReleasePage:
 async def staff_picks(query_args: s.PageQuery) -> s.ReleasePage:
     """Releases the instance's staff picked."""
     statement = _releases_query(None).where(m.Release.staff_pick.is_(True))
-    async with sessionmaker() as session:
+    async with open_session() as session:
         return await _release_page(session, statement, query_args)
 
 
@@ -132,7 +132,7 @@ async def staff_picks(query_args: s.PageQuery) -> s.ReleasePage:
 async def featured_artists(query_args: s.PageQuery) -> s.ArtistPage:
     """Artists the instance features."""
     statement = select(m.Artist).where(m.Artist.featured.is_(True)).order_by(m.Artist.display_name)
-    async with sessionmaker() as session:
+    async with open_session() as session:
         total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
         rows = await session.scalars(statement.limit(query_args.limit).offset(query_args.offset))
         items = [present.artist(base_url(), row) for row in rows]
@@ -155,7 +155,7 @@ async def _artist_or_404(session: AsyncSession, name: str) -> m.Artist:
 @catalogue_api.get("/artists/<name>")
 @validate_response(s.Artist)
 async def get_artist(name: str) -> s.Artist:
-    async with sessionmaker() as session:
+    async with open_session() as session:
         return present.artist(base_url(), await _artist_or_404(session, name))
 
 
@@ -164,7 +164,7 @@ async def get_artist(name: str) -> s.Artist:
 @validate_response(s.ReleasePage)
 async def artist_releases(name: str, query_args: s.PageQuery) -> s.ReleasePage:
     viewer = await current_viewer()
-    async with sessionmaker() as session:
+    async with open_session() as session:
         artist = await _artist_or_404(session, name)
         statement = _releases_query(viewer).where(m.Release.artist_id == artist.id)
         return await _release_page(session, statement, query_args)
@@ -185,7 +185,7 @@ def _tracks_query(viewer: Viewer | None) -> Select[Any]:
 async def artist_top_tracks(name: str, query_args: s.PageQuery) -> s.TrackPage:
     """The artist's playable tracks, most favourited first (plays count once the money
     issue records them)."""
-    async with sessionmaker() as session:
+    async with open_session() as session:
         artist = await _artist_or_404(session, name)
         favourites = (
             select(func.count())
@@ -215,7 +215,7 @@ async def artist_top_tracks(name: str, query_args: s.PageQuery) -> s.TrackPage:
 @catalogue_api.get("/labels/<name>")
 @validate_response(s.Label)
 async def get_label(name: str) -> s.Label:
-    async with sessionmaker() as session:
+    async with open_session() as session:
         label = await session.scalar(
             select(m.Label)
             .where(m.Label.name == name.lower())
@@ -230,14 +230,14 @@ async def get_label(name: str) -> s.Label:
 @validate_response(s.Release)
 async def get_release(release_id: int) -> s.Release:
     viewer = await current_viewer()
-    async with sessionmaker() as session:
+    async with open_session() as session:
         row = (
             await session.execute(_releases_query(viewer).where(m.Release.id == release_id))
         ).first()
         if row is None:
             raise NotFound(f"there is no release {release_id}")
         release, artist = row
-        [summary] = await _release_summaries(session, [(release, artist)])
+        [summary] = await release_summaries(session, [(release, artist)])
         tracks = (
             await session.execute(
                 _tracks_query(viewer)
@@ -264,7 +264,7 @@ async def get_release(release_id: int) -> s.Release:
 @validate_response(s.Track)
 async def get_track(track_id: int) -> s.Track:
     viewer = await current_viewer()
-    async with sessionmaker() as session:
+    async with open_session() as session:
         row = (await session.execute(_tracks_query(viewer).where(m.Track.id == track_id))).first()
     if row is None:
         raise NotFound(f"there is no track {track_id}")
@@ -279,7 +279,7 @@ async def search_catalogue(query_args: s.SearchQuery) -> s.SearchResults:
     every word matches as a prefix, accents do not matter."""
     kinds = (DocumentKind(query_args.kind),) if query_args.kind else tuple(DocumentKind)
     base = base_url()
-    async with sessionmaker() as session:
+    async with open_session() as session:
         hits = await search(
             session, query_args.q, kinds=kinds, limit=query_args.limit, offset=query_args.offset
         )
@@ -308,7 +308,7 @@ async def search_catalogue(query_args: s.SearchQuery) -> s.SearchResults:
                 ).first()
                 if found is None:
                     continue
-                [item.release] = await _release_summaries(session, [(found[0], found[1])])
+                [item.release] = await release_summaries(session, [(found[0], found[1])])
             else:
                 track_row = (
                     await session.execute(_tracks_query(None).where(m.Track.id == hit.object_id))

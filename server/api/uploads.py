@@ -34,7 +34,7 @@ from models.tokens import Scope
 from models.users import Role
 from server.api import present
 from server.api import schemas as s
-from server.api.catalogue import _release_summaries, base_url
+from server.api.catalogue import base_url, release_summaries
 from server.auth import Viewer, require, viewer_required
 from server.catalogue import CatalogueError, publish_release
 from server.media.ingest import IncomingFile, IngestError, ingest
@@ -193,7 +193,7 @@ async def upload() -> tuple[s.Upload, int]:
             await session.commit()
         release = await session.get(m.Release, track.release_id)
         assert release is not None
-        [summary] = await _release_summaries(session, [(release, artist)])
+        [summary] = await release_summaries(session, [(release, artist)])
         fresh = await session.get(m.Track, track.id)
         assert fresh is not None
     return s.Upload(track=present.track(base_url(), fresh, release, artist), release=summary), 202
@@ -231,5 +231,5 @@ async def publish(release_id: int) -> s.ReleaseSummary:
         except CatalogueError as exc:
             raise UnprocessableEntity(str(exc)) from None
         await session.commit()
-        [summary] = await _release_summaries(session, [(row[0], row[1])])
+        [summary] = await release_summaries(session, [(row[0], row[1])])
     return summary

@@ -452,8 +452,13 @@ def upgrade() -> None:
 def _create_search_index() -> None:
     """The engine-specific full-text index over search_documents (see models/search.py)."""
     if op.get_bind().dialect.name == "postgresql":
+        # Stored, so that ranking reads the vector instead of recomputing it per match.
         op.execute(
-            f"CREATE INDEX ix_search_documents_vector ON search_documents USING gin ({PG_VECTOR})"
+            f"ALTER TABLE search_documents ADD COLUMN search_vector tsvector "
+            f"GENERATED ALWAYS AS {PG_VECTOR} STORED"
+        )
+        op.execute(
+            "CREATE INDEX ix_search_documents_vector ON search_documents USING gin (search_vector)"
         )
         return
     op.execute(
@@ -480,6 +485,7 @@ def _create_search_index() -> None:
 def _drop_search_index() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_search_documents_vector")
+        op.execute("ALTER TABLE search_documents DROP COLUMN IF EXISTS search_vector")
         return
     for trigger in ("search_documents_ai", "search_documents_ad", "search_documents_au"):
         op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
