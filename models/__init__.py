@@ -1,6 +1,7 @@
 """Typed tables and the pure domain rules that act on them. Imports nothing from server/
 or federation/."""
 
+from models.accounts import AuditEntry, Invitation, RateCounter, RetiredName, WebSession
 from models.base import Base
 from models.catalogue import (
     Artist,
@@ -23,10 +24,12 @@ from models.users import Role, User
 __all__ = [
     "AccessToken",
     "Artist",
+    "AuditEntry",
     "Base",
     "Favourite",
     "Handle",
     "InstanceKey",
+    "Invitation",
     "Job",
     "JobState",
     "KeyAlgorithm",
@@ -34,10 +37,13 @@ __all__ = [
     "MediaFile",
     "Playlist",
     "PlaylistItem",
+    "RateCounter",
     "Release",
+    "RetiredName",
     "Role",
     "SearchDocument",
     "Tag",
     "Track",
     "User",
+    "WebSession",
 ]

@@ -18,6 +18,12 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    PENDING = "pending"  # waiting for an admin's approval
+    DISABLED = "disabled"
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -28,4 +34,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(str_enum(Role, 16), default=Role.LISTENER)
     # Optional by design (DESIGN.md §7: privacy by default).
     email: Mapped[str | None] = mapped_column(String(320), default=None)
+    status: Mapped[AccountStatus] = mapped_column(
+        str_enum(AccountStatus, 16), default=AccountStatus.ACTIVE, server_default="active"
+    )
+    # An artist (or label) account asked for while artist sign-up needs approval.
+    wants_role: Mapped[Role | None] = mapped_column(str_enum(Role, 16), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,9 +8,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.handles import HandleKind, claim_handle
+from models.accounts import Invitation, RetiredName, keyed_digest
+from models.base import utcnow
+from models.handles import HandleKind, NameTaken, claim_handle
 from models.names import normalise_name
-from models.users import Role, User
+from models.users import AccountStatus, Role, User
 
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()  # argon2-cffi's defaults follow RFC 9106's recommendations
@@ -43,17 +45,38 @@ def check_password(password: str) -> None:
 
 
 async def create_user(
-    session: AsyncSession, name: str, password: str, role: Role, email: str | None = None
+    session: AsyncSession,
+    name: str,
+    password: str,
+    role: Role,
+    email: str | None = None,
+    *,
+    status: AccountStatus = AccountStatus.ACTIVE,
+    wants_role: Role | None = None,
+    name_key: str | None = None,
+    invitation: Invitation | None = None,
 ) -> User:
-    """Make an account and commit it; its name is claimed in the shared namespace."""
-    normalise_name(name)  # a bad name is reported before the password
+    """Make an account and commit it; its name is claimed in the shared namespace (and
+    checked against retired names when ``name_key`` is given)."""
+    canonical = normalise_name(name)  # a bad name is reported before the password
     check_password(password)
     try:
+        if name_key is not None and await session.get(
+            RetiredName, keyed_digest(name_key, canonical)
+        ):
+            raise NameTaken(f"the name {canonical!r} is already taken")
         username = await claim_handle(session, name, HandleKind.USER)
         user = User(
-            username=username, password_hash=hash_password(password), role=role, email=email
+            username=username,
+            password_hash=hash_password(password),
+            role=role,
+            email=email,
+            status=status,
+            wants_role=wants_role,
         )
         session.add(user)
+        if invitation is not None:
+            invitation.used_at = utcnow()
         await session.commit()
     except BaseException:
         await session.rollback()

@@ -18,7 +18,10 @@ from server.config import Settings
 from server.errors import register_error_handlers
 from server.media.routes import media
 from server.net import client_address, parse_networks
+from server.pages_accounts import accounts
+from server.pages_admin import admin
 from server.resources import EXTENSION_KEY, Resources, open_resources
+from server.sessions import csrf_token, set_csrf_cookie, user_for_session
 from server.web import web
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,8 +117,19 @@ def create_app(settings: Settings) -> Quart:
             )
         return response
 
+    @app.context_processor
+    async def _page_context() -> dict[str, Any]:
+        return {"csrf_token": csrf_token, "signed_in": await user_for_session()}
+
+    @app.after_request
+    async def _csrf_cookie(response):  # type: ignore[no-untyped-def]
+        set_csrf_cookie(response)
+        return response
+
     register_error_handlers(app)
     app.register_blueprint(web)
+    app.register_blueprint(accounts)
+    app.register_blueprint(admin)
     app.register_blueprint(media)
     app.register_blueprint(catalogue_api, url_prefix="/api/v1")
     app.register_blueprint(uploads_api, url_prefix="/api/v1")

@@ -1,6 +1,7 @@
-"""Who is asking: bearer tokens for the API (RFC 6750), and the scope checks.
+"""Who is asking: a bearer token (RFC 6750) or a browser session, and the scope checks.
 
-Browser sessions arrive with the accounts issue and will resolve to the same Viewer.
+A browser session carries every scope of its account's role (``admin`` only for admins);
+requests it makes that change something must carry the CSRF token.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from werkzeug.exceptions import Forbidden, Unauthorized
 
 from models.base import utcnow
 from models.tokens import AccessToken, Scope, token_digest
-from models.users import Role, User
+from models.users import AccountStatus, Role, User
 from server.resources import resources_of
+from server.sessions import check_csrf, user_for_session
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +33,11 @@ class Viewer:
     username: str
     role: Role
     scopes: frozenset[Scope]
+    via_session: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN and Scope.ADMIN in self.scopes
 
     def has(self, scope: Scope) -> bool:
         return scope in self.scopes or Scope.ADMIN in self.scopes
@@ -76,6 +83,14 @@ async def current_viewer() -> Viewer | None:
         if scheme.lower() != "bearer" or not token.strip():
             raise BearerError("the Authorization header must be 'Bearer TOKEN'", "invalid_request")
         viewer = await _viewer_for_token(token.strip())
+    else:
+        user = await user_for_session()
+        if user is not None:
+            await check_csrf()
+            scopes = (
+                frozenset(Scope) if user.role is Role.ADMIN else frozenset(Scope) - {Scope.ADMIN}
+            )
+            viewer = Viewer(user.id, user.username, user.role, scopes, via_session=True)
     g.viewer = viewer
     return viewer
 
@@ -94,6 +109,8 @@ async def _viewer_for_token(token: str) -> Viewer:
         if row is None:
             raise BearerError("the access token is not valid")
         access, user = row
+        if user.status is not AccountStatus.ACTIVE:
+            raise BearerError("the account is not active")
         if access.revoked_at is not None:
             raise BearerError("the access token has been revoked")
         if access.expires_at is not None and access.expires_at <= now:

@@ -203,6 +203,33 @@ class WorkerSettings(_Section):
         return _positive(value)
 
 
+class SignupMode(StrEnum):
+    OPEN = "open"
+    APPROVAL = "approval"
+    INVITE = "invite"
+    CLOSED = "closed"
+
+
+class AccountSettings(_Section):
+    # Who may make a listener account: open, approval (an admin approves each),
+    # invite (an invitation code is needed) or closed.
+    signup: SignupMode = SignupMode.OPEN
+    # The same for artist and label accounts.
+    artist_signup: SignupMode = SignupMode.APPROVAL
+    # A browser stays signed in this long.
+    session_lifetime: Duration = timedelta(days=30)
+    # Log-in attempts per address and per account name within rate_window.
+    login_attempts: int = Field(default=10, ge=1, le=10_000)
+    # Sign-ups per address within rate_window.
+    signup_attempts: int = Field(default=5, ge=1, le=10_000)
+    rate_window: Duration = timedelta(minutes=15)
+
+    @field_validator("session_lifetime", "rate_window")
+    @classmethod
+    def _longer_than_zero(cls, value: timedelta) -> timedelta:
+        return _positive(value)
+
+
 class MediaSettings(_Section):
     # Largest audio file an artist may upload, in bytes.
     max_upload_bytes: int = Field(default=500 * 1024 * 1024, ge=1024 * 1024)
@@ -269,6 +296,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     worker: WorkerSettings = WorkerSettings()
+    accounts: AccountSettings = AccountSettings()
     media: MediaSettings = MediaSettings()
     federation: FederationSettings = FederationSettings()
     logging: LoggingSettings = LoggingSettings()

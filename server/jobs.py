@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import delete
+
 from models import jobs
+from models.accounts import WebSession, purge_rate_counters
 from models.base import utcnow
 from server.config import Settings
 from server.media.ingest import TRANSCODE_JOB
@@ -16,6 +19,7 @@ from server.resources import Resources
 from server.worker import JobContext, JobHandler, Periodic, Worker, WorkerOptions
 
 PURGE_JOBS = "jobs.purge"
+PURGE_ACCOUNTS = "accounts.purge"
 
 
 async def purge_jobs(context: JobContext, payload: dict[str, object]) -> None:
@@ -24,12 +28,25 @@ async def purge_jobs(context: JobContext, payload: dict[str, object]) -> None:
         await jobs.purge_succeeded(session, utcnow() - keep)
 
 
+async def purge_accounts_state(context: JobContext, payload: dict[str, object]) -> None:
+    """Expired browser sessions and old rate-limit counters."""
+    now = utcnow()
+    async with context.sessionmaker() as session:
+        await session.execute(delete(WebSession).where(WebSession.expires_at < now))
+        await session.commit()
+        await purge_rate_counters(session, now - timedelta(days=1))
+
+
 HANDLERS: dict[str, JobHandler] = {
     PURGE_JOBS: purge_jobs,
+    PURGE_ACCOUNTS: purge_accounts_state,
     TRANSCODE_JOB: transcode_track,
 }
 
-PERIODIC: tuple[Periodic, ...] = (Periodic(PURGE_JOBS, timedelta(hours=1)),)
+PERIODIC: tuple[Periodic, ...] = (
+    Periodic(PURGE_JOBS, timedelta(hours=1)),
+    Periodic(PURGE_ACCOUNTS, timedelta(hours=1)),
+)
 
 
 def worker_options(settings: Settings) -> WorkerOptions:

@@ -39,6 +39,7 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     keys: InstanceKeys
+    secret: str
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -85,7 +86,7 @@ async def open_resources(settings: Settings) -> Resources:
                 timeout_seconds=settings.federation.fetch_timeout.total_seconds(),
             )
         )
-        return Resources(settings, engine, sessionmaker, http, keys)
+        return Resources(settings, engine, sessionmaker, http, keys, secret)
     except BaseException:
         if http is not None:
             await http.aclose()

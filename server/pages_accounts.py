@@ -1,0 +1,270 @@
+"""The account pages: sign-up, log-in and out, settings (password, personal access
+tokens, export, deletion). Plain forms that work without JavaScript, CSRF-protected."""
+
+from __future__ import annotations
+
+import json
+
+from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from quart.typing import ResponseReturnValue
+from sqlalchemy import select, update
+from werkzeug.exceptions import TooManyRequests
+
+from models.accounts import count_attempt, keyed_digest
+from models.base import utcnow
+from models.handles import NameTaken
+from models.names import InvalidName
+from models.tokens import AccessToken, InvalidScope, new_token, parse_scopes, token_digest
+from models.users import AccountStatus, User
+from server.accounts import AccountError
+from server.accounts_service import (
+    change_password,
+    check_login,
+    delete_account,
+    export_account,
+    sign_up,
+)
+from server.net import client_address, parse_networks
+from server.resources import resources_of
+from server.sessions import (
+    check_csrf,
+    clear_session_cookie,
+    end_session,
+    set_session_cookie,
+    start_session,
+    user_for_session,
+)
+
+accounts = Blueprint("accounts", __name__)
+
+
+def _address() -> str:
+    trusted = parse_networks(resources_of(current_app).settings.server.trusted_proxies)
+    return client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), trusted)
+
+
+async def _limit(kind: str, value: str, allowed: int) -> None:
+    """Count an attempt of ``kind`` by ``value`` (an address, a name). The counter's key
+    is a keyed hash: neither addresses nor names are stored."""
+    resources = resources_of(current_app)
+    settings = resources.settings.accounts
+    key = f"{kind}:{keyed_digest(resources.secret, value)[:32]}"
+    async with resources.sessionmaker() as session:
+        count = await count_attempt(session, key, settings.rate_window)
+    if count > allowed:
+        raise TooManyRequests(
+            "too many attempts: wait a few minutes and try again",
+            retry_after=int(settings.rate_window.total_seconds()),
+        )
+
+
+async def _page(template: str, status: int = 200, **context: object) -> ResponseReturnValue:
+    instance = resources_of(current_app).settings.instance
+    return await render_template(template, instance=instance, **context), status
+
+
+@accounts.route("/signup", methods=["GET", "POST"])
+async def signup() -> ResponseReturnValue:
+    settings = resources_of(current_app).settings.accounts
+    if request.method == "GET":
+        return await _page("signup.html", settings=settings, form={})
+    await check_csrf()
+    form = await request.form
+    await _limit("signup:addr", _address(), settings.signup_attempts)
+    if form.get("password", "") != form.get("password_again", ""):
+        return await _page(
+            "signup.html", 422, settings=settings, form=form, error="the two passwords differ"
+        )
+    resources = resources_of(current_app)
+    try:
+        async with resources.sessionmaker() as session:
+            result = await sign_up(
+                session,
+                settings,
+                name=form.get("username", ""),
+                password=form.get("password", ""),
+                email=form.get("email") or None,
+                as_artist=form.get("account_type") == "artist",
+                invitation=form.get("invitation") or None,
+                name_key=resources.secret,
+            )
+    except (AccountError, InvalidName) as exc:
+        status = 409 if isinstance(exc, NameTaken) else 422
+        return await _page("signup.html", status, settings=settings, form=form, error=str(exc))
+    if result.pending:
+        return await _page("pending.html", 202)
+    response = redirect(url_for("web.home"), 303)
+    set_session_cookie(response, await start_session(result.user.id))
+    return response
+
+
+@accounts.route("/login", methods=["GET", "POST"])
+async def login() -> ResponseReturnValue:
+    if request.method == "GET":
+        return await _page("login.html", form={})
+    await check_csrf()
+    form = await request.form
+    name = form.get("username", "").strip().lower()
+    settings = resources_of(current_app).settings.accounts
+    await _limit("login:addr", _address(), settings.login_attempts)
+    await _limit("login:user", name[:40], settings.login_attempts)
+    async with resources_of(current_app).sessionmaker() as session:
+        user = await check_login(session, name, form.get("password", ""))
+    if user is None:
+        return await _page("login.html", 401, form=form, error="wrong name or password")
+    if user.status is AccountStatus.PENDING:
+        return await _page("login.html", 403, form=form, error="your account waits for approval")
+    if user.status is AccountStatus.DISABLED:
+        return await _page("login.html", 403, form=form, error="this account is disabled")
+    target = request.args.get("next", "")
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("web.home")
+    response = redirect(target, 303)
+    set_session_cookie(response, await start_session(user.id))
+    return response
+
+
+@accounts.post("/logout")
+async def logout() -> ResponseReturnValue:
+    await check_csrf()
+    await end_session()
+    response = redirect(url_for("web.home"), 303)
+    clear_session_cookie(response)
+    return response
+
+
+async def _signed_in() -> User | Response:
+    user = await user_for_session()
+    if user is None:
+        return redirect(url_for("accounts.login", next=request.path), 303)
+    return user
+
+
+async def _settings_page(user: User, status: int = 200, **context: object) -> ResponseReturnValue:
+    async with resources_of(current_app).sessionmaker() as session:
+        tokens = (
+            await session.scalars(
+                select(AccessToken)
+                .where(AccessToken.user_id == user.id, AccessToken.revoked_at.is_(None))
+                .order_by(AccessToken.id)
+            )
+        ).all()
+    return await _page("settings.html", status, user=user, tokens=tokens, **context)
+
+
+@accounts.get("/settings")
+async def settings_page() -> ResponseReturnValue:
+    user = await _signed_in()
+    if isinstance(user, Response):
+        return user
+    return await _settings_page(user)
+
+
+@accounts.post("/settings/password")
+async def password() -> ResponseReturnValue:
+    user = await _signed_in()
+    if isinstance(user, Response):
+        return user
+    await check_csrf()
+    form = await request.form
+    if form.get("new_password", "") != form.get("new_password_again", ""):
+        return await _settings_page(user, 422, error="the two new passwords differ")
+    error = None
+    async with resources_of(current_app).sessionmaker() as session:
+        fresh = await session.get(User, user.id)
+        assert fresh is not None
+        try:
+            await change_password(
+                session, fresh, form.get("current_password", ""), form.get("new_password", "")
+            )
+        except AccountError as exc:
+            error = str(exc)
+    if error is not None:
+        return await _settings_page(user, 422, error=error)
+    return await _settings_page(user, message="your password has been changed")
+
+
+@accounts.post("/settings/tokens")
+async def make_token() -> ResponseReturnValue:
+    user = await _signed_in()
+    if isinstance(user, Response):
+        return user
+    await check_csrf()
+    form = await request.form
+    try:
+        scopes = parse_scopes(" ".join(form.getlist("scope")))
+    except InvalidScope as exc:
+        return await _settings_page(user, 422, error=str(exc))
+    if "admin" in scopes and user.role.value != "admin":
+        return await _settings_page(user, 403, error="only admins can make admin tokens")
+    secret = new_token()
+    async with resources_of(current_app).sessionmaker() as session:
+        session.add(
+            AccessToken(
+                user_id=user.id,
+                digest=token_digest(secret),
+                name=(form.get("name") or "personal token")[:100],
+                scopes=" ".join(sorted(scope.value for scope in scopes)),
+            )
+        )
+        await session.commit()
+    return await _settings_page(user, new_token=secret)
+
+
+@accounts.post("/settings/tokens/<int:token_id>/revoke")
+async def revoke_token(token_id: int) -> ResponseReturnValue:
+    user = await _signed_in()
+    if isinstance(user, Response):
+        return user
+    await check_csrf()
+    async with resources_of(current_app).sessionmaker() as session:
+        await session.execute(
+            update(AccessToken)
+            .where(AccessToken.id == token_id, AccessToken.user_id == user.id)
+            .values(revoked_at=utcnow())
+        )
+        await session.commit()
+    return redirect(url_for("accounts.settings_page"), 303)
+
+
+@accounts.get("/settings/export")
+async def export() -> ResponseReturnValue:
+    user = await _signed_in()
+    if isinstance(user, Response):
+        return user
+    async with resources_of(current_app).sessionmaker() as session:
+        document = await export_account(session, user)
+    return Response(
+        json.dumps(document, indent=2, ensure_ascii=False),
+        200,
+        {
+            "Content-Type": "application/json; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="playfair-{user.username}.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@accounts.post("/settings/delete")
+async def delete() -> ResponseReturnValue:
+    user = await _signed_in()
+    if isinstance(user, Response):
+        return user
+    await check_csrf()
+    form = await request.form
+    resources = resources_of(current_app)
+    refusal: tuple[int, str] | None = None
+    async with resources.sessionmaker() as session:
+        fresh = await check_login(session, user.username, form.get("password", ""))
+        if fresh is None:
+            refusal = (422, "the password is not right")
+        else:
+            try:
+                await delete_account(session, fresh, name_key=resources.secret)
+            except AccountError as exc:
+                refusal = (409, str(exc))
+    if refusal is not None:
+        return await _settings_page(user, refusal[0], error=refusal[1])
+    response = redirect(url_for("web.home"), 303)
+    clear_session_cookie(response)
+    return response
