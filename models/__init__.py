@@ -17,6 +17,7 @@ from models.catalogue import (
 from models.handles import Handle
 from models.jobs import Job, JobState
 from models.keys import InstanceKey, KeyAlgorithm
+from models.membership import Member, ShareTransaction
 from models.search import SearchDocument
 from models.tokens import AccessToken
 from models.users import Role, User
@@ -35,6 +36,7 @@ __all__ = [
     "KeyAlgorithm",
     "Label",
     "MediaFile",
+    "Member",
     "Playlist",
     "PlaylistItem",
     "RateCounter",
@@ -42,6 +44,7 @@ __all__ = [
     "RetiredName",
     "Role",
     "SearchDocument",
+    "ShareTransaction",
     "Tag",
     "Track",
     "User",

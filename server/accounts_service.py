@@ -20,6 +20,7 @@ from models.accounts import (
 from models.base import utcnow
 from models.catalogue import Artist, Favourite, Label, Playlist, PlaylistItem
 from models.handles import Handle
+from models.membership import Member, ShareTransaction
 from models.tokens import AccessToken
 from models.users import AccountStatus, Role, User
 from server.accounts import (
@@ -143,6 +144,29 @@ async def export_account(session: AsyncSession, user: User) -> dict[str, Any]:
     audit = (
         await session.scalars(select(AuditEntry).where(AuditEntry.target_user_id == user.id))
     ).all()
+    member = await session.scalar(select(Member).where(Member.user_id == user.id))
+    membership = None
+    if member is not None:
+        transactions = await session.scalars(
+            select(ShareTransaction).where(ShareTransaction.member_id == member.id)
+        )
+        membership = {
+            "number": member.number,
+            "class": member.membership_class,
+            "status": member.status.value,
+            "renewal_date": member.renewal_date.isoformat() if member.renewal_date else None,
+            "shares": member.shares,
+            "voting": member.voting.value,
+            "share_transactions": [
+                {
+                    "at": t.at.isoformat(),
+                    "shares": t.shares,
+                    "method": t.method.value,
+                    "reference": t.reference,
+                }
+                for t in transactions
+            ],
+        }
     return {
         "format": "playfair account export, version 1",
         "exported_at": utcnow().isoformat(),
@@ -154,6 +178,7 @@ async def export_account(session: AsyncSession, user: User) -> dict[str, Any]:
             "status": user.status.value,
             "created_at": user.created_at.isoformat(),
         },
+        "membership": membership,
         "artist_profiles": [
             {"name": a.name, "display_name": a.display_name, "summary": a.summary} for a in artists
         ],

@@ -230,6 +230,21 @@ class AccountSettings(_Section):
         return _positive(value)
 
 
+class MembershipSettings(_Section):
+    # The membership classes of the co-op.
+    classes: tuple[str, ...] = ("listener", "artist", "worker", "supporter")
+
+    @field_validator("classes")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one membership class")
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
+                raise ValueError(f"{name!r} is not a class name (lower-case, up to 32)")
+        return value
+
+
 class MediaSettings(_Section):
     # Largest audio file an artist may upload, in bytes.
     max_upload_bytes: int = Field(default=500 * 1024 * 1024, ge=1024 * 1024)
@@ -297,6 +312,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     worker: WorkerSettings = WorkerSettings()
     accounts: AccountSettings = AccountSettings()
+    membership: MembershipSettings = MembershipSettings()
     media: MediaSettings = MediaSettings()
     federation: FederationSettings = FederationSettings()
     logging: LoggingSettings = LoggingSettings()

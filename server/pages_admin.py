@@ -1,10 +1,10 @@
-"""Admin pages for accounts: approvals, disabling, deletion, invitations, and the audit
-log that records each of these actions."""
+"""Admin pages: accounts (approvals, disabling, deletion, invitations), membership, and
+the audit log that records each of these actions."""
 
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
 
 from quart import Blueprint, current_app, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
@@ -13,9 +13,11 @@ from werkzeug.exceptions import Forbidden, NotFound
 
 from models.accounts import AuditEntry, Invitation, WebSession, secret_digest
 from models.base import utcnow
+from models.membership import Member, MembershipStatus, ShareMethod
 from models.users import AccountStatus, Role, User
 from server.accounts import AccountError
 from server.accounts_service import delete_account
+from server.membership import MembershipError, add_member, record_shares, update_member
 from server.resources import resources_of
 from server.sessions import check_csrf, user_for_session
 
@@ -110,3 +112,87 @@ async def invite() -> ResponseReturnValue:
                                details={"role": role.value}))  # fmt: skip
         await session.commit()
     return redirect(url_for("admin.accounts_page", invitation=code), 303)
+
+
+@admin.get("/members")
+async def members_page() -> ResponseReturnValue:
+    await _admin()
+    resources = resources_of(current_app)
+    async with resources.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(Member, User.username)
+                .outerjoin(User, User.id == Member.user_id)
+                .order_by(Member.number)
+            )
+        ).all()
+    return await render_template(
+        "admin_members.html",
+        instance=resources.settings.instance,
+        rows=rows,
+        classes=resources.settings.membership.classes,
+        methods=[method.value for method in ShareMethod],
+        statuses=[status.value for status in MembershipStatus],
+        error=request.args.get("error"),
+    )
+
+
+def _members_page(error: str | None = None) -> ResponseReturnValue:
+    return redirect(url_for("admin.members_page", **({"error": error} if error else {})), 303)
+
+
+@admin.post("/members")
+async def add_member_form() -> ResponseReturnValue:
+    actor = await _admin()
+    await check_csrf()
+    form = await request.form
+    resources = resources_of(current_app)
+    async with resources.sessionmaker() as session:
+        try:
+            await add_member(session, form.get("username", ""), form.get("membership_class", ""),
+                             resources.settings.membership.classes, actor.id)  # fmt: skip
+        except MembershipError as exc:
+            return _members_page(str(exc))
+    return _members_page()
+
+
+@admin.post("/members/<int:number>/shares")
+async def shares_form(number: int) -> ResponseReturnValue:
+    actor = await _admin()
+    await check_csrf()
+    form = await request.form
+    try:
+        shares = int(form.get("shares", ""))
+        method = ShareMethod(form.get("method", ""))
+    except ValueError:
+        return _members_page("shares must be a whole number and the method one of the list")
+    async with resources_of(current_app).sessionmaker() as session:
+        member = await session.scalar(select(Member).where(Member.number == number))
+        if member is None:
+            raise NotFound(f"there is no member {number}")
+        try:
+            await record_shares(session, member, shares, method, form.get("reference"), actor.id)
+        except MembershipError as exc:
+            return _members_page(str(exc))
+    return _members_page()
+
+
+@admin.post("/members/<int:number>/status")
+async def status_form(number: int) -> ResponseReturnValue:
+    actor = await _admin()
+    await check_csrf()
+    form = await request.form
+    try:
+        status = MembershipStatus(form.get("status", ""))
+        renewal = date.fromisoformat(form["renewal_date"]) if form.get("renewal_date") else None
+    except ValueError:
+        return _members_page("choose a status; the renewal date is YYYY-MM-DD")
+    resources = resources_of(current_app)
+    async with resources.sessionmaker() as session:
+        member = await session.scalar(select(Member).where(Member.number == number))
+        if member is None:
+            raise NotFound(f"there is no member {number}")
+        await update_member(session, member, status=status, renewal_date=renewal,
+                            membership_class=None, classes=resources.settings.membership.classes,
+                            actor_id=actor.id)  # fmt: skip
+    return _members_page()
