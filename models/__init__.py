@@ -18,6 +18,7 @@ from models.handles import Handle
 from models.jobs import Job, JobState
 from models.keys import InstanceKey, KeyAlgorithm
 from models.membership import Member, ShareTransaction
+from models.oauth import AuthorizationCode, OAuthClient, RefreshToken
 from models.search import SearchDocument
 from models.tokens import AccessToken
 from models.users import Role, User
@@ -26,6 +27,7 @@ __all__ = [
     "AccessToken",
     "Artist",
     "AuditEntry",
+    "AuthorizationCode",
     "Base",
     "Favourite",
     "Handle",
@@ -37,9 +39,11 @@ __all__ = [
     "Label",
     "MediaFile",
     "Member",
+    "OAuthClient",
     "Playlist",
     "PlaylistItem",
     "RateCounter",
+    "RefreshToken",
     "Release",
     "RetiredName",
     "Role",

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -60,7 +61,9 @@ class AccessToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(100), default="")
-    scopes: Mapped[str] = mapped_column(String(200))  # space-separated Scope values
+    scopes: Mapped[str] = mapped_column(String(300))  # space-separated scope names
+    # The OAuth client that obtained the token; None for a personal access token.
+    client_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -68,4 +71,24 @@ class AccessToken(Base):
 
     @property
     def scope_set(self) -> frozenset[Scope]:
-        return frozenset(Scope(word) for word in self.scopes.split())
+        """The API scopes (OpenID Connect's scopes are not API permissions)."""
+        known = {scope.value for scope in Scope}
+        return frozenset(Scope(word) for word in self.scopes.split() if word in known)
+
+    # authlib's TokenMixin, for revocation and introspection
+    def check_client(self, client: Any) -> bool:
+        return self.client_id is not None and client.get_client_id() == self.client_id
+
+    def get_scope(self) -> str:
+        return self.scopes
+
+    def get_expires_in(self) -> int:
+        if self.expires_at is None:
+            return 0
+        return max(int((self.expires_at - self.created_at).total_seconds()), 0)
+
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= utcnow()
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -19,8 +19,10 @@ from server.config import Settings
 from server.errors import register_error_handlers
 from server.media.routes import media
 from server.net import client_address, parse_networks
+from server.oauth import PlayfairAuthorizationServer
 from server.pages_accounts import accounts
 from server.pages_admin import admin
+from server.pages_oauth import oauth
 from server.resources import EXTENSION_KEY, Resources, open_resources
 from server.sessions import csrf_token, set_csrf_cookie, user_for_session
 from server.web import web
@@ -92,8 +94,9 @@ def create_app(settings: Settings) -> Quart:
 
     @app.before_request
     async def _check_credentials() -> None:
-        # A bad token is refused everywhere (RFC 6750 §3.1), also on public routes.
-        if "Authorization" in request.headers:
+        # A bad token is refused everywhere (RFC 6750 §3.1), also on public routes. The
+        # OAuth endpoints read their own client credentials from the same header.
+        if "Authorization" in request.headers and not request.path.startswith("/oauth/"):
             await current_viewer()
 
     @app.after_request
@@ -131,6 +134,8 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(web)
     app.register_blueprint(accounts)
     app.register_blueprint(admin)
+    app.register_blueprint(oauth)
+    app.extensions["oauth_server"] = PlayfairAuthorizationServer()
     app.register_blueprint(media)
     app.register_blueprint(catalogue_api, url_prefix="/api/v1")
     app.register_blueprint(uploads_api, url_prefix="/api/v1")

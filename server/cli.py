@@ -379,6 +379,44 @@ def token_issue(state: State, username: str, scopes: str, name: str) -> None:
     click.echo(secret)
 
 
+@cli.group()
+def oauth() -> None:
+    """OAuth 2 apps."""
+
+
+@oauth.command("add-client")
+@click.argument("name")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True)
+@click.option("--scopes", default="read", show_default=True)
+@click.option("--public", is_flag=True, help="A public client (no secret; PKCE required).")
+@click.option("--trusted", is_flag=True, help="One of the instance's own services.")
+@pass_state
+@handles_errors
+def oauth_add_client(
+    state: State, name: str, redirect_uris: tuple[str, ...], scopes: str, public: bool,
+    trusted: bool,
+) -> None:  # fmt: skip
+    """Register an app; prints its client id (and secret, once)."""
+    from server.oauth_clients import ClientError, register_client
+
+    settings = state.settings()
+
+    async def _run() -> tuple[str, str | None]:
+        async with _session(settings) as session:
+            try:
+                client, secret = await register_client(
+                    session, name, list(redirect_uris), scopes, public=public, trusted=trusted
+                )
+            except ClientError as exc:
+                raise CommandFailed(str(exc)) from None
+            return client.client_id, secret
+
+    client_id, secret = run_async(_run())
+    click.echo(f"client_id: {client_id}")
+    if secret:
+        click.echo(f"client_secret: {secret}")
+
+
 @cli.command()
 @click.option("--if-empty", is_flag=True, help="Do nothing if the catalogue has releases.")
 @pass_state

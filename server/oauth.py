@@ -1,0 +1,313 @@
+"""The OAuth 2 authorization server, built on authlib's grants.
+
+authlib's server calls its hooks (find a client, save a code, save a token …)
+synchronously. Each endpoint here therefore runs the authlib call inside
+``AsyncSession.run_sync``: the hooks get a synchronous SQLAlchemy session bound to the
+request's async connection (through a context variable), and the whole exchange commits
+as one transaction.
+
+Authorization code with PKCE (S256 only, required for public clients), refresh tokens
+with rotation (the old one is revoked when a new one is issued), revocation (RFC 7009).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import secrets
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlencode
+
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request, grants
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from quart import Response, current_app, request
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models.accounts import secret_digest
+from models.base import utcnow
+from models.oauth import AuthorizationCode, OAuthClient, RefreshToken
+from models.tokens import AccessToken, new_token, token_digest
+from models.users import AccountStatus, User
+from server.resources import resources_of
+
+ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
+REFRESH_TOKEN_LIFETIME = timedelta(days=30)
+CODE_LIFETIME = timedelta(minutes=5)
+T = TypeVar("T")
+
+_db: contextvars.ContextVar[Session] = contextvars.ContextVar("oauth_db")
+
+
+def db() -> Session:
+    return _db.get()
+
+
+class S256Only(CodeChallenge):
+    """PKCE with S256 only ("plain" would give the verifier away); required for public
+    clients, optional for confidential ones."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+
+    def get_authorization_code_challenge(self, authorization_code: AuthorizationCode) -> str | None:
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(
+        self, authorization_code: AuthorizationCode
+    ) -> str | None:
+        return authorization_code.code_challenge_method
+
+
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+REFRESH_HINT = "refresh_token"
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = CLIENT_AUTH_METHODS
+
+    def validate_authorization_request(self) -> str:
+        redirect_uri: str = super().validate_authorization_request()
+        client: OAuthClient = self.request.client
+        if client.is_public and not self.request.payload.data.get("code_challenge"):
+            from authlib.oauth2.rfc6749.errors import InvalidRequestError
+
+            raise InvalidRequestError(
+                "public clients must use PKCE (code_challenge with method S256)",
+                redirect_uri=redirect_uri,
+            )
+        return redirect_uri
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        data = request.payload.data
+        db().add(
+            AuthorizationCode(
+                digest=secret_digest(code),
+                client_id=request.client.client_id,
+                user_id=request.user.id,
+                redirect_uri=request.payload.redirect_uri or "",
+                scope=request.payload.scope or "",
+                nonce=data.get("nonce"),
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method")
+                or ("S256" if data.get("code_challenge") else None),
+                auth_time=int(time.time()),
+                expires_at=utcnow() + CODE_LIFETIME,
+            )
+        )
+        db().flush()
+
+    def query_authorization_code(self, code: str, client: OAuthClient) -> AuthorizationCode | None:
+        found = db().scalar(
+            select(AuthorizationCode).where(
+                AuthorizationCode.digest == secret_digest(code),
+                AuthorizationCode.client_id == client.client_id,
+            )
+        )
+        if found is None:
+            return None
+        if found.used_at is not None:
+            # A code used twice is a stolen code: the tokens it gave are revoked too
+            # (RFC 6749 §4.1.2).
+            _revoke_tokens_of_code(found)
+            return None
+        if found.expires_at <= utcnow():
+            return None
+        return found
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        authorization_code.used_at = utcnow()
+        db().flush()
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        return _active_user(authorization_code.user_id)
+
+
+def _revoke_tokens_of_code(code: AuthorizationCode) -> None:
+    now = utcnow()
+    db().execute(
+        update(AccessToken)
+        .where(AccessToken.client_id == code.client_id, AccessToken.user_id == code.user_id,
+               AccessToken.created_at >= code.expires_at - CODE_LIFETIME)
+        .values(revoked_at=now)
+    )  # fmt: skip
+    db().execute(
+        update(RefreshToken)
+        .where(RefreshToken.client_id == code.client_id, RefreshToken.user_id == code.user_id,
+               RefreshToken.created_at >= code.expires_at - CODE_LIFETIME)
+        .values(revoked_at=now)
+    )  # fmt: skip
+
+
+def _active_user(user_id: int) -> User | None:
+    user = db().get(User, user_id)
+    return user if user is not None and user.status is AccountStatus.ACTIVE else None
+
+
+class RefreshGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = CLIENT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+        found = db().scalar(
+            select(RefreshToken).where(RefreshToken.digest == secret_digest(refresh_token))
+        )
+        if found is None or found.is_revoked() or found.is_expired():
+            return None
+        return found
+
+    def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
+        return _active_user(refresh_token.user_id)
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        refresh_token.revoked_at = utcnow()
+        db().flush()
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = CLIENT_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        access = db().scalar(
+            select(AccessToken).where(AccessToken.digest == token_digest(token_string))
+        )
+        hinted_refresh = token_type_hint == REFRESH_HINT
+        if access is not None and not hinted_refresh:
+            return access
+        refresh = db().scalar(
+            select(RefreshToken).where(RefreshToken.digest == secret_digest(token_string))
+        )
+        return refresh or access
+
+    def revoke_token(self, token: Any, request: OAuth2Request) -> None:
+        now = utcnow()
+        token.revoked_at = now
+        if isinstance(token, RefreshToken) and token.access_token_id is not None:
+            db().execute(
+                update(AccessToken)
+                .where(AccessToken.id == token.access_token_id)
+                .values(revoked_at=now)
+            )
+        db().flush()
+
+
+class PlayfairAuthorizationServer(AuthorizationServer):
+    def __init__(self) -> None:
+        super().__init__(scopes_supported=["read", "write", "play", "upload", "admin",
+                                           "openid", "profile", "email"])  # fmt: skip
+        self.register_token_generator(
+            "default",
+            BearerTokenGenerator(
+                access_token_generator=lambda *args, **kwargs: new_token(),
+                refresh_token_generator=lambda *args, **kwargs: "pfr_" + secrets.token_urlsafe(32),
+                expires_generator=lambda client, grant_type: int(
+                    ACCESS_TOKEN_LIFETIME.total_seconds()
+                ),
+            ),
+        )
+        self.register_grant(CodeGrant, [S256Only(required=True)])
+        self.register_grant(RefreshGrant)
+        self.register_endpoint(Revocation)
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        return db().scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        now = utcnow()
+        user = request.user
+        access = AccessToken(
+            user_id=user.id,
+            digest=token_digest(token["access_token"]),
+            name=f"OAuth: {request.client.name}"[:100],
+            scopes=token.get("scope", ""),
+            client_id=request.client.client_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=int(token["expires_in"])),
+        )
+        db().add(access)
+        db().flush()
+        if token.get("refresh_token"):
+            db().add(
+                RefreshToken(
+                    digest=secret_digest(token["refresh_token"]),
+                    client_id=request.client.client_id,
+                    user_id=user.id,
+                    scope=token.get("scope", ""),
+                    access_token_id=access.id,
+                    expires_at=now + REFRESH_TOKEN_LIFETIME,
+                )
+            )
+            db().flush()
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        return request  # already built from the Quart request by oauth_request()
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, Any]:
+        return status, body, headers
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class QuartOAuth2Request(OAuth2Request):
+    """authlib's request over values read from a Quart request beforehand (authlib's
+    hooks are synchronous and cannot await the body)."""
+
+    def __init__(self, method: str, uri: str, headers: dict[str, str],
+                 args: dict[str, str], form: dict[str, str]) -> None:  # fmt: skip
+        super().__init__(method, uri, headers=headers)
+        self._args = args
+        self._form = form
+        self.payload = BasicOAuth2Payload({**args, **form})
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+async def oauth_request(extra: dict[str, str] | None = None) -> OAuth2Request:
+    """The current Quart request as authlib's request object (query and form merged)."""
+    args: dict[str, str] = dict(request.args.items())
+    form: dict[str, str] = {}
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        form = dict((await request.form).items())
+    form.update(extra or {})
+    base = resources_of(current_app).settings.instance.base_url
+    uri = f"{base}{request.path}" + (f"?{urlencode(args)}" if args else "")
+    return QuartOAuth2Request(request.method, uri, dict(request.headers), args, form)
+
+
+async def run_in_session(work: Callable[[], T]) -> T:
+    """Run an authlib call with its hooks' database session; commit what it did."""
+    async with resources_of(current_app).sessionmaker() as session:
+
+        def call(sync_session: Session) -> T:
+            token = _db.set(sync_session)
+            try:
+                return work()
+            finally:
+                _db.reset(token)
+
+        result = await session.run_sync(call)
+        await session.commit()
+        return result
+
+
+def to_response(result: tuple[int, Any, Any]) -> Response:
+    status, body, headers = result
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    response = Response(body or "", status)
+    for name, value in headers or []:
+        response.headers[name] = value
+    return response

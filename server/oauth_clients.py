@@ -1,0 +1,64 @@
+"""Registering OAuth clients (apps): by an admin on the command line, and later by apps
+themselves (dynamic registration)."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.accounts import secret_digest
+from models.oauth import OIDC_SCOPES, OAuthClient
+from models.tokens import Scope
+
+
+class ClientError(ValueError):
+    pass
+
+
+def check_redirect_uri(uri: str) -> str:
+    """https anywhere, http only on loopback (RFC 8252 §7.3), or an app's own scheme."""
+    parts = urlsplit(uri)
+    if parts.fragment:
+        raise ClientError(f"redirect URI {uri!r} must not have a fragment")
+    if parts.scheme == "https" and parts.hostname:
+        return uri
+    if parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1"):
+        return uri
+    if parts.scheme and parts.scheme not in ("http", "https", "javascript", "data", "file"):
+        return uri  # a native app's private-use scheme such as com.example.app:/cb
+    raise ClientError(f"redirect URI {uri!r} must be https (or http on loopback)")
+
+
+def check_scopes(text: str) -> str:
+    known = {scope.value for scope in Scope} | set(OIDC_SCOPES)
+    words = text.split()
+    unknown = [word for word in words if word not in known]
+    if unknown or not words:
+        raise ClientError(f"unknown scopes {unknown}; known: {' '.join(sorted(known))}")
+    return " ".join(words)
+
+
+async def register_client(
+    session: AsyncSession, name: str, redirect_uris: list[str], scopes: str, *,
+    public: bool, trusted: bool = False, dynamic: bool = False,
+) -> tuple[OAuthClient, str | None]:  # fmt: skip
+    """Make a client; return it with its secret (shown once; None for a public client)."""
+    if not redirect_uris:
+        raise ClientError("an app needs at least one redirect URI")
+    uris = [check_redirect_uri(uri) for uri in redirect_uris]
+    secret = None if public else secrets.token_urlsafe(32)
+    client = OAuthClient(
+        client_id=secrets.token_urlsafe(16),
+        secret_digest=secret_digest(secret) if secret else None,
+        name=name.strip()[:200] or "unnamed app",
+        redirect_uris=uris,
+        scopes=check_scopes(scopes),
+        auth_method="none" if public else "client_secret_basic",
+        trusted=trusted,
+        registered_dynamically=dynamic,
+    )
+    session.add(client)
+    await session.commit()
+    return client, secret
