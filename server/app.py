@@ -22,7 +22,7 @@ from server.net import client_address, parse_networks
 from server.oauth import PlayfairAuthorizationServer
 from server.pages_accounts import accounts
 from server.pages_admin import admin
-from server.pages_oauth import oauth
+from server.pages_oauth import oauth, well_known_oauth
 from server.resources import EXTENSION_KEY, Resources, open_resources
 from server.sessions import csrf_token, set_csrf_cookie, user_for_session
 from server.web import web
@@ -135,6 +135,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(accounts)
     app.register_blueprint(admin)
     app.register_blueprint(oauth)
+    app.register_blueprint(well_known_oauth)
     app.extensions["oauth_server"] = PlayfairAuthorizationServer()
     app.register_blueprint(media)
     app.register_blueprint(catalogue_api, url_prefix="/api/v1")

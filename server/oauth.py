@@ -26,6 +26,10 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from cryptography.hazmat.primitives import serialization
+from joserfc.jwk import RSAKey
 from quart import Response, current_app, request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -197,6 +201,62 @@ class Revocation(RevocationEndpoint):
         db().flush()
 
 
+def signing_key() -> RSAKey:
+    """The instance's RSA key as a JWK (the same key signs HTTP requests)."""
+    keys = resources_of(current_app).keys
+    pem = keys.rsa.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return RSAKey.import_key(pem, {"kid": keys.rsa_name, "use": "sig", "alg": "RS256"})
+
+
+def user_claims(user: User, scope: str) -> dict[str, Any]:
+    """What OpenID Connect tells about a user: only what the scope allows."""
+    words = scope.split()
+    claims: dict[str, Any] = {"sub": str(user.id)}
+    if "profile" in words:
+        base = resources_of(current_app).settings.instance.base_url
+        claims["preferred_username"] = user.username
+        claims["profile"] = f"{base}/users/{user.username}"
+    if "email" in words and user.email:
+        claims["email"] = user.email
+    return claims
+
+
+class OpenIDConnect(OpenIDCode):
+    """ID tokens for the code flow (RS256, signed with the instance key)."""
+
+    def resolve_client_private_key(self, client: OAuthClient) -> RSAKey:
+        return signing_key()
+
+    def get_client_algorithm(self, client: OAuthClient) -> str:
+        return "RS256"
+
+    def get_encode_header(self, client: OAuthClient) -> dict[str, str]:
+        return {"alg": "RS256", "kid": resources_of(current_app).keys.rsa_name}
+
+    def get_client_claims(self, client: OAuthClient) -> dict[str, Any]:
+        return {
+            "iss": resources_of(current_app).settings.instance.base_url,
+            "aud": [client.client_id],
+            "exp": int(time.time()) + int(ACCESS_TOKEN_LIFETIME.total_seconds()),
+        }
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        found = db().scalar(
+            select(AuthorizationCode.id).where(
+                AuthorizationCode.nonce == nonce,
+                AuthorizationCode.client_id == request.payload.client_id,
+            )
+        )
+        return found is not None
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        return UserInfo(user_claims(user, scope))
+
+
 class PlayfairAuthorizationServer(AuthorizationServer):
     def __init__(self) -> None:
         super().__init__(scopes_supported=["read", "write", "play", "upload", "admin",
@@ -211,7 +271,7 @@ class PlayfairAuthorizationServer(AuthorizationServer):
                 ),
             ),
         )
-        self.register_grant(CodeGrant, [S256Only(required=True)])
+        self.register_grant(CodeGrant, [S256Only(required=True), OpenIDConnect()])
         self.register_grant(RefreshGrant)
         self.register_endpoint(Revocation)
 

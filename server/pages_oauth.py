@@ -5,12 +5,25 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
-from quart import Blueprint, current_app, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select
+from werkzeug.exceptions import Forbidden
 
 from models.oauth import OAuthClient
-from server.oauth import PlayfairAuthorizationServer, db, oauth_request, run_in_session, to_response
+from models.tokens import AccessToken, token_digest
+from models.users import User
+from server.auth import BearerError
+from server.oauth import (
+    CLIENT_AUTH_METHODS,
+    PlayfairAuthorizationServer,
+    db,
+    oauth_request,
+    run_in_session,
+    signing_key,
+    to_response,
+    user_claims,
+)
 from server.resources import resources_of
 from server.sessions import check_csrf, user_for_session
 
@@ -92,3 +105,75 @@ async def revoke() -> ResponseReturnValue:
     response = to_response(result)
     response.headers["Content-Type"] = "application/json"
     return response
+
+
+well_known_oauth = Blueprint("well_known_oauth", __name__)
+
+
+def metadata() -> dict[str, object]:
+    base = resources_of(current_app).settings.instance.base_url
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/oauth/authorize",
+        "token_endpoint": f"{base}/oauth/token",
+        "revocation_endpoint": f"{base}/oauth/revoke",
+        "userinfo_endpoint": f"{base}/oauth/userinfo",
+        "jwks_uri": f"{base}/oauth/jwks",
+        "scopes_supported": list(SCOPE_TEXT),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["sub", "preferred_username", "profile", "email"],
+    }
+
+
+@well_known_oauth.get("/.well-known/openid-configuration")
+async def openid_configuration() -> ResponseReturnValue:
+    return jsonify(metadata())
+
+
+@well_known_oauth.get("/.well-known/oauth-authorization-server")
+async def oauth_metadata() -> ResponseReturnValue:
+    return jsonify(metadata())
+
+
+@oauth.get("/jwks")
+async def jwks() -> ResponseReturnValue:
+    public = signing_key().as_dict(private=False)
+    return jsonify({"keys": [public]})
+
+
+@oauth.route("/userinfo", methods=["GET", "POST"])
+async def userinfo() -> ResponseReturnValue:
+    """The signed-in user's claims, as far as the token's scope allows (OpenID Connect
+    Core §5.3); the token must carry the openid scope."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value:
+        raise BearerError("send the access token as a Bearer token", None)
+    async with resources_of(current_app).sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(AccessToken, User)
+                .join(User, User.id == AccessToken.user_id)
+                .where(AccessToken.digest == token_digest(value.strip()))
+            )
+        ).first()
+    if row is None or row[0].is_revoked() or row[0].is_expired():
+        raise BearerError("the access token is not valid")
+    access, user = row
+    if "openid" not in access.scopes.split():
+        raise InsufficientScopeOIDC()
+    return jsonify(user_claims(user, access.scopes))
+
+
+class InsufficientScopeOIDC(Forbidden):
+    description = "the token was not issued with the openid scope"
+
+    def get_headers(self, *args: object, **kwargs: object) -> list[tuple[str, str]]:
+        headers = super().get_headers(*args, **kwargs)  # type: ignore[arg-type]
+        headers.append(("WWW-Authenticate", 'Bearer error="insufficient_scope", scope="openid"'))
+        return headers

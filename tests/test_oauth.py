@@ -28,7 +28,7 @@ REDIRECT = "http://127.0.0.1:9999/callback"
 async def new_client(app: Quart, *, public: bool = True) -> tuple[str, str | None]:
     async with resources_of(app).sessionmaker() as session:
         client, secret = await register_client(
-            session, "Test Player", [REDIRECT], "read play openid", public=public
+            session, "Test Player", [REDIRECT], "read play openid profile", public=public
         )
         return client.client_id, secret
 
@@ -194,3 +194,57 @@ async def test_unknown_client_and_signed_out_visitor(app: Quart, client: Client)
     assert (await token.get_json())["error"] == "invalid_client"
     bad_grant = await client.post("/oauth/token", form={"grant_type": "password"})
     assert (await bad_grant.get_json())["error"] == "unsupported_grant_type"
+
+
+async def test_openid_connect(app: Quart, client: Client) -> None:
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    base = resources_of(app).settings.instance.base_url
+    discovery = await (await client.get("/.well-known/openid-configuration")).get_json()
+    assert discovery["issuer"] == base
+    assert discovery["code_challenge_methods_supported"] == ["S256"]
+    assert discovery["jwks_uri"] == f"{base}/oauth/jwks"
+    jwks = await (await client.get("/oauth/jwks")).get_json()
+    assert "d" not in jwks["keys"][0], "only the public half is published"
+
+    client_id, _ = await new_client(app)
+    verifier = generate_token(48)
+    async with oauth_client(app, client_id) as oauth:
+        oauth.scope = "openid profile read"
+        url, _state = oauth.create_authorization_url(
+            f"{base}/oauth/authorize", code_verifier=verifier, nonce="n-0S6_WzA2Mj"
+        )
+        location = await browser_consent(app, url)
+        token = await oauth.fetch_token(authorization_response=location, code_verifier=verifier)
+        claims = jwt.decode(token["id_token"], KeySet.import_key_set(jwks)).claims
+        assert claims["iss"] == base
+        assert client_id in claims["aud"]
+        assert claims["nonce"] == "n-0S6_WzA2Mj"
+        assert claims["preferred_username"] == "lina"
+        assert "email" not in claims
+        info = await oauth.get(f"{base}/oauth/userinfo")
+        assert info.status_code == 200
+        assert (await info.aread()) and info.json()["sub"] == claims["sub"]
+        assert "email" not in info.json()
+
+        oauth.scope = "read"
+        verifier = generate_token(48)
+        url, _state = oauth.create_authorization_url(f"{base}/oauth/authorize",
+                                                     code_verifier=verifier)  # fmt: skip
+        browser = app.test_client()
+        assert (await log_in(browser, "lina")).status_code == 303
+        page = await browser.get("/" + url.split("://", 1)[1].split("/", 1)[1])
+        action = re.search(
+            r'action="([^"]+)"', (await page.get_data(as_text=True)).split("<h1>")[1]
+        )
+        assert action
+        answer = await browser.post(action.group(1).replace("&amp;", "&"), form={
+            "csrf_token": await csrf(browser, "/settings"), "decision": "allow"})  # fmt: skip
+        plain = await oauth.fetch_token(authorization_response=answer.headers["Location"],
+                                        code_verifier=verifier)  # fmt: skip
+        assert "id_token" not in plain
+        no_openid = await oauth.get(f"{base}/oauth/userinfo")
+        assert no_openid.status_code == 403
+        assert 'scope="openid"' in no_openid.headers["WWW-Authenticate"]
+    assert (await client.get("/oauth/userinfo")).status_code == 401
