@@ -222,6 +222,8 @@ class AccountSettings(_Section):
     login_attempts: int = Field(default=10, ge=1, le=10_000)
     # Sign-ups per address within rate_window.
     signup_attempts: int = Field(default=5, ge=1, le=10_000)
+    # OAuth app registrations (RFC 7591) per address within rate_window.
+    app_registrations: int = Field(default=20, ge=1, le=10_000)
     rate_window: Duration = timedelta(minutes=15)
 
     @field_validator("session_lifetime", "rate_window")

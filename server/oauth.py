@@ -7,7 +7,8 @@ request's async connection (through a context variable), and the whole exchange 
 as one transaction.
 
 Authorization code with PKCE (S256 only, required for public clients), refresh tokens
-with rotation (the old one is revoked when a new one is issued), revocation (RFC 7009).
+with rotation (the old one is revoked when a new one is issued), revocation (RFC 7009),
+introspection for the instance's own services (RFC 7662), and OpenID Connect ID tokens.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from cryptography.hazmat.primitives import serialization
@@ -257,6 +259,35 @@ class OpenIDConnect(OpenIDCode):
         return UserInfo(user_claims(user, scope))
 
 
+class Introspection(IntrospectionEndpoint):
+    """RFC 7662, for the instance's own services (trusted clients) only."""
+
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return Revocation.query_token(self, token_string, token_type_hint)  # type: ignore[arg-type]
+
+    def check_permission(self, token: Any, client: OAuthClient, request: OAuth2Request) -> bool:
+        return client.trusted
+
+    def introspect_token(self, token: Any) -> dict[str, Any]:
+        user = db().get(User, token.user_id)
+        base = resources_of(current_app).settings.instance.base_url
+        scope = token.get_scope()
+        expires = token.expires_at
+        return {
+            "active": True,
+            "client_id": token.client_id,
+            "token_type": "refresh_token" if isinstance(token, RefreshToken) else "Bearer",
+            "username": user.username if user else None,
+            "scope": scope,
+            "sub": str(token.user_id),
+            "iss": base,
+            "exp": int(expires.timestamp()) if expires else None,
+            "iat": int(token.created_at.timestamp()),
+        }
+
+
 class PlayfairAuthorizationServer(AuthorizationServer):
     def __init__(self) -> None:
         super().__init__(scopes_supported=["read", "write", "play", "upload", "admin",
@@ -274,6 +305,7 @@ class PlayfairAuthorizationServer(AuthorizationServer):
         self.register_grant(CodeGrant, [S256Only(required=True), OpenIDConnect()])
         self.register_grant(RefreshGrant)
         self.register_endpoint(Revocation)
+        self.register_endpoint(Introspection)
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         return db().scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))

@@ -38,12 +38,12 @@ from server.sessions import (
 accounts = Blueprint("accounts", __name__)
 
 
-def _address() -> str:
+def client_ip() -> str:
     trusted = parse_networks(resources_of(current_app).settings.server.trusted_proxies)
     return client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), trusted)
 
 
-async def _limit(kind: str, value: str, allowed: int) -> None:
+async def limit_attempts(kind: str, value: str, allowed: int) -> None:
     """Count an attempt of ``kind`` by ``value`` (an address, a name). The counter's key
     is a keyed hash: neither addresses nor names are stored."""
     resources = resources_of(current_app)
@@ -70,7 +70,7 @@ async def signup() -> ResponseReturnValue:
         return await _page("signup.html", settings=settings, form={})
     await check_csrf()
     form = await request.form
-    await _limit("signup:addr", _address(), settings.signup_attempts)
+    await limit_attempts("signup:addr", client_ip(), settings.signup_attempts)
     if form.get("password", "") != form.get("password_again", ""):
         return await _page(
             "signup.html", 422, settings=settings, form=form, error="the two passwords differ"
@@ -106,8 +106,8 @@ async def login() -> ResponseReturnValue:
     form = await request.form
     name = form.get("username", "").strip().lower()
     settings = resources_of(current_app).settings.accounts
-    await _limit("login:addr", _address(), settings.login_attempts)
-    await _limit("login:user", name[:40], settings.login_attempts)
+    await limit_attempts("login:addr", client_ip(), settings.login_attempts)
+    await limit_attempts("login:user", name[:40], settings.login_attempts)
     async with resources_of(current_app).sessionmaker() as session:
         user = await check_login(session, name, form.get("password", ""))
     if user is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
+from pydantic import BaseModel, Field, ValidationError
 from quart import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from server.oauth import (
     to_response,
     user_claims,
 )
+from server.oauth_clients import ClientError, register_client
 from server.resources import resources_of
 from server.sessions import check_csrf, user_for_session
 
@@ -98,6 +100,81 @@ async def token() -> ResponseReturnValue:
     return response
 
 
+@oauth.post("/introspect")
+async def introspect() -> ResponseReturnValue:
+    req = await oauth_request()
+    result = await run_in_session(lambda: server().create_endpoint_response("introspection", req))
+    response = to_response(result)
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+PUBLIC_AUTH_METHOD = "none"
+
+
+class Registration(BaseModel):
+    """RFC 7591 client metadata (the part playfair uses)."""
+
+    client_name: str = Field(min_length=1, max_length=200)
+    redirect_uris: list[str] = Field(min_length=1, max_length=10)
+    scope: str = Field(default="read", max_length=300)
+    token_endpoint_auth_method: str = Field(
+        default="client_secret_basic", pattern="^(none|client_secret_basic)$"
+    )
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == PUBLIC_AUTH_METHOD
+
+
+@oauth.post("/register")
+async def register() -> ResponseReturnValue:
+    """Dynamic client registration (RFC 7591): any app may register itself; it gets no
+    admin scope and is never trusted. Errors follow RFC 7591 §3.2.2."""
+    from server.pages_accounts import client_ip, limit_attempts
+
+    settings = resources_of(current_app).settings.accounts
+    await limit_attempts("register:addr", client_ip(), settings.app_registrations)
+    try:
+        data = Registration.model_validate(await request.get_json(force=True, silent=True) or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        return _registration_error("invalid_client_metadata", f"{field}: {first['msg']}")
+    if "admin" in data.scope.split():
+        return _registration_error(
+            "invalid_client_metadata", "the admin scope cannot be registered"
+        )
+    async with resources_of(current_app).sessionmaker() as session:
+        try:
+            client, secret = await register_client(
+                session, data.client_name, data.redirect_uris, data.scope,
+                public=data.is_public, dynamic=True,
+            )  # fmt: skip
+        except ClientError as exc:
+            kind = (
+                "invalid_redirect_uri" if "redirect URI" in str(exc) else "invalid_client_metadata"
+            )
+            return _registration_error(kind, str(exc))
+    body: dict[str, object] = {
+        "client_id": client.client_id,
+        "client_id_issued_at": int(client.created_at.timestamp()),
+        "client_name": client.name,
+        "redirect_uris": client.redirect_uris,
+        "scope": client.scopes,
+        "token_endpoint_auth_method": client.auth_method,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+    }
+    if secret:
+        body.update(client_secret=secret, client_secret_expires_at=0)
+    return jsonify(body), 201, {"Cache-Control": "no-store"}
+
+
+def _registration_error(error: str, description: str) -> ResponseReturnValue:
+    return jsonify({"error": error, "error_description": description}), 400
+
+
 @oauth.post("/revoke")
 async def revoke() -> ResponseReturnValue:
     req = await oauth_request()
@@ -117,6 +194,8 @@ def metadata() -> dict[str, object]:
         "authorization_endpoint": f"{base}/oauth/authorize",
         "token_endpoint": f"{base}/oauth/token",
         "revocation_endpoint": f"{base}/oauth/revoke",
+        "introspection_endpoint": f"{base}/oauth/introspect",
+        "registration_endpoint": f"{base}/oauth/register",
         "userinfo_endpoint": f"{base}/oauth/userinfo",
         "jwks_uri": f"{base}/oauth/jwks",
         "scopes_supported": list(SCOPE_TEXT),

@@ -58,7 +58,7 @@ async def browser_consent(app: Quart, url: str, decision: str = "allow") -> str:
     page = await browser.get("/" + path)
     assert page.status_code == 200, await page.get_data(as_text=True)
     text = await page.get_data(as_text=True)
-    assert "Allow Test Player?" in text
+    assert "<h1>Allow " in text
     action = re.search(r'action="([^"]+)"', text.split("<h1>", 1)[1])
     assert action
     token = await csrf(browser, "/settings")
@@ -248,3 +248,72 @@ async def test_openid_connect(app: Quart, client: Client) -> None:
         assert no_openid.status_code == 403
         assert 'scope="openid"' in no_openid.headers["WWW-Authenticate"]
     assert (await client.get("/oauth/userinfo")).status_code == 401
+
+
+async def test_dynamic_registration(app: Quart, client: Client) -> None:
+    public = await client.post("/oauth/register", json={
+        "client_name": "Pocket Player", "redirect_uris": [REDIRECT], "scope": "read play",
+        "token_endpoint_auth_method": "none"})  # fmt: skip
+    assert public.status_code == 201
+    registered = await public.get_json()
+    assert registered["token_endpoint_auth_method"] == "none"
+    assert "client_secret" not in registered
+    radio = {"client_name": "Radio", "redirect_uris": ["https://radio.example/cb"]}
+    confidential = await (await client.post("/oauth/register", json=radio)).get_json()
+    assert confidential["client_secret"]
+
+    for body, error in [
+        ({"client_name": "x", "redirect_uris": ["http://evil.example/cb"]}, "invalid_redirect_uri"),
+        ({"client_name": "x", "redirect_uris": [REDIRECT], "scope": "read admin"},
+         "invalid_client_metadata"),
+        ({"redirect_uris": [REDIRECT]}, "invalid_client_metadata"),
+        ({"client_name": "x", "redirect_uris": [REDIRECT], "scope": "read fly"},
+         "invalid_client_metadata"),
+    ]:  # fmt: skip
+        response = await client.post("/oauth/register", json=body)
+        assert response.status_code == 400, body
+        assert (await response.get_json())["error"] == error
+
+    verifier = generate_token(48)
+    async with oauth_client(app, registered["client_id"]) as oauth:
+        location, _state = await authorize(app, oauth, verifier)
+        token = await oauth.fetch_token(authorization_response=location, code_verifier=verifier)
+        assert token["scope"] == "read play"
+
+
+async def test_introspection_is_for_trusted_services(app: Quart, client: Client) -> None:
+    import base64
+
+    client_id, _ = await new_client(app)
+    verifier = generate_token(48)
+    async with oauth_client(app, client_id) as oauth:
+        location, _state = await authorize(app, oauth, verifier)
+        token = await oauth.fetch_token(authorization_response=location, code_verifier=verifier)
+    async with resources_of(app).sessionmaker() as session:
+        service, service_secret = await register_client(
+            session, "Stats service", ["https://stats.example/cb"], "read", public=False,
+            trusted=True,
+        )  # fmt: skip
+        outsider, outsider_secret = await register_client(
+            session, "Some app", ["https://app.example/cb"], "read", public=False
+        )
+
+    def basic(client_id: str, secret: str | None) -> dict[str, str]:
+        raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        return {"Authorization": f"Basic {raw}"}
+
+    answer = await client.post("/oauth/introspect", form={"token": token["access_token"]},
+                               headers=basic(service.client_id, service_secret))  # fmt: skip
+    assert answer.status_code == 200
+    payload = await answer.get_json()
+    assert payload["active"] is True
+    assert payload["username"] == "lina"
+    assert payload["scope"] == "read play"
+    unknown = await client.post("/oauth/introspect", form={"token": "pf_not_a_token"},
+                                headers=basic(service.client_id, service_secret))  # fmt: skip
+    assert (await unknown.get_json()) == {"active": False}
+    refused = await client.post("/oauth/introspect", form={"token": token["access_token"]},
+                                headers=basic(outsider.client_id, outsider_secret))  # fmt: skip
+    # an app that is not one of the instance's services learns nothing about the token
+    assert (await refused.get_json()).get("active") is not True
+    assert "username" not in await refused.get_data(as_text=True)
