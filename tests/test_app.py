@@ -91,3 +91,13 @@ def test_creating_the_app_opens_nothing(settings: Settings) -> None:
     app: Quart = create_app(settings)
     assert "playfair" not in app.extensions
     assert not settings.instance.data_dir.exists()
+
+
+async def test_pages_make_no_third_party_requests(client: Client, settings: Settings) -> None:
+    import re
+
+    for path in ("/", "/signup", "/login", "/no/such/page"):
+        page = await (await client.get(path)).get_data(as_text=True)
+        for url in re.findall(r'(?:src|href|action)="([^"]+)"', page):
+            local = url.startswith(("/", "#")) and not url.startswith("//")
+            assert local or url.startswith(settings.instance.base_url), (path, url)

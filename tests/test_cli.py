@@ -252,3 +252,19 @@ async def test_demo_makes_a_living_catalogue(initialised: dict[str, str]) -> Non
         assert "Tidal Hours" in home.text
     finally:
         assert process.stop() == 0
+
+
+def test_oauth_add_client(initialised: dict[str, str]) -> None:
+    public = run_playfair(["oauth", "add-client", "Player", "--redirect-uri",
+                           "http://127.0.0.1:8000/cb", "--public", "--scopes", "read play"],
+                          initialised)  # fmt: skip
+    assert public.returncode == 0, public.stderr
+    assert public.stdout.startswith("client_id: ")
+    assert "client_secret" not in public.stdout
+    confidential = run_playfair(["oauth", "add-client", "Stats", "--redirect-uri",
+                                 "https://stats.example/cb", "--trusted"], initialised)  # fmt: skip
+    assert "client_secret: " in confidential.stdout
+    bad = run_playfair(["oauth", "add-client", "Evil", "--redirect-uri", "http://evil.example/cb"],
+                       initialised)  # fmt: skip
+    assert bad.returncode == 1
+    assert_one_line_error(bad.stderr, "must be https (or http on loopback)")

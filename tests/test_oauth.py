@@ -317,3 +317,24 @@ async def test_introspection_is_for_trusted_services(app: Quart, client: Client)
     # an app that is not one of the instance's services learns nothing about the token
     assert (await refused.get_json()).get("active") is not True
     assert "username" not in await refused.get_data(as_text=True)
+
+
+async def test_an_expired_code_is_refused(app: Quart) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from models.base import utcnow
+    from models.oauth import AuthorizationCode
+
+    client_id, _ = await new_client(app)
+    verifier = generate_token(48)
+    async with oauth_client(app, client_id) as oauth:
+        location, _state = await authorize(app, oauth, verifier)
+        async with resources_of(app).sessionmaker() as session:
+            await session.execute(
+                update(AuthorizationCode).values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+            await session.commit()
+        with pytest.raises(OAuthError, match="invalid_grant"):
+            await oauth.fetch_token(authorization_response=location, code_verifier=verifier)
