@@ -4,14 +4,13 @@ such transactions: its share of a claim, and its completion)."""
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy import insert, text
 
+from bench.setup import on_both_databases
 from models import migrate
 from models.base import utcnow
 from models.jobs import Job
@@ -19,7 +18,6 @@ from server.config import load_settings
 from server.jobs import worker_options
 from server.resources import Resources, open_resources
 from server.worker import JobContext, Worker
-from tests.postgres import PostgresUnavailable, running_postgres
 
 JOBS = 2000
 REFERENCE_TRANSACTIONS = 1000
@@ -79,19 +77,4 @@ async def _measure(url: str, data_dir: Path) -> list[str]:
 
 
 async def run() -> list[str]:
-    out: list[str] = []
-    with tempfile.TemporaryDirectory() as folder:
-        figures = await _measure(f"sqlite+aiosqlite:///{folder}/bench.sqlite3", Path(folder))
-        out += [f"SQLite: {line}" for line in figures]
-    try:
-        with running_postgres() as server, tempfile.TemporaryDirectory() as folder:
-            admin = await asyncpg.connect(
-                host=server.host, port=server.port, user=server.user, database="postgres"
-            )
-            await admin.execute("CREATE DATABASE bench")
-            await admin.close()
-            figures = await _measure(server.url("bench"), Path(folder))
-            out += [f"PostgreSQL: {line}" for line in figures]
-    except PostgresUnavailable as exc:
-        out.append(f"PostgreSQL: not measured ({exc})")
-    return out
+    return await on_both_databases("bench_jobs", _measure)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import random
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy import text
 
-from bench.setup import init_instance, instance_env
+from bench.setup import init_instance, instance_env, on_both_databases
 from models.catalogue import Release, ReleaseKind, Track, TrackStatus, Visibility
 from models.database import create_engine, create_sessionmaker
 from models.search import DocumentKind, fold, index_document, search
@@ -23,7 +21,6 @@ from models.users import Role
 from server.accounts import create_user
 from server.catalogue import create_artist
 from server.resources import database_options
-from tests.postgres import PostgresUnavailable, running_postgres
 
 TRACKS = 100_000
 PER_RELEASE = 10
@@ -119,19 +116,4 @@ async def _measure(url: str, data_dir: Path) -> list[str]:
 
 
 async def run() -> list[str]:
-    out: list[str] = []
-    with tempfile.TemporaryDirectory() as folder:
-        figures = await _measure(f"sqlite+aiosqlite:///{folder}/search.sqlite3", Path(folder))
-        out += [f"SQLite: {line}" for line in figures]
-    try:
-        with running_postgres() as server, tempfile.TemporaryDirectory() as folder:
-            admin = await asyncpg.connect(
-                host=server.host, port=server.port, user=server.user, database="postgres"
-            )
-            await admin.execute("CREATE DATABASE search_bench")
-            await admin.close()
-            figures = await _measure(server.url("search_bench"), Path(folder))
-            out += [f"PostgreSQL: {line}" for line in figures]
-    except PostgresUnavailable as exc:
-        out.append(f"PostgreSQL: not measured ({exc})")
-    return out
+    return await on_both_databases("search_bench", _measure)

@@ -100,13 +100,19 @@ async def token() -> ResponseReturnValue:
     return response
 
 
-@oauth.post("/introspect")
-async def introspect() -> ResponseReturnValue:
+async def _endpoint(name: str) -> ResponseReturnValue:
+    """One of authlib's endpoints (revocation, introspection), answered as JSON."""
     req = await oauth_request()
-    result = await run_in_session(lambda: server().create_endpoint_response("introspection", req))
-    response = to_response(result)
+    response = to_response(
+        await run_in_session(lambda: server().create_endpoint_response(name, req))
+    )
     response.headers["Content-Type"] = "application/json"
     return response
+
+
+@oauth.post("/introspect")
+async def introspect() -> ResponseReturnValue:
+    return await _endpoint("introspection")
 
 
 PUBLIC_AUTH_METHOD = "none"
@@ -177,11 +183,7 @@ def _registration_error(error: str, description: str) -> ResponseReturnValue:
 
 @oauth.post("/revoke")
 async def revoke() -> ResponseReturnValue:
-    req = await oauth_request()
-    result = await run_in_session(lambda: server().create_endpoint_response("revocation", req))
-    response = to_response(result)
-    response.headers["Content-Type"] = "application/json"
-    return response
+    return await _endpoint("revocation")
 
 
 well_known_oauth = Blueprint("well_known_oauth", __name__)

@@ -74,19 +74,27 @@ async def release_summaries(
     ]
 
 
+async def _fetch_page(
+    session: AsyncSession, statement: Select[Any], query: s.PageQuery
+) -> tuple[list[Any], dict[str, Any]]:
+    """One page of rows and the paging fields (total, limit, offset, next) around them."""
+    total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    rows = list((await session.execute(statement.limit(query.limit).offset(query.offset))).all())
+    paging = {
+        "total": total,
+        "limit": query.limit,
+        "offset": query.offset,
+        "next": _next(total, query.limit, query.offset),
+    }
+    return rows, paging
+
+
 async def _release_page(
     session: AsyncSession, statement: Select[Any], query: s.PageQuery
 ) -> s.ReleasePage:
-    total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    rows = (await session.execute(statement.limit(query.limit).offset(query.offset))).all()
+    rows, paging = await _fetch_page(session, statement, query)
     items = await release_summaries(session, [(r, a) for r, a in rows])
-    return s.ReleasePage(
-        items=items,
-        total=total,
-        limit=query.limit,
-        offset=query.offset,
-        next=_next(total, query.limit, query.offset),
-    )
+    return s.ReleasePage(items=items, **paging)
 
 
 def _releases_query(viewer: Viewer | None) -> Select[Any]:
@@ -133,16 +141,8 @@ async def featured_artists(query_args: s.PageQuery) -> s.ArtistPage:
     """Artists the instance features."""
     statement = select(m.Artist).where(m.Artist.featured.is_(True)).order_by(m.Artist.display_name)
     async with open_session() as session:
-        total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-        rows = await session.scalars(statement.limit(query_args.limit).offset(query_args.offset))
-        items = [present.artist(base_url(), row) for row in rows]
-    return s.ArtistPage(
-        items=items,
-        total=total,
-        limit=query_args.limit,
-        offset=query_args.offset,
-        next=_next(total, query_args.limit, query_args.offset),
-    )
+        rows, paging = await _fetch_page(session, statement, query_args)
+    return s.ArtistPage(items=[present.artist(base_url(), row) for (row,) in rows], **paging)
 
 
 async def _artist_or_404(session: AsyncSession, name: str) -> m.Artist:
@@ -198,18 +198,8 @@ async def artist_top_tracks(name: str, query_args: s.PageQuery) -> s.TrackPage:
             .where(m.Track.artist_id == artist.id, m.Track.status == m.TrackStatus.READY)
             .order_by(favourites.desc(), m.Release.published_at.desc(), m.Track.position)
         )
-        total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-        rows = (
-            await session.execute(statement.limit(query_args.limit).offset(query_args.offset))
-        ).all()
-        items = [present.track(base_url(), t, r, a) for t, r, a in rows]
-    return s.TrackPage(
-        items=items,
-        total=total,
-        limit=query_args.limit,
-        offset=query_args.offset,
-        next=_next(total, query_args.limit, query_args.offset),
-    )
+        rows, paging = await _fetch_page(session, statement, query_args)
+    return s.TrackPage(items=[present.track(base_url(), t, r, a) for t, r, a in rows], **paging)
 
 
 @catalogue_api.get("/labels/<name>")
