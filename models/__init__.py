@@ -17,11 +17,14 @@ from models.catalogue import (
 from models.handles import Handle
 from models.jobs import Job, JobState
 from models.keys import InstanceKey, KeyAlgorithm
+from models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from models.membership import Member, ShareTransaction
 from models.oauth import AuthorizationCode, OAuthClient, RefreshToken
+from models.plays import ListenerTrack, Play, PlaySession
 from models.search import SearchDocument
 from models.tokens import AccessToken
 from models.users import Role, User
+from models.vouchers import Voucher
 
 __all__ = [
     "AccessToken",
@@ -37,9 +40,15 @@ __all__ = [
     "JobState",
     "KeyAlgorithm",
     "Label",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransaction",
+    "ListenerTrack",
     "MediaFile",
     "Member",
     "OAuthClient",
+    "Play",
+    "PlaySession",
     "Playlist",
     "PlaylistItem",
     "RateCounter",
@@ -52,5 +61,6 @@ __all__ = [
     "Tag",
     "Track",
     "User",
+    "Voucher",
     "WebSession",
 ]

@@ -55,6 +55,7 @@ async def create_user(
     wants_role: Role | None = None,
     name_key: str | None = None,
     invitation: Invitation | None = None,
+    starter_balance: int = 0,
 ) -> User:
     """Make an account and commit it; its name is claimed in the shared namespace (and
     checked against retired names when ``name_key`` is given)."""
@@ -77,6 +78,11 @@ async def create_user(
         session.add(user)
         if invitation is not None:
             invitation.used_at = utcnow()
+        await session.flush()
+        if starter_balance:
+            from server.money import grant_starter_balance
+
+            await grant_starter_balance(session, user.id, starter_balance)
         await session.commit()
     except BaseException:
         await session.rollback()

@@ -57,6 +57,7 @@ async def sign_up(
     as_artist: bool,
     invitation: str | None,
     name_key: str,
+    starter_balance: int = 0,
 ) -> SignupResult:
     mode = settings.artist_signup if as_artist else settings.signup
     if mode is SignupMode.CLOSED:
@@ -92,6 +93,7 @@ async def sign_up(
         wants_role=Role.ARTIST if as_artist and pending else None,
         name_key=name_key,
         invitation=invite_row,
+        starter_balance=starter_balance,
     )  # fmt: skip
     return SignupResult(user, pending)
 

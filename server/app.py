@@ -13,6 +13,7 @@ from quart_schema import Info, QuartSchema
 
 from server.api.catalogue import catalogue_api
 from server.api.membership import membership_api
+from server.api.plays import plays_api
 from server.api.uploads import UPLOAD_PATH, uploads_api
 from server.auth import current_viewer
 from server.config import Settings
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(catalogue_api, url_prefix="/api/v1")
     app.register_blueprint(uploads_api, url_prefix="/api/v1")
     app.register_blueprint(membership_api, url_prefix="/api/v1")
+    app.register_blueprint(plays_api, url_prefix="/api/v1")
     return app
 
 

@@ -255,7 +255,11 @@ async def _add_user(
     from server.accounts import create_user
 
     async with _session(settings) as session:
-        return (await create_user(session, name, password, role, email)).username
+        user = await create_user(
+            session, name, password, role, email,
+            starter_balance=settings.money.starter_balance,
+        )  # fmt: skip
+        return user.username
 
 
 @cli.group()
@@ -377,6 +381,42 @@ def token_issue(state: State, username: str, scopes: str, name: str) -> None:
 
     run_async(_run())
     click.echo(secret)
+
+
+@cli.group()
+def voucher() -> None:
+    """Voucher codes (prepaid tokens)."""
+
+
+@voucher.command("issue")
+@click.option("--tokens", type=int, required=True, help="Tokens each code is worth.")
+@click.option("--count", type=int, default=1, show_default=True)
+@click.option("--expires", default=None, help="Valid for this long, such as 90d (default: no end).")
+@pass_state
+@handles_errors
+def voucher_issue(state: State, tokens: int, count: int, expires: str | None) -> None:
+    """Issue voucher codes and print them, one a line (only their hashes are kept)."""
+    from models.base import utcnow
+    from server.config import parse_duration
+    from server.money import MoneyError, issue_vouchers
+
+    expires_at = None
+    if expires:
+        try:
+            expires_at = utcnow() + parse_duration(expires)  # type: ignore[operator]
+        except ValueError as exc:
+            raise CommandFailed(f"--expires: {exc}") from None
+    settings = state.settings()
+
+    async def _run() -> list[str]:
+        async with _session(settings) as session:
+            try:
+                return await issue_vouchers(session, tokens, count, expires_at)
+            except MoneyError as exc:
+                raise CommandFailed(str(exc)) from None
+
+    for code in run_async(_run()):
+        click.echo(code)
 
 
 @cli.group()

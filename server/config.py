@@ -247,6 +247,24 @@ class MembershipSettings(_Section):
         return value
 
 
+class MoneySettings(_Section):
+    # The artist's share of each paid play, in percent; the instance keeps the rest.
+    artist_share: float = Field(default=70.0, ge=0.0, le=100.0)
+    # Tokens a new account starts with.
+    starter_balance: int = Field(default=128, ge=0, le=1_000_000)
+    # How long after a play session opens it may still be claimed.
+    play_session_lifetime: Duration = timedelta(hours=6)
+
+    @property
+    def artist_share_bp(self) -> int:
+        return round(self.artist_share * 100)
+
+    @field_validator("play_session_lifetime")
+    @classmethod
+    def _longer_than_zero(cls, value: timedelta) -> timedelta:
+        return _positive(value)
+
+
 class MediaSettings(_Section):
     # Largest audio file an artist may upload, in bytes.
     max_upload_bytes: int = Field(default=500 * 1024 * 1024, ge=1024 * 1024)
@@ -315,6 +333,7 @@ class Settings(_Section):
     worker: WorkerSettings = WorkerSettings()
     accounts: AccountSettings = AccountSettings()
     membership: MembershipSettings = MembershipSettings()
+    money: MoneySettings = MoneySettings()
     media: MediaSettings = MediaSettings()
     federation: FederationSettings = FederationSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -87,6 +87,7 @@ async def signup() -> ResponseReturnValue:
                 as_artist=form.get("account_type") == "artist",
                 invitation=form.get("invitation") or None,
                 name_key=resources.secret,
+                starter_balance=resources.settings.money.starter_balance,
             )
     except (AccountError, InvalidName) as exc:
         status = 409 if isinstance(exc, NameTaken) else 422

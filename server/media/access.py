@@ -28,12 +28,15 @@ def may_preview(track: Track) -> Decision:
     return Decision(True)
 
 
-def may_stream_full(viewer: Viewer | None, track: Track, artist: Artist) -> Decision:
-    """The hook for paid streaming (DESIGN.md §4); previews are always public."""
+def may_stream_full(
+    viewer: Viewer | None, track: Track, artist: Artist, *, paid_for: bool = False
+) -> Decision:
+    """Who hears a whole track (DESIGN.md §4); previews are always public. ``paid_for``:
+    the request carries a live play session for this track, or the listener owns it."""
     ready = may_preview(track)
     if not ready.allowed:
         return ready
-    if track.price_model is PriceModel.FREE:
+    if track.price_model is PriceModel.FREE or paid_for:
         return Decision(True)
     if viewer is not None and viewer.user_id == artist.owner_id:
         return Decision(True)

@@ -11,8 +11,10 @@ from quart.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.exceptions import Conflict, Forbidden, NotFound, RequestedRangeNotSatisfiable
 
+from models.base import utcnow
 from models.catalogue import Artist, FileRole, MediaFile, Release, Track
-from server.auth import current_viewer
+from models.plays import ListenerTrack, PlaySession
+from server.auth import Viewer, current_viewer
 from server.media.access import can_see, may_preview, may_stream_full
 from server.media.ranges import (
     RangeError,
@@ -69,13 +71,39 @@ def _wants_mp3() -> bool:
 @media.route("/tracks/<int:track_id>/stream", methods=["GET", "HEAD"])
 async def stream(track_id: int) -> ResponseReturnValue:
     track, _release, artist, files = await _track_for_viewer(track_id)
-    decision = may_stream_full(await current_viewer(), track, artist)
+    viewer = await current_viewer()
+    decision = may_stream_full(viewer, track, artist, paid_for=await _paid_for(track, viewer))
     if not decision.allowed:
         raise (Conflict if "not yet playable" in decision.reason else Forbidden)(decision.reason)
     role = FileRole.STREAM_MP3 if _wants_mp3() else FileRole.STREAM_OPUS
     if role not in files:
         raise Conflict("the track's streaming files are not ready")
     return await send_media(files[role], cache="private, max-age=3600")
+
+
+async def _paid_for(track: Track, viewer: Viewer | None) -> bool:
+    """A live play session in the URL (a capability: unguessable, for this track, expiring),
+    or a listener who owns the track."""
+    resources = resources_of(current_app)
+    token = request.args.get("session")
+    async with resources.sessionmaker() as session:
+        if token:
+            started = await session.scalar(
+                select(PlaySession.started_at).where(
+                    PlaySession.token == token, PlaySession.track_id == track.id
+                )
+            )
+            lifetime = resources.settings.money.play_session_lifetime
+            if started is not None and utcnow() - started <= lifetime:
+                return True
+        if viewer is not None:
+            owned = await session.scalar(
+                select(ListenerTrack.owned_at).where(
+                    ListenerTrack.user_id == viewer.user_id, ListenerTrack.track_id == track.id
+                )
+            )
+            return owned is not None
+    return False
 
 
 @media.route("/tracks/<int:track_id>/preview", methods=["GET", "HEAD"])

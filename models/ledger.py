@@ -1,0 +1,168 @@
+"""The double-entry ledger: every movement of tokens is a transaction whose entries sum
+to zero, and an account's balance is kept beside its entries in the same transaction.
+
+Accounts that may never go below zero (listener wallets) are debited with a guarded
+``UPDATE … SET balance = balance + :amount WHERE … AND balance + :amount >= 0``, which is
+atomic on both databases: of many concurrent debits only those the balance covers pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, String, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
+
+
+class AccountKind(StrEnum):
+    WALLET = "wallet"  # a listener's tokens (never negative)
+    ARTIST = "artist"  # an artist's earnings
+    INSTANCE = "instance"  # the instance's share of plays
+    VOUCHERS = "vouchers"  # where voucher top-ups come from
+    PROVIDER = "provider"  # where paid top-ups come from (one per payment provider)
+    PAYOUTS = "payouts"  # tokens paid out to artists as money
+    GRANTS = "grants"  # starter balances the instance gives new accounts
+
+
+NON_NEGATIVE = frozenset({AccountKind.WALLET, AccountKind.ARTIST})
+
+
+class InsufficientBalance(Exception):
+    """The debit would take an account below zero; nothing was written."""
+
+
+class DuplicateTransaction(Exception):
+    """A transaction with this reference exists already (the operation is idempotent)."""
+
+
+class LedgerAccount(Base):
+    __tablename__ = "ledger_accounts"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    # "wallet:12", "artist:3", "instance", "vouchers", "provider:stripe", "payouts"
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[AccountKind] = mapped_column(str_enum(AccountKind, 16))
+    owner_id: Mapped[int | None] = mapped_column(BigIntId, default=None, index=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    # For artist accounts: the gross charged for the artist's tracks so far, which the
+    # rounding rule of the split needs (DESIGN.md §4).
+    gross: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerTransaction(Base):
+    __tablename__ = "ledger_transactions"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    # Makes each operation happen once: "play:<session>", "voucher:<id>", "stripe:<event>"
+    reference: Mapped[str] = mapped_column(String(200), unique=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[int] = mapped_column(
+        ForeignKey("ledger_transactions.id", ondelete="RESTRICT"), index=True
+    )
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("ledger_accounts.id", ondelete="RESTRICT"), index=True
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+def wallet_key(user_id: int) -> str:
+    return f"wallet:{user_id}"
+
+
+def artist_key(artist_id: int) -> str:
+    return f"artist:{artist_id}"
+
+
+async def account(
+    session: AsyncSession, key: str, kind: AccountKind, owner_id: int | None = None
+) -> LedgerAccount:
+    """The account with this key, made on first use."""
+    found = await session.scalar(select(LedgerAccount).where(LedgerAccount.key == key))
+    if found is not None:
+        return found
+    try:
+        async with session.begin_nested():
+            made = LedgerAccount(key=key, kind=kind, owner_id=owner_id, balance=0, gross=0)
+            session.add(made)
+        return made
+    except IntegrityError:
+        found = await session.scalar(select(LedgerAccount).where(LedgerAccount.key == key))
+        assert found is not None
+        return found
+
+
+async def post(
+    session: AsyncSession,
+    kind: str,
+    reference: str,
+    entries: Sequence[tuple[LedgerAccount, int]],
+    details: dict[str, Any] | None = None,
+) -> LedgerTransaction:
+    """Write one balanced transaction in the caller's database transaction (no commit).
+
+    Raises InsufficientBalance if a wallet or earnings account would go negative, and
+    DuplicateTransaction if the reference was used before; in both cases the caller
+    rolls back and nothing is kept.
+    """
+    if sum(amount for _account, amount in entries) != 0:
+        raise ValueError(f"unbalanced transaction {reference}: {entries!r}")
+    if await session.scalar(
+        select(LedgerTransaction.id).where(LedgerTransaction.reference == reference)
+    ):
+        raise DuplicateTransaction(reference)
+    transaction = LedgerTransaction(kind=kind, reference=reference, details=details or {})
+    session.add(transaction)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise DuplicateTransaction(reference) from None
+    for ledger_account, amount in entries:
+        if amount == 0:
+            continue
+        statement = update(LedgerAccount).where(LedgerAccount.id == ledger_account.id)
+        if ledger_account.kind in NON_NEGATIVE and amount < 0:
+            statement = statement.where(LedgerAccount.balance + amount >= 0)
+        result = await session.execute(
+            statement.values(balance=LedgerAccount.balance + amount)
+            .returning(LedgerAccount.balance)
+            .execution_options(synchronize_session=False)
+        )
+        if result.scalar() is None:
+            raise InsufficientBalance(ledger_account.key)
+        session.add(LedgerEntry(transaction_id=transaction.id, account_id=ledger_account.id,
+                                amount=amount))  # fmt: skip
+    await session.flush()
+    return transaction
+
+
+async def balance(session: AsyncSession, key: str) -> int:
+    value = await session.scalar(select(LedgerAccount.balance).where(LedgerAccount.key == key))
+    return int(value or 0)
+
+
+async def add_gross(session: AsyncSession, artist_account: LedgerAccount, amount: int) -> int:
+    """Add to an artist's gross and return the gross before (atomically)."""
+    after = await session.scalar(
+        update(LedgerAccount)
+        .where(LedgerAccount.id == artist_account.id)
+        .values(gross=LedgerAccount.gross + amount)
+        .returning(LedgerAccount.gross)
+        .execution_options(synchronize_session=False)
+    )
+    return int(after or 0) - amount

@@ -1,0 +1,286 @@
+"""Listening and paying through the API: play sessions and claims, buy now, the wallet,
+vouchers (DESIGN.md §4 and §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel, Field
+from quart import Blueprint, current_app
+from quart_schema import validate_request, validate_response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from werkzeug.exceptions import Conflict, Gone, HTTPException, NotFound, UnprocessableEntity
+
+from models import ledger
+from models.catalogue import Artist, Release, Track
+from models.plays import ListenerTrack, Play
+from models.tokens import Scope
+from models.users import User
+from server.auth import require, viewer_required
+from server.media.access import can_see
+from server.money import (
+    ConcurrentChange,
+    MoneyError,
+    buy,
+    claim,
+    open_session,
+    quote,
+    redeem_voucher,
+)
+from server.resources import resources_of
+
+plays_api = Blueprint("plays_api", __name__)
+
+
+class PaymentRequired(HTTPException):
+    code = 402
+    description = "the balance is too low"
+
+
+class TooEarly(HTTPException):
+    code = 425
+    description = "too early"
+
+
+T = TypeVar("T")
+RETRIES = 5
+
+
+class Price(BaseModel):
+    price: int = Field(description="tokens the next play costs (0: free, owned or own track)")
+    paid_plays: int
+    plays_until_owned: int
+    owned: bool
+    free: bool
+    balance: int
+
+
+class PlayStart(BaseModel):
+    session: str | None = Field(
+        description="claim it once enough has been heard; null for previews"
+    )
+    mode: str = Field(description="full, or preview when the balance is too low")
+    stream_url: str
+    claim_url: str | None
+    reason: str | None = None
+    quote: Price
+
+
+class PlayDone(BaseModel):
+    outcome: str = Field(description="charged or free")
+    tokens: int
+    paid_number: int | None
+    owned: bool
+    balance: int
+
+
+class VoucherIn(BaseModel):
+    code: str = Field(min_length=4, max_length=64)
+
+
+class WalletPlay(BaseModel):
+    track_id: int
+    at: str
+    tokens: int
+    paid_number: int | None
+
+
+class Wallet(BaseModel):
+    balance: int
+    owned_track_ids: list[int]
+    plays: list[WalletPlay]
+
+
+class Me(BaseModel):
+    username: str
+    role: str
+    email: str | None
+
+
+_ERRORS: dict[int, type[HTTPException]] = {
+    402: PaymentRequired,
+    404: NotFound,
+    409: Conflict,
+    410: Gone,
+    425: TooEarly,
+}
+
+
+def _http(exc: MoneyError) -> HTTPException:
+    return _ERRORS.get(exc.status, UnprocessableEntity)(str(exc))
+
+
+async def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run a money operation, again if another request changed the same count first."""
+    for _ in range(RETRIES):
+        async with resources_of(current_app).sessionmaker() as session:
+            try:
+                return await work(session)
+            except ConcurrentChange:
+                await session.rollback()
+            except MoneyError as exc:
+                await session.rollback()
+                raise _http(exc) from None
+    raise Conflict("too many plays of this track at once; try again")
+
+
+async def _visible_track(
+    session: AsyncSession, track_id: int, user_id: int
+) -> tuple[Track, Artist]:
+    row = (
+        await session.execute(
+            select(Track, Release, Artist)
+            .join(Release, Release.id == Track.release_id)
+            .join(Artist, Artist.id == Track.artist_id)
+            .where(Track.id == track_id)
+        )
+    ).first()
+    viewer = viewer_required()
+    if row is None or not can_see(viewer, row[0], row[1], row[2]):
+        raise NotFound(f"there is no track {track_id}")
+    return row[0], row[2]
+
+
+def _base() -> str:
+    return resources_of(current_app).settings.instance.base_url
+
+
+@plays_api.get("/tracks/<int:track_id>/price")
+@require(Scope.READ)
+@validate_response(Price)
+async def price(track_id: int) -> Price:
+    """The price of the next play and the plays until owned, for the signed-in listener."""
+    viewer = viewer_required()
+    async with resources_of(current_app).sessionmaker() as session:
+        track, artist = await _visible_track(session, track_id, viewer.user_id)
+        q = await quote(session, viewer.user_id, track, artist)
+    return Price(**q.__dict__)
+
+
+@plays_api.post("/tracks/<int:track_id>/plays")
+@require(Scope.PLAY)
+@validate_response(PlayStart, 201)
+async def start_play(track_id: int) -> tuple[PlayStart, int]:
+    """Open a play session. With enough balance (or a free or owned track) it gives the
+    full stream; otherwise the preview and the reason."""
+    viewer = viewer_required()
+    async with resources_of(current_app).sessionmaker() as session:
+        track, artist = await _visible_track(session, track_id, viewer.user_id)
+        q = await quote(session, viewer.user_id, track, artist)
+        price_out = Price(**q.__dict__)
+        base = _base()
+        if not q.affordable:
+            return PlayStart(
+                session=None,
+                mode="preview",
+                stream_url=f"{base}/tracks/{track_id}/preview",
+                claim_url=None,
+                quote=price_out,
+                reason=f"your balance ({q.balance} tokens) does not cover this play "
+                f"({q.price} tokens): here is the preview; top up to hear it all",
+            ), 201
+        try:
+            play_session = await open_session(session, viewer.user_id, track)
+        except MoneyError as exc:
+            raise _http(exc) from None
+    return PlayStart(
+        session=play_session.token,
+        mode="full",
+        stream_url=f"{base}/tracks/{track_id}/stream?session={play_session.token}",
+        claim_url=f"{base}/api/v1/plays/{play_session.token}/claim",
+        quote=price_out,
+    ), 201
+
+
+@plays_api.post("/plays/<token>/claim")
+@require(Scope.PLAY)
+@validate_response(PlayDone)
+async def claim_play(token: str) -> PlayDone:
+    """Claim the play once min(45 s, track length) has passed since the session opened;
+    charged once, however often it is claimed."""
+    viewer = viewer_required()
+    settings = resources_of(current_app).settings.money
+    result = await _in_transaction(lambda s: claim(s, token, viewer.user_id, settings))
+    return PlayDone(
+        outcome=result.outcome.value,
+        tokens=result.tokens,
+        paid_number=result.paid_number,
+        owned=result.owned,
+        balance=result.balance,
+    )
+
+
+@plays_api.post("/tracks/<int:track_id>/buy")
+@require(Scope.PLAY)
+@validate_response(PlayDone)
+async def buy_now(track_id: int) -> PlayDone:
+    """Own the track at once for what is left of 1022 tokens."""
+    viewer = viewer_required()
+    settings = resources_of(current_app).settings.money
+
+    async def work(session: AsyncSession):  # type: ignore[no-untyped-def]
+        track, artist = await _visible_track(session, track_id, viewer.user_id)
+        return await buy(session, viewer.user_id, track, artist, settings)
+
+    result = await _in_transaction(work)
+    return PlayDone(
+        outcome=result.outcome.value,
+        tokens=result.tokens,
+        paid_number=None,
+        owned=True,
+        balance=result.balance,
+    )
+
+
+@plays_api.post("/me/vouchers")
+@require(Scope.WRITE)
+@validate_request(VoucherIn)
+@validate_response(Wallet)
+async def redeem(data: VoucherIn) -> Wallet:
+    viewer = viewer_required()
+    await _in_transaction(lambda s: redeem_voucher(s, viewer.user_id, data.code))
+    return await wallet()
+
+
+@plays_api.get("/me")
+@require(Scope.READ)
+@validate_response(Me)
+async def me() -> Me:
+    viewer = viewer_required()
+    async with resources_of(current_app).sessionmaker() as session:
+        user = await session.get(User, viewer.user_id)
+        assert user is not None
+    return Me(username=user.username, role=user.role.value, email=user.email)
+
+
+@plays_api.get("/me/wallet")
+@require(Scope.READ)
+@validate_response(Wallet)
+async def wallet() -> Wallet:
+    """Balance, paid-play history with the cost of each, and owned tracks."""
+    viewer = viewer_required()
+    async with resources_of(current_app).sessionmaker() as session:
+        balance = await ledger.balance(session, ledger.wallet_key(viewer.user_id))
+        owned = await session.scalars(
+            select(ListenerTrack.track_id).where(
+                ListenerTrack.user_id == viewer.user_id, ListenerTrack.owned_at.is_not(None)
+            )
+        )
+        plays = await session.scalars(
+            select(Play).where(Play.user_id == viewer.user_id).order_by(Play.id.desc()).limit(200)
+        )
+        return Wallet(
+            balance=balance,
+            owned_track_ids=sorted(owned),
+            plays=[
+                WalletPlay(
+                    track_id=p.track_id,
+                    at=p.at.isoformat(),
+                    tokens=p.tokens,
+                    paid_number=p.paid_number,
+                )
+                for p in plays
+            ],
+        )
