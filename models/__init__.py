@@ -17,7 +17,7 @@ from models.catalogue import (
 from models.handles import Handle
 from models.jobs import Job, JobState
 from models.keys import InstanceKey, KeyAlgorithm
-from models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
+from models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction, Payout
 from models.membership import Member, ShareTransaction
 from models.oauth import AuthorizationCode, OAuthClient, RefreshToken
 from models.plays import ListenerTrack, Play, PlaySession
@@ -47,6 +47,7 @@ __all__ = [
     "MediaFile",
     "Member",
     "OAuthClient",
+    "Payout",
     "Play",
     "PlaySession",
     "Playlist",

@@ -79,6 +79,43 @@ class LedgerEntry(Base):
         ForeignKey("ledger_accounts.id", ondelete="RESTRICT"), index=True
     )
     amount: Mapped[int] = mapped_column(BigInteger)
+    # The track a play or a purchase was about, for earnings per track.
+    track_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tracks.id", ondelete="SET NULL"), default=None, index=True
+    )
+
+
+class PayoutState(StrEnum):
+    REQUESTED = "requested"
+    PAID = "paid"
+
+
+class Payout(Base):
+    """An artist's request to be paid their earnings, and the admin run that paid it."""
+
+    __tablename__ = "payouts"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    artist_id: Mapped[int] = mapped_column(
+        ForeignKey("artists.id", ondelete="RESTRICT"), index=True
+    )
+    state: Mapped[PayoutState] = mapped_column(str_enum(PayoutState, 16))
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    rate_tokens: Mapped[int] = mapped_column(BigInteger)
+    rate_cents: Mapped[int] = mapped_column(BigInteger)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    paid_by: Mapped[int | None] = mapped_column(BigIntId, default=None)
+    transaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ledger_transactions.id", ondelete="RESTRICT"), default=None
+    )
+
+
+def tokens_to_cents(tokens: int, rate_tokens: int, rate_cents: int) -> int:
+    """Money for tokens at a rate, rounded down to the cent (never more than earned)."""
+    return tokens * rate_cents // rate_tokens
 
 
 def wallet_key(user_id: int) -> str:
@@ -113,6 +150,7 @@ async def post(
     reference: str,
     entries: Sequence[tuple[LedgerAccount, int]],
     details: dict[str, Any] | None = None,
+    track_id: int | None = None,
 ) -> LedgerTransaction:
     """Write one balanced transaction in the caller's database transaction (no commit).
 
@@ -146,7 +184,7 @@ async def post(
         if result.scalar() is None:
             raise InsufficientBalance(ledger_account.key)
         session.add(LedgerEntry(transaction_id=transaction.id, account_id=ledger_account.id,
-                                amount=amount))  # fmt: skip
+                                amount=amount, track_id=track_id))  # fmt: skip
     await session.flush()
     return transaction
 

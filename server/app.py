@@ -12,8 +12,9 @@ from quart import Quart, Request, g, request
 from quart_schema import Info, QuartSchema
 
 from server.api.catalogue import catalogue_api
+from server.api.earnings import earnings_api
 from server.api.membership import membership_api
-from server.api.plays import plays_api
+from server.api.plays import payments_hooks, plays_api
 from server.api.uploads import UPLOAD_PATH, uploads_api
 from server.auth import current_viewer
 from server.config import Settings
@@ -143,6 +144,8 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(uploads_api, url_prefix="/api/v1")
     app.register_blueprint(membership_api, url_prefix="/api/v1")
     app.register_blueprint(plays_api, url_prefix="/api/v1")
+    app.register_blueprint(payments_hooks)
+    app.register_blueprint(earnings_api, url_prefix="/api/v1")
     return app
 
 

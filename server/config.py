@@ -247,6 +247,12 @@ class MembershipSettings(_Section):
         return value
 
 
+class CreditPack(_Section):
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")
+    tokens: int = Field(ge=1, le=10_000_000)
+    price_cents: int = Field(ge=1, le=100_000_00)
+
+
 class MoneySettings(_Section):
     # The artist's share of each paid play, in percent; the instance keeps the rest.
     artist_share: float = Field(default=70.0, ge=0.0, le=100.0)
@@ -254,6 +260,23 @@ class MoneySettings(_Section):
     starter_balance: int = Field(default=128, ge=0, le=1_000_000)
     # How long after a play session opens it may still be claimed.
     play_session_lifetime: Duration = timedelta(hours=6)
+    # What tokens are worth: rate_tokens tokens = rate_cents cents of currency. Recorded
+    # with every top-up and payout, so history stays true when it changes.
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    rate_tokens: int = Field(default=1022, ge=1)
+    rate_cents: int = Field(default=125, ge=1)
+    # Artists can ask for a payout once their earnings are worth this much.
+    payout_threshold_cents: int = Field(default=1000, ge=0)
+    # What listeners can buy through the payment provider.
+    packs: tuple[CreditPack, ...] = (
+        CreditPack(name="song", tokens=1022, price_cents=125),
+        CreditPack(name="album", tokens=10220, price_cents=1250),
+    )
+    # "" (vouchers only) or "stripe".
+    provider: str = Field(default="", pattern=r"^(|stripe)$")
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = "https://api.stripe.com"
 
     @property
     def artist_share_bp(self) -> int:

@@ -84,7 +84,9 @@ async def issue_vouchers(
     return codes
 
 
-async def redeem_voucher(session: AsyncSession, user_id: int, code: str) -> int:
+async def redeem_voucher(
+    session: AsyncSession, user_id: int, code: str, rate: dict[str, object] | None = None
+) -> int:
     """Credit a voucher once; returns the tokens added."""
     now = utcnow()
     voucher = await session.scalar(
@@ -110,7 +112,7 @@ async def redeem_voucher(session: AsyncSession, user_id: int, code: str) -> int:
         "top-up",
         f"voucher:{voucher.id}",
         [(source, -voucher.tokens), (wallet, voucher.tokens)],
-        {"method": "voucher", "batch": voucher.batch},
+        {"method": "voucher", "batch": voucher.batch, "rate": rate or {}},
     )
     await session.commit()
     return voucher.tokens
@@ -286,6 +288,7 @@ async def _charge(
             reference,
             [(wallet, -cost), (earnings, to_artist), (instance, to_instance)],
             details,
+            track_id=int(details["track"]),  # type: ignore[call-overload]
         )
     except InsufficientBalance:
         balance = await ledger.balance(session, wallet.key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from datetime import timedelta
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -288,3 +289,72 @@ async def test_ledger_invariants_under_any_sequence(
         )
     assert wallet >= 0
     assert topped + charged == wallet
+
+
+async def test_earnings_and_payouts(tmp_path: Path, database_url: str) -> None:
+    from server.app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(tmp_path, database_url, money={"payout_threshold_cents": 50}))
+    async with app.test_app() as test_app:
+        app = test_app.app
+        client = test_app.test_client()
+        resources = resources_of(app)
+        artist_account = await make_account(app, "mira", Role.ARTIST, artist="aurora")
+        async with resources.sessionmaker() as session:
+            owner_artist = await session.scalar(select(Artist).where(Artist.name == "aurora"))
+            release = Release(
+                artist_id=owner_artist.id,
+                title="R",
+                slug="r",  # type: ignore[union-attr]
+                visibility=Visibility.PUBLIC,
+            )
+            session.add(release)
+            await session.flush()
+            track = Track(
+                release_id=release.id,
+                artist_id=owner_artist.id,
+                title="Tune",  # type: ignore[union-attr]
+                slug="tune",
+                duration_ms=60_000,
+                status=TrackStatus.READY,
+            )
+            session.add(track)
+            await session.commit()
+        listener = await make_account(app, "lina", Role.LISTENER)
+        async with resources.sessionmaker() as session:
+            [code] = await issue_vouchers(session, 1022, 1, None)
+            await redeem_voucher(session, listener.user_id, code)
+        assert (
+            await client.post(f"/api/v1/tracks/{track.id}/buy", headers=listener.headers)
+        ).status_code == 200
+
+        seen = await (
+            await client.get("/api/v1/artists/aurora/earnings", headers=artist_account.headers)
+        ).get_json()
+        assert seen["balance_tokens"] == 715
+        assert seen["balance_cents"] == 715 * 125 // 1022 == 87
+        assert seen["per_track"] == [{"track_id": track.id, "title": "Tune", "tokens": 715}]
+        assert sum(day["tokens"] for day in seen["per_day"]) == 715
+        assert (
+            await client.get("/api/v1/artists/aurora/earnings", headers=listener.headers)
+        ).status_code == 403
+
+        asked = await client.post("/api/v1/artists/aurora/payouts", headers=artist_account.headers)
+        assert asked.status_code == 201
+        assert (await asked.get_json())["amount_cents"] == 87
+        again = await client.post("/api/v1/artists/aurora/payouts", headers=artist_account.headers)
+        assert again.status_code == 409, "what is already requested cannot be asked for twice"
+
+        admin = await make_account(app, "head_admin", Role.ADMIN, scopes="read write admin")
+        assert (
+            await client.post("/api/v1/admin/payouts/run", headers=artist_account.headers)
+        ).status_code == 403
+        run = await (
+            await client.post("/api/v1/admin/payouts/run", headers=admin.headers)
+        ).get_json()
+        assert [(p["state"], p["tokens"]) for p in run["paid"]] == [("paid", 715)]
+        async with resources.sessionmaker() as session:
+            assert await ledger.balance(session, ledger.artist_key(owner_artist.id)) == 0  # type: ignore[union-attr]
+            assert await ledger.balance(session, "payouts") == 715
+        await ledger_sums_to_zero(resources)

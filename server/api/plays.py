@@ -7,11 +7,21 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from pydantic import BaseModel, Field
-from quart import Blueprint, current_app
+from quart import Blueprint, current_app, jsonify, request
+from quart.typing import ResponseReturnValue
 from quart_schema import validate_request, validate_response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from werkzeug.exceptions import Conflict, Gone, HTTPException, NotFound, UnprocessableEntity
+from werkzeug.exceptions import (
+    BadGateway,
+    BadRequest,
+    Conflict,
+    Gone,
+    HTTPException,
+    NotFound,
+    ServiceUnavailable,
+    UnprocessableEntity,
+)
 
 from models import ledger
 from models.catalogue import Artist, Release, Track
@@ -28,6 +38,14 @@ from server.money import (
     open_session,
     quote,
     redeem_voucher,
+)
+from server.payments import (
+    PaymentError,
+    create_checkout,
+    find_pack,
+    handle_event,
+    parse_event,
+    verify_signature,
 )
 from server.resources import resources_of
 
@@ -240,8 +258,65 @@ async def buy_now(track_id: int) -> PlayDone:
 @validate_response(Wallet)
 async def redeem(data: VoucherIn) -> Wallet:
     viewer = viewer_required()
-    await _in_transaction(lambda s: redeem_voucher(s, viewer.user_id, data.code))
+    money = resources_of(current_app).settings.money
+    rate = {"tokens": money.rate_tokens, "cents": money.rate_cents, "currency": money.currency}
+    await _in_transaction(lambda s: redeem_voucher(s, viewer.user_id, data.code, rate))
     return await wallet()
+
+
+class CheckoutIn(BaseModel):
+    pack: str = Field(min_length=1, max_length=32)
+
+
+class CheckoutOut(BaseModel):
+    id: str
+    url: str = Field(description="send the listener here to pay")
+
+
+@plays_api.post("/me/checkout")
+@require(Scope.WRITE)
+@validate_request(CheckoutIn)
+@validate_response(CheckoutOut, 201)
+async def checkout(data: CheckoutIn) -> tuple[CheckoutOut, int]:
+    """Start buying a credit pack with the payment provider (Stripe Checkout)."""
+    viewer = viewer_required()
+    resources = resources_of(current_app)
+    settings = resources.settings.money
+    base = resources.settings.instance.base_url
+    try:
+        pack = find_pack(settings, data.pack)
+        made = await create_checkout(
+            resources.http, settings, pack, viewer.user_id,
+            success_url=f"{base}/wallet?paid=1", cancel_url=f"{base}/wallet",
+        )  # fmt: skip
+    except PaymentError as exc:
+        raise _payment_http(exc) from None
+    return CheckoutOut(id=made.id, url=made.url), 201
+
+
+def _payment_http(exc: PaymentError) -> HTTPException:
+    kinds: dict[int, type[HTTPException]] = {422: UnprocessableEntity, 502: BadGateway,
+                                             503: ServiceUnavailable}  # fmt: skip
+    return kinds.get(exc.status, BadRequest)(str(exc))
+
+
+payments_hooks = Blueprint("payments_hooks", __name__)
+
+
+@payments_hooks.post("/payments/stripe/webhook")
+async def stripe_webhook() -> ResponseReturnValue:
+    """Stripe's events, verified by their signature; a completed checkout is credited once."""
+    resources = resources_of(current_app)
+    payload = await request.get_data()
+    try:
+        verify_signature(payload, request.headers.get("Stripe-Signature"),
+                         resources.settings.money.stripe_webhook_secret)  # fmt: skip
+        event = parse_event(payload)
+        async with resources.sessionmaker() as session:
+            outcome = await handle_event(session, resources.settings.money, event)
+    except PaymentError as exc:
+        raise _payment_http(exc) from None
+    return jsonify({"received": True, "outcome": outcome})
 
 
 @plays_api.get("/me")

@@ -1,8 +1,8 @@
-"""ledger, plays, play sessions, ownership and vouchers
+"""ledger, plays, play sessions, ownership, vouchers and payouts
 
-Revision ID: 9b47537f0732
+Revision ID: e7b8c67790cc
 Revises: 1b5376589511
-Create Date: 2026-11-24 06:20:31.091994+00:00
+Create Date: 2026-11-24 06:28:02.301880+00:00
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import models.base
 
-revision: str = "9b47537f0732"
+revision: str = "e7b8c67790cc"
 down_revision: str | None = "1b5376589511"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -76,43 +76,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("reference", name=op.f("uq_ledger_transactions_reference")),
     )
     op.create_table(
-        "ledger_entries",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column(
-            "transaction_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("amount", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["account_id"],
-            ["ledger_accounts.id"],
-            name=op.f("fk_ledger_entries_account_id_ledger_accounts"),
-            ondelete="RESTRICT",
-        ),
-        sa.ForeignKeyConstraint(
-            ["transaction_id"],
-            ["ledger_transactions.id"],
-            name=op.f("fk_ledger_entries_transaction_id_ledger_transactions"),
-            ondelete="RESTRICT",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_entries")),
-    )
-    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_ledger_entries_account_id"), ["account_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_ledger_entries_transaction_id"), ["transaction_id"], unique=False
-        )
-
-    op.create_table(
         "vouchers",
         sa.Column(
             "id",
@@ -138,6 +101,95 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_vouchers")),
         sa.UniqueConstraint("digest", name=op.f("uq_vouchers_digest")),
     )
+    op.create_table(
+        "payouts",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "artist_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "state",
+            sa.Enum("requested", "paid", name="payoutstate", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column("tokens", sa.BigInteger(), nullable=False),
+        sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("rate_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("rate_cents", sa.BigInteger(), nullable=False),
+        sa.Column("requested_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("paid_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("paid_by", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column(
+            "transaction_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.ForeignKeyConstraint(
+            ["artist_id"],
+            ["artists.id"],
+            name=op.f("fk_payouts_artist_id_artists"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["transaction_id"],
+            ["ledger_transactions.id"],
+            name=op.f("fk_payouts_transaction_id_ledger_transactions"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payouts")),
+    )
+    with op.batch_alter_table("payouts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_payouts_artist_id"), ["artist_id"], unique=False)
+
+    op.create_table(
+        "ledger_entries",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "transaction_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("track_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["ledger_accounts.id"],
+            name=op.f("fk_ledger_entries_account_id_ledger_accounts"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["track_id"],
+            ["tracks.id"],
+            name=op.f("fk_ledger_entries_track_id_tracks"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["transaction_id"],
+            ["ledger_transactions.id"],
+            name=op.f("fk_ledger_entries_transaction_id_ledger_transactions"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_entries")),
+    )
+    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_ledger_entries_account_id"), ["account_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_ledger_entries_track_id"), ["track_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_ledger_entries_transaction_id"), ["transaction_id"], unique=False
+        )
+
     op.create_table(
         "listener_tracks",
         sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -257,12 +309,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_listener_tracks_track_id"))
 
     op.drop_table("listener_tracks")
-    op.drop_table("vouchers")
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_entries_transaction_id"))
+        batch_op.drop_index(batch_op.f("ix_ledger_entries_track_id"))
         batch_op.drop_index(batch_op.f("ix_ledger_entries_account_id"))
 
     op.drop_table("ledger_entries")
+    with op.batch_alter_table("payouts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payouts_artist_id"))
+
+    op.drop_table("payouts")
+    op.drop_table("vouchers")
     op.drop_table("ledger_transactions")
     with op.batch_alter_table("ledger_accounts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_accounts_owner_id"))

@@ -1,0 +1,121 @@
+"""Earnings and payouts through the API."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel
+from quart import Blueprint, current_app
+from quart_schema import validate_response
+from sqlalchemy import select
+from werkzeug.exceptions import Conflict, Forbidden, NotFound
+
+from models.catalogue import Artist
+from models.tokens import Scope
+from server.auth import require, viewer_required
+from server.earnings import earnings_of, request_payout, run_payouts
+from server.money import MoneyError
+from server.resources import resources_of
+
+earnings_api = Blueprint("earnings_api", __name__)
+
+
+class TrackEarnings(BaseModel):
+    track_id: int
+    title: str
+    tokens: int
+
+
+class DayEarnings(BaseModel):
+    day: date
+    tokens: int
+
+
+class EarningsOut(BaseModel):
+    artist: str
+    balance_tokens: int
+    balance_cents: int
+    currency: str
+    gross_tokens: int
+    payout_threshold_cents: int
+    per_track: list[TrackEarnings]
+    per_day: list[DayEarnings]
+
+
+class PayoutOut(BaseModel):
+    id: int
+    artist_id: int
+    state: str
+    tokens: int
+    amount_cents: int
+    currency: str
+
+
+class PayoutRun(BaseModel):
+    paid: list[PayoutOut]
+
+
+async def _own_artist(name: str) -> Artist:
+    viewer = viewer_required()
+    async with resources_of(current_app).sessionmaker() as session:
+        artist = await session.scalar(select(Artist).where(Artist.name == name.lower()))
+    if artist is None:
+        raise NotFound(f"there is no artist {name!r}")
+    if artist.owner_id != viewer.user_id and not viewer.is_admin:
+        raise Forbidden("only the artist's own account sees their earnings")
+    return artist
+
+
+@earnings_api.get("/artists/<name>/earnings")
+@require(Scope.READ)
+@validate_response(EarningsOut)
+async def earnings(name: str) -> EarningsOut:
+    """Earnings in tokens and money, per track and per day."""
+    artist = await _own_artist(name)
+    settings = resources_of(current_app).settings.money
+    async with resources_of(current_app).sessionmaker() as session:
+        found = await earnings_of(session, artist, settings)
+    return EarningsOut(
+        artist=artist.name,
+        balance_tokens=found.balance,
+        balance_cents=found.balance_cents,
+        currency=settings.currency,
+        gross_tokens=found.gross,
+        payout_threshold_cents=settings.payout_threshold_cents,
+        per_track=[
+            TrackEarnings(track_id=t, title=title, tokens=n) for t, title, n in found.per_track
+        ],
+        per_day=[DayEarnings(day=d, tokens=n) for d, n in found.per_day],
+    )
+
+
+def _payout_out(payout: object) -> PayoutOut:
+    return PayoutOut.model_validate(payout, from_attributes=True)
+
+
+@earnings_api.post("/artists/<name>/payouts")
+@require(Scope.WRITE)
+@validate_response(PayoutOut, 201)
+async def ask_for_payout(name: str) -> tuple[PayoutOut, int]:
+    """Ask to be paid what the earnings are worth (above the instance's threshold)."""
+    artist = await _own_artist(name)
+    settings = resources_of(current_app).settings.money
+    async with resources_of(current_app).sessionmaker() as session:
+        try:
+            payout = await request_payout(session, artist, settings)
+        except MoneyError as exc:
+            raise Conflict(str(exc)) from None
+    return _payout_out(payout), 201
+
+
+@earnings_api.post("/admin/payouts/run")
+@require(Scope.ADMIN)
+@validate_response(PayoutRun)
+async def payout_run() -> PayoutRun:
+    """Pay all requested payouts and record them in the ledger (admins)."""
+    viewer = viewer_required()
+    if not viewer.is_admin:
+        raise Forbidden("this is for the instance's admins")
+    async with resources_of(current_app).sessionmaker() as session:
+        paid = await run_payouts(session, viewer.user_id)
+    return PayoutRun(paid=[_payout_out(p) for p in paid])
