@@ -358,3 +358,35 @@ async def test_earnings_and_payouts(tmp_path: Path, database_url: str) -> None:
             assert await ledger.balance(session, ledger.artist_key(owner_artist.id)) == 0  # type: ignore[union-attr]
             assert await ledger.balance(session, "payouts") == 715
         await ledger_sums_to_zero(resources)
+
+        today = utcnow().date().isoformat()
+        period = f"?start={today}&end={today}"
+        earned = await client.get(
+            f"/api/v1/admin/reports/earnings.csv{period}", headers=admin.headers
+        )
+        assert earned.status_code == 200
+        assert earned.content_type.startswith("text/csv")
+        lines = (await earned.get_data(as_text=True)).splitlines()
+        assert lines[0] == "account,earned_tokens,earned_cents,paid_out_tokens,currency"
+        assert f"artist:{owner_artist.id},715,87,715,EUR" in lines  # type: ignore[union-attr]
+        assert "instance,307,37,0,EUR" in lines
+        topups = await (
+            await client.get(f"/api/v1/admin/reports/top-ups.csv{period}", headers=admin.headers)
+        ).get_data(as_text=True)
+        assert ",voucher,1022," in topups
+        payouts_csv = await (
+            await client.get(f"/api/v1/admin/reports/payouts.csv{period}", headers=admin.headers)
+        ).get_data(as_text=True)
+        assert ",aurora,715,87,EUR,1022,125" in payouts_csv
+        assert (
+            await client.get(f"/api/v1/admin/reports/secrets.csv{period}", headers=admin.headers)
+        ).status_code == 404
+        backwards = await client.get(
+            f"/api/v1/admin/reports/plays.csv?start={today}&end=2000-01-01", headers=admin.headers
+        )
+        assert backwards.status_code == 400
+        assert (
+            await client.get(
+                f"/api/v1/admin/reports/plays.csv{period}", headers=artist_account.headers
+            )
+        ).status_code == 403

@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import date
 
 from pydantic import BaseModel
-from quart import Blueprint, current_app
-from quart_schema import validate_response
+from quart import Blueprint, Response, current_app
+from quart.typing import ResponseReturnValue
+from quart_schema import validate_querystring, validate_response
 from sqlalchemy import select
-from werkzeug.exceptions import Conflict, Forbidden, NotFound
+from werkzeug.exceptions import BadRequest, Conflict, Forbidden, NotFound
 
 from models.catalogue import Artist
 from models.tokens import Scope
 from server.auth import require, viewer_required
 from server.earnings import earnings_of, request_payout, run_payouts
 from server.money import MoneyError
+from server.reports import KINDS, report
 from server.resources import resources_of
 
 earnings_api = Blueprint("earnings_api", __name__)
@@ -119,3 +121,36 @@ async def payout_run() -> PayoutRun:
     async with resources_of(current_app).sessionmaker() as session:
         paid = await run_payouts(session, viewer.user_id)
     return PayoutRun(paid=[_payout_out(p) for p in paid])
+
+
+class ReportQuery(BaseModel):
+    start: date
+    end: date
+
+
+@earnings_api.get("/admin/reports/<kind>.csv")
+@require(Scope.ADMIN)
+@validate_querystring(ReportQuery)
+async def report_csv(kind: str, query_args: ReportQuery) -> ResponseReturnValue:
+    """Plays, earnings, top-ups or payouts of a period, as CSV (admins)."""
+    viewer = viewer_required()
+    if not viewer.is_admin:
+        raise Forbidden("this is for the instance's admins")
+    if kind not in KINDS:
+        raise NotFound(f"no report {kind!r}; one of {', '.join(KINDS)}")
+    if query_args.end < query_args.start or (query_args.end - query_args.start).days > 366:
+        raise BadRequest("the period runs from start to end, at most a year")
+    resources = resources_of(current_app)
+    async with resources.sessionmaker() as session:
+        text = await report(
+            session, kind, query_args.start, query_args.end, resources.settings.money
+        )
+    filename = f"playfair-{kind}-{query_args.start}-{query_args.end}.csv"
+    return Response(
+        text,
+        200,
+        {
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )
