@@ -8,7 +8,7 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import http, jobs, search, streaming
+from bench import http, jobs, plays, search, streaming
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 
@@ -19,7 +19,7 @@ def machine() -> str:
 
 def main() -> None:
     lines = [f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}", ""]
-    for module in (jobs, http, streaming, search):
+    for module in (jobs, http, streaming, search, plays):
         print(f"# {module.__name__}: {module.__doc__.strip().splitlines()[0]}", flush=True)
         figures = asyncio.run(module.run())
         for figure in figures:
