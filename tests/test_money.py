@@ -110,6 +110,12 @@ async def test_a_listener_owns_a_track_after_nine_paid_plays(app: Quart, client:
     again = await client.post("/api/v1/me/vouchers", headers=listener.headers, json={"code": code})
     assert again.status_code == 409
 
+    shown = await (
+        await client.get(f"/api/v1/tracks/{track_id}", headers=listener.headers)
+    ).get_json()
+    assert shown["listener"] == {"next_play_price": 2, "plays_until_owned": 9, "owned": False}
+    anonymous = await (await client.get(f"/api/v1/tracks/{track_id}")).get_json()
+    assert anonymous["listener"] is None
     charged = []
     for play in range(10):
         price = await (

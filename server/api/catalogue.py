@@ -17,6 +17,7 @@ from models.search import DocumentKind, search
 from server.api import present
 from server.api import schemas as s
 from server.auth import Viewer, current_viewer
+from server.money import quote
 from server.resources import resources_of
 
 catalogue_api = Blueprint("catalogue_api", __name__)
@@ -256,9 +257,15 @@ async def get_track(track_id: int) -> s.Track:
     viewer = await current_viewer()
     async with open_session() as session:
         row = (await session.execute(_tracks_query(viewer).where(m.Track.id == track_id))).first()
-    if row is None:
-        raise NotFound(f"there is no track {track_id}")
-    return present.track(base_url(), *row)
+        if row is None:
+            raise NotFound(f"there is no track {track_id}")
+        shown = present.track(base_url(), *row)
+        if viewer is not None:
+            q = await quote(session, viewer.user_id, row[0], row[2])
+            shown.listener = s.ListenerPrice(
+                next_play_price=q.price, plays_until_owned=q.plays_until_owned, owned=q.owned
+            )
+    return shown
 
 
 @catalogue_api.get("/search")

@@ -59,9 +59,18 @@ class Track(BaseModel):
     api_url: str
     preview_url: str | None = Field(description="45-second preview, public; null until ready")
     stream_url: str | None = Field(
-        description="the full track (Opus; add ?format=mp3 for MP3); free tracks and their "
-        "own artist only until play sessions arrive"
+        description="the full track (Opus; add ?format=mp3 for MP3): free tracks, owned "
+        "tracks and the artist's own; others through a play session"
     )
+    listener: ListenerPrice | None = Field(
+        default=None, description="for a signed-in listener: the next price and plays until owned"
+    )
+
+
+class ListenerPrice(BaseModel):
+    next_play_price: int = Field(description="tokens the next play costs this listener")
+    plays_until_owned: int
+    owned: bool
 
 
 class ReleaseSummary(BaseModel):
