@@ -24,12 +24,12 @@ from werkzeug.exceptions import (
 )
 
 from models import ledger
-from models.catalogue import Artist, Release, Track
+from models.catalogue import Artist, Track
 from models.plays import ListenerTrack, Play
 from models.tokens import Scope
 from models.users import User
 from server.auth import require, viewer_required
-from server.media.access import can_see
+from server.media.access import visible_track
 from server.money import (
     ConcurrentChange,
     MoneyError,
@@ -147,18 +147,8 @@ async def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 async def _visible_track(
     session: AsyncSession, track_id: int, user_id: int
 ) -> tuple[Track, Artist]:
-    row = (
-        await session.execute(
-            select(Track, Release, Artist)
-            .join(Release, Release.id == Track.release_id)
-            .join(Artist, Artist.id == Track.artist_id)
-            .where(Track.id == track_id)
-        )
-    ).first()
-    viewer = viewer_required()
-    if row is None or not can_see(viewer, row[0], row[1], row[2]):
-        raise NotFound(f"there is no track {track_id}")
-    return row[0], row[2]
+    track, _release, artist = await visible_track(session, track_id, viewer_required())
+    return track, artist
 
 
 def _base() -> str:

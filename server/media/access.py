@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from werkzeug.exceptions import NotFound
+
 from models.catalogue import Artist, PriceModel, Release, Track, TrackStatus, Visibility
 from server.auth import Viewer
 
@@ -20,6 +24,23 @@ def can_see(viewer: Viewer | None, track: Track, release: Release, artist: Artis
     if release.visibility is Visibility.PUBLIC:
         return True
     return viewer is not None and viewer.user_id == artist.owner_id
+
+
+async def visible_track(
+    session: AsyncSession, track_id: int, viewer: Viewer | None
+) -> tuple[Track, Release, Artist]:
+    """The track with its release and artist, or 404 if it does not exist for the viewer."""
+    row = (
+        await session.execute(
+            select(Track, Release, Artist)
+            .join(Release, Release.id == Track.release_id)
+            .join(Artist, Artist.id == Track.artist_id)
+            .where(Track.id == track_id)
+        )
+    ).first()
+    if row is None or not can_see(viewer, row[0], row[1], row[2]):
+        raise NotFound(f"there is no track {track_id}")
+    return row[0], row[1], row[2]
 
 
 def may_preview(track: Track) -> Decision:

@@ -15,7 +15,7 @@ from models.base import utcnow
 from models.catalogue import Artist, FileRole, MediaFile, Release, Track
 from models.plays import ListenerTrack, PlaySession
 from server.auth import Viewer, current_viewer
-from server.media.access import can_see, may_preview, may_stream_full
+from server.media.access import may_preview, may_stream_full, visible_track
 from server.media.ranges import (
     RangeError,
     http_date,
@@ -39,23 +39,14 @@ async def _track_for_viewer(
 ) -> tuple[Track, Release, Artist, dict[FileRole, MediaFile]]:
     viewer = await current_viewer()
     async with resources_of(current_app).sessionmaker() as session:
-        row = (
-            await session.execute(
-                select(Track, Release, Artist)
-                .join(Release, Release.id == Track.release_id)
-                .join(Artist, Artist.id == Track.artist_id)
-                .where(Track.id == track_id)
-            )
-        ).first()
-        if row is None or not can_see(viewer, row[0], row[1], row[2]):
-            raise NotFound(f"there is no track {track_id}")
+        track, release, artist = await visible_track(session, track_id, viewer)
         files = {
             file.role: file
             for file in await session.scalars(
                 select(MediaFile).where(MediaFile.track_id == track_id)
             )
         }
-    return row[0], row[1], row[2], files
+    return track, release, artist, files
 
 
 def _wants_mp3() -> bool:
