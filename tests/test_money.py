@@ -340,7 +340,9 @@ async def test_earnings_and_payouts(tmp_path: Path, database_url: str) -> None:
         ).get_json()
         assert seen["balance_tokens"] == 715
         assert seen["balance_cents"] == 715 * 125 // 1022 == 87
-        assert seen["per_track"] == [{"track_id": track.id, "title": "Tune", "tokens": 715}]
+        assert seen["per_track"] == [
+            {"track_id": track.id, "title": "Tune", "tokens": 715, "cents": 87}
+        ]
         assert sum(day["tokens"] for day in seen["per_day"]) == 715
         assert (
             await client.get("/api/v1/artists/aurora/earnings", headers=listener.headers)

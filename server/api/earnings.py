@@ -12,6 +12,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import BadRequest, Conflict, Forbidden, NotFound
 
 from models.catalogue import Artist
+from models.ledger import tokens_to_cents
 from models.tokens import Scope
 from server.auth import require, viewer_required
 from server.earnings import earnings_of, request_payout, run_payouts
@@ -26,11 +27,13 @@ class TrackEarnings(BaseModel):
     track_id: int
     title: str
     tokens: int
+    cents: int
 
 
 class DayEarnings(BaseModel):
     day: date
     tokens: int
+    cents: int
 
 
 class EarningsOut(BaseModel):
@@ -77,6 +80,10 @@ async def earnings(name: str) -> EarningsOut:
     settings = resources_of(current_app).settings.money
     async with resources_of(current_app).sessionmaker() as session:
         found = await earnings_of(session, artist, settings)
+
+    def money(tokens: int) -> int:
+        return tokens_to_cents(tokens, settings.rate_tokens, settings.rate_cents)
+
     return EarningsOut(
         artist=artist.name,
         balance_tokens=found.balance,
@@ -85,9 +92,10 @@ async def earnings(name: str) -> EarningsOut:
         gross_tokens=found.gross,
         payout_threshold_cents=settings.payout_threshold_cents,
         per_track=[
-            TrackEarnings(track_id=t, title=title, tokens=n) for t, title, n in found.per_track
+            TrackEarnings(track_id=t, title=title, tokens=n, cents=money(n))
+            for t, title, n in found.per_track
         ],
-        per_day=[DayEarnings(day=d, tokens=n) for d, n in found.per_day],
+        per_day=[DayEarnings(day=d, tokens=n, cents=money(n)) for d, n in found.per_day],
     )
 
 
