@@ -24,6 +24,7 @@ from server.net import client_address, parse_networks
 from server.oauth import PlayfairAuthorizationServer
 from server.pages_accounts import accounts
 from server.pages_admin import admin
+from server.pages_fediverse import fediverse
 from server.pages_oauth import oauth, well_known_oauth
 from server.resources import EXTENSION_KEY, Resources, open_resources
 from server.sessions import csrf_token, set_csrf_cookie, user_for_session
@@ -138,6 +139,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(admin)
     app.register_blueprint(oauth)
     app.register_blueprint(well_known_oauth)
+    app.register_blueprint(fediverse)
     app.extensions["oauth_server"] = PlayfairAuthorizationServer()
     app.register_blueprint(media)
     app.register_blueprint(catalogue_api, url_prefix="/api/v1")
