@@ -70,7 +70,17 @@ async def end_session() -> None:
 
 
 async def user_for_session() -> User | None:
-    """The active user of this browser's session, or None (expired, unknown, disabled)."""
+    """The active user of this browser's session, or None (expired, unknown, disabled).
+
+    Looked up once per request: the page context, the viewer and the views all ask."""
+    if "session_user" in g:
+        cached: User | None = g.session_user
+        return cached
+    g.session_user = user = await _lookup_session_user()
+    return user
+
+
+async def _lookup_session_user() -> User | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None

@@ -44,9 +44,12 @@ async def home() -> ResponseReturnValue:
                 select(Artist).where(Artist.featured).order_by(Artist.display_name).limit(12)
             )
         ).all()
+        shown = {release.id for release, _artist in [*new_releases, *staff_picks]}
         covers = set(
             await session.scalars(
-                select(MediaFile.release_id).where(MediaFile.role == FileRole.COVER)
+                select(MediaFile.release_id).where(
+                    MediaFile.role == FileRole.COVER, MediaFile.release_id.in_(shown)
+                )
             )
         )
         accounts = await session.scalar(select(func.count()).select_from(User))
