@@ -129,3 +129,20 @@ async def _active(session: AsyncSession, algorithm: KeyAlgorithm) -> InstanceKey
         .order_by(InstanceKey.id.desc())
         .limit(1)
     )
+
+
+class KeyCache:
+    """Decrypted RSA private keys by stored row id, so that a fan-out to thousands of
+    inboxes decrypts each actor's key once per process, not once per delivery."""
+
+    def __init__(self) -> None:
+        self._keys: dict[int, rsa.RSAPrivateKey] = {}
+
+    def private(self, row_id: int, blob: bytes, secret: str) -> rsa.RSAPrivateKey:
+        key = self._keys.get(row_id)
+        if key is None:
+            loaded = decrypt_private_key(blob, secret)
+            if not isinstance(loaded, rsa.RSAPrivateKey):
+                raise KeyDecryptionError("an actor key is not an RSA key")
+            key = self._keys[row_id] = loaded
+        return key

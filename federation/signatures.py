@@ -5,7 +5,8 @@ Signing uses httpsig (``rsa-sha256`` over ``(request-target) host date digest`` 
 closed: ``hs2019`` and ``(created)``/``(expires)``, the required headers, the digest checked
 against the body, the date window, the key's owner equal to the activity's actor, and one
 re-fetch of the key when verification fails (the sender may have rotated it). The key
-lookup is injected, so this module does no I/O of its own.
+lookup is injected, so this module does no I/O of its own. Requests with a
+``Signature-Input`` header are RFC 9421 signatures and go to ``federation.rfc9421``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class IncomingRequest:
     path: str  # with the query string, exactly as received
     headers: Mapping[str, str]  # keys in any case
     body: bytes
+    scheme: str = "https"  # for RFC 9421's @target-uri and @scheme
 
 
 def _header(request: IncomingRequest, name: str) -> str | None:
@@ -142,7 +144,15 @@ async def verify_request(
     actor: str | None = None,
     now: datetime | None = None,
 ) -> PublicKey:
-    """Check the request's signature; return the verified key or raise SignatureError."""
+    """Check the request's signature; return the verified key or raise SignatureError.
+
+    A request with a ``Signature-Input`` header carries an RFC 9421 signature instead.
+    """
+    if _header(request, "signature-input") is not None:
+        # federation.rfc9421 builds on this module, so it is imported when needed
+        from federation.rfc9421 import verify_rfc9421
+
+        return await verify_rfc9421(request, lookup, actor=actor, now=now)
     now = now or datetime.now(UTC)
     header = _header(request, "signature")
     if not header:

@@ -14,6 +14,19 @@ from models.catalogue import (
     Tag,
     Track,
 )
+from models.federation import (
+    ActorBlock,
+    ActorKey,
+    Delivery,
+    DomainPolicy,
+    Follow,
+    InboxItem,
+    Interaction,
+    OutboundActivity,
+    RemoteActor,
+    RemotePost,
+    Report,
+)
 from models.handles import Handle
 from models.jobs import Job, JobState
 from models.keys import InstanceKey, KeyAlgorithm
@@ -28,13 +41,20 @@ from models.vouchers import Voucher
 
 __all__ = [
     "AccessToken",
+    "ActorBlock",
+    "ActorKey",
     "Artist",
     "AuditEntry",
     "AuthorizationCode",
     "Base",
+    "Delivery",
+    "DomainPolicy",
     "Favourite",
+    "Follow",
     "Handle",
+    "InboxItem",
     "InstanceKey",
+    "Interaction",
     "Invitation",
     "Job",
     "JobState",
@@ -47,6 +67,7 @@ __all__ = [
     "MediaFile",
     "Member",
     "OAuthClient",
+    "OutboundActivity",
     "Payout",
     "Play",
     "PlaySession",
@@ -55,6 +76,9 @@ __all__ = [
     "RateCounter",
     "RefreshToken",
     "Release",
+    "RemoteActor",
+    "RemotePost",
+    "Report",
     "RetiredName",
     "Role",
     "SearchDocument",

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -86,6 +87,8 @@ class Artist(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     featured: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Follows wait for the artist's approval instead of being accepted at once.
+    approves_followers: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     releases: Mapped[list[Release]] = relationship(back_populates="artist", lazy="raise")

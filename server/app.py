@@ -11,6 +11,7 @@ from typing import Any
 from quart import Quart, Request, g, request
 from quart_schema import Info, QuartSchema
 
+from server.activitypub.routes import activitypub
 from server.api.catalogue import catalogue_api
 from server.api.earnings import earnings_api
 from server.api.membership import membership_api
@@ -140,6 +141,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(oauth)
     app.register_blueprint(well_known_oauth)
     app.register_blueprint(fediverse)
+    app.register_blueprint(activitypub)
     app.extensions["oauth_server"] = PlayfairAuthorizationServer()
     app.register_blueprint(media)
     app.register_blueprint(catalogue_api, url_prefix="/api/v1")

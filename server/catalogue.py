@@ -24,6 +24,7 @@ from models.catalogue import (
 from models.handles import HandleKind, claim_handle
 from models.search import DocumentKind, fold, index_document, remove_document
 from models.users import User
+from server.activitypub.events import queue_deleted, queue_published
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -164,6 +165,7 @@ async def publish_release(session: AsyncSession, release_id: int) -> Release:
     if release.visibility is not Visibility.PUBLIC:
         release.visibility = Visibility.PUBLIC
         release.published_at = utcnow()
+        await queue_published(session, release.id)
     await index_release(session, release)
     for track in release.tracks:
         if track.status is TrackStatus.READY:
@@ -193,6 +195,9 @@ async def index_track(session: AsyncSession, track: Track, release: Release) -> 
 
 
 async def unpublish_release(session: AsyncSession, release: Release) -> None:
+    """Withdraw a release (needs it loaded with its artist and tracks)."""
+    if release.visibility is Visibility.PUBLIC:
+        await queue_deleted(session, release, release.artist.name)
     release.visibility = Visibility.DRAFT
     await remove_document(session, DocumentKind.RELEASE, release.id)
     for track in release.tracks:

@@ -323,14 +323,33 @@ class MediaSettings(_Section):
         return _positive(value)
 
 
+class FederationMode(StrEnum):
+    OPEN = "open"  # everybody except blocked domains
+    ALLOWLIST = "allowlist"  # only domains an admin allowed
+
+
 class FederationSettings(_Section):
     # Lab networks and tests only: lets fetches reach loopback and private addresses and
     # lets plain http:// peers through.
     allow_private_addresses: bool = False
     fetch_timeout: Duration = timedelta(seconds=10)
     max_fetch_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    mode: FederationMode = FederationMode.OPEN
+    max_inbox_bytes: int = Field(default=1024 * 1024, ge=1024)
+    actor_cache_lifetime: Duration = timedelta(days=1)
+    delivery_retry_base: Duration = timedelta(seconds=30)
+    delivery_retry_max: Duration = timedelta(hours=6)
+    delivery_give_up_after: Duration = timedelta(days=5)
+    delivery_timeout: Duration = timedelta(seconds=20)
 
-    @field_validator("fetch_timeout")
+    @field_validator(
+        "fetch_timeout",
+        "actor_cache_lifetime",
+        "delivery_retry_base",
+        "delivery_retry_max",
+        "delivery_give_up_after",
+        "delivery_timeout",
+    )
     @classmethod
     def _longer_than_zero(cls, value: timedelta) -> timedelta:
         return _positive(value)

@@ -12,6 +12,11 @@ from sqlalchemy import delete
 from models import jobs
 from models.accounts import WebSession, purge_rate_counters
 from models.base import utcnow
+from server.activitypub.delivery import DELIVER_JOB, run_delivery
+from server.activitypub.events import DELETED_JOB, PUBLISHED_JOB, UPDATED_JOB
+from server.activitypub.handlers import run_inbox_item
+from server.activitypub.inbox import INBOX_JOB
+from server.activitypub.publish import run_deleted, run_published, run_updated
 from server.config import Settings
 from server.media.ingest import TRANSCODE_JOB
 from server.media.transcode import transcode_track
@@ -38,6 +43,11 @@ async def purge_accounts_state(context: JobContext, payload: dict[str, object]) 
 
 
 HANDLERS: dict[str, JobHandler] = {
+    DELIVER_JOB: run_delivery,
+    INBOX_JOB: run_inbox_item,
+    PUBLISHED_JOB: run_published,
+    UPDATED_JOB: run_updated,
+    DELETED_JOB: run_deleted,
     PURGE_JOBS: purge_jobs,
     PURGE_ACCOUNTS: purge_accounts_state,
     TRANSCODE_JOB: transcode_track,

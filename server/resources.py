@@ -12,8 +12,9 @@ import httpx
 from quart import Quart
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from federation.fetch import FetchPolicy, GuardedClient
 from federation.http import HttpClientOptions, create_http_client
-from federation.keys import InstanceKeys, ensure_instance_keys
+from federation.keys import InstanceKeys, KeyCache, ensure_instance_keys
 from models import migrate
 from models.database import (
     DatabaseOptions,
@@ -40,6 +41,8 @@ class Resources:
     http: httpx.AsyncClient
     keys: InstanceKeys
     secret: str
+    fetcher: GuardedClient
+    key_cache: KeyCache
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -86,7 +89,13 @@ async def open_resources(settings: Settings) -> Resources:
                 timeout_seconds=settings.federation.fetch_timeout.total_seconds(),
             )
         )
-        return Resources(settings, engine, sessionmaker, http, keys, secret)
+        policy = FetchPolicy(
+            allow_private=settings.federation.allow_private_addresses,
+            max_bytes=settings.federation.max_fetch_bytes,
+            deadline_seconds=settings.federation.fetch_timeout.total_seconds() * 3,
+        )
+        fetcher = GuardedClient(http, policy)
+        return Resources(settings, engine, sessionmaker, http, keys, secret, fetcher, KeyCache())
     except BaseException:
         if http is not None:
             await http.aclose()

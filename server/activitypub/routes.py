@@ -1,0 +1,328 @@
+"""ActivityPub over HTTP: actor documents and pages on the same URLs (content
+negotiation), outboxes and follower collections, release and track objects, and the
+inboxes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, current_app, jsonify, render_template, request
+from quart.typing import ResponseReturnValue
+from sqlalchemy import false, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from werkzeug.exceptions import BadRequest, NotFound
+
+from federation.objects import (
+    PAGE_SIZE,
+    actor_id,
+    announce_release,
+    collection_page,
+    create_release,
+    handle_of,
+    local_actor,
+    ordered_collection,
+    release_note,
+    release_object,
+    track_object,
+)
+from models.catalogue import Release, Track, Visibility
+from models.federation import Follow, FollowState, Interaction, InteractionKind, RemoteActor
+from models.handles import Handle, HandleKind
+from server.activitypub.context import federation_of
+from server.activitypub.inbox import receive
+from server.activitypub.local import KIND_PATHS, LocalActor, load_local_actor
+from server.activitypub.publish import load_release_info
+from server.resources import resources_of
+
+activitypub = Blueprint("activitypub", __name__)
+ACTIVITY_JSON = "application/activity+json"
+AP_TYPES = ("application/activity+json", "application/ld+json")
+KINDS = "<any(artists, labels, users):kind>"
+
+
+def wants_activity() -> bool:
+    accept = request.accept_mimetypes
+    best = accept.best_match([*AP_TYPES, "text/html"], default="text/html")
+    return best in AP_TYPES
+
+
+def _json(document: dict[str, Any]) -> Response:
+    response = jsonify(document)
+    response.headers["Content-Type"] = ACTIVITY_JSON
+    response.headers["Vary"] = "Accept"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+async def _html(template: str, **context: Any) -> Response:
+    resources = resources_of(current_app)
+    body = await render_template(template, instance=resources.settings.instance, **context)
+    response = Response(body, 200, {"Content-Type": "text/html; charset=utf-8"})
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+async def _local_actor(session: AsyncSession, kind: str, name: str) -> LocalActor:
+    resources = resources_of(current_app)
+    actor = await load_local_actor(
+        session, resources.settings.instance.base_url, kind, name, resources.secret
+    )
+    if actor is None:
+        raise NotFound(f"there is no {kind[:-1]} called {name!r} here")
+    await session.commit()  # a key made just now
+    return actor
+
+
+def _page() -> int | None:
+    raw = request.args.get("page")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise BadRequest("page must be a number from 1")
+    return int(raw)
+
+
+@activitypub.get(f"/{KINDS}/<name>")
+async def actor_page(kind: str, name: str) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    base = resources.settings.instance.base_url
+    async with resources.sessionmaker() as session:
+        actor = await _local_actor(session, kind, name)
+        if wants_activity():
+            return _json(local_actor(base, actor.info))
+        releases: list[Any] = []
+        if actor.artist is not None:
+            releases = list(
+                (
+                    await session.scalars(
+                        select(Release)
+                        .where(
+                            Release.artist_id == actor.artist.id,
+                            Release.visibility == Visibility.PUBLIC,
+                        )
+                        .order_by(Release.published_at.desc())
+                    )
+                ).all()
+            )
+        followers = await _count_followers(session, actor.name)
+    return await _html(
+        "actor.html",
+        actor=actor,
+        releases=releases,
+        followers=followers,
+        handle=handle_of(base, actor.name),
+        actor_url=actor_id(base, kind, actor.name),
+    )
+
+
+async def _count_followers(session: AsyncSession, name: str) -> int:
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(Follow)
+            .where(Follow.followed_name == name, Follow.state == FollowState.ACCEPTED)
+        )
+        or 0
+    )
+
+
+@activitypub.get(f"/{KINDS}/<name>/outbox")
+async def outbox(kind: str, name: str) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    base = resources.settings.instance.base_url
+    page = _page()
+    async with resources.sessionmaker() as session:
+        actor = await _local_actor(session, kind, name)
+        uri = f"{actor_id(base, kind, actor.name)}/outbox"
+        query = select(Release.id).where(Release.visibility == Visibility.PUBLIC)
+        if actor.artist is not None:
+            query = query.where(Release.artist_id == actor.artist.id)
+        elif actor.label is not None:
+            query = query.where(Release.label_id == actor.label.id)
+        else:
+            query = query.where(false())  # listeners publish nothing
+        total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        if page is None:
+            return _json(ordered_collection(uri, total))
+        ids = (
+            await session.scalars(
+                query.order_by(Release.published_at.desc(), Release.id.desc())
+                .limit(PAGE_SIZE)
+                .offset((page - 1) * PAGE_SIZE)
+            )
+        ).all()
+        items = []
+        for release_id in ids:
+            info = await load_release_info(session, release_id)
+            if info is None:
+                continue
+            document = create_release(base, info)
+            document.pop("@context")
+            if actor.label is not None:  # a label's outbox: its announces
+                document = announce_release(
+                    base, actor.name, info.id, info.artist_name, info.published
+                )
+                document.pop("@context")
+            items.append(document)
+    return _json(collection_page(uri, page, total, items))
+
+
+@activitypub.get(f"/{KINDS}/<name>/followers")
+async def followers(kind: str, name: str) -> ResponseReturnValue:
+    return await _follow_collection(kind, name, "followers")
+
+
+@activitypub.get(f"/{KINDS}/<name>/following")
+async def following(kind: str, name: str) -> ResponseReturnValue:
+    return await _follow_collection(kind, name, "following")
+
+
+async def _follow_collection(kind: str, name: str, which: str) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    base = resources.settings.instance.base_url
+    page = _page()
+    async with resources.sessionmaker() as session:
+        actor = await _local_actor(session, kind, name)
+        uri = f"{actor_id(base, kind, actor.name)}/{which}"
+        accepted = Follow.state == FollowState.ACCEPTED
+        if which == "followers":
+            where = (Follow.followed_name == actor.name, accepted)
+            remote_col, local_col = Follow.follower_actor_id, Follow.follower_name
+        else:
+            where = (Follow.follower_name == actor.name, accepted)
+            remote_col, local_col = Follow.followed_actor_id, Follow.followed_name
+        total = await session.scalar(select(func.count()).select_from(Follow).where(*where)) or 0
+        if page is None:
+            return _json(ordered_collection(uri, total))
+        rows = (
+            await session.execute(
+                select(RemoteActor.uri, local_col, Handle.kind)
+                .select_from(Follow)
+                .outerjoin(RemoteActor, RemoteActor.id == remote_col)
+                .outerjoin(Handle, Handle.name == local_col)
+                .where(*where)
+                .order_by(Follow.id.desc())
+                .limit(PAGE_SIZE)
+                .offset((page - 1) * PAGE_SIZE)
+            )
+        ).all()
+    items = [
+        remote or actor_id(base, KIND_PATHS[HandleKind(handle_kind)], str(local))
+        for remote, local, handle_kind in rows
+    ]
+    return _json(collection_page(uri, page, total, items))
+
+
+@activitypub.get("/actor/<any(outbox, followers, following):which>")
+async def instance_collection(which: str) -> ResponseReturnValue:
+    base = resources_of(current_app).settings.instance.base_url
+    uri = f"{base}/actor/{which}"
+    if _page() is None:
+        return _json(ordered_collection(uri, 0))
+    return _json(collection_page(uri, 1, 0, []))
+
+
+@activitypub.get("/releases/<int:release_id>")
+async def release_page(release_id: int) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    base = resources.settings.instance.base_url
+    async with resources.sessionmaker() as session:
+        info = await load_release_info(session, release_id)
+        if info is None:
+            raise NotFound("there is no such release here")
+        if wants_activity():
+            return _json(release_object(base, info))
+        conversation = (
+            await session.execute(
+                select(Interaction, RemoteActor)
+                .join(RemoteActor, RemoteActor.id == Interaction.actor_id)
+                .where(Interaction.release_id == release_id)
+                .order_by(Interaction.published_at)
+            )
+        ).all()
+    replies = [(i, a) for i, a in conversation if i.kind is InteractionKind.REPLY]
+    likes = sum(1 for i, _ in conversation if i.kind is InteractionKind.LIKE)
+    boosts = sum(1 for i, _ in conversation if i.kind is InteractionKind.ANNOUNCE)
+    return await _html(
+        "release.html", release=info, replies=replies, likes=likes, boosts=boosts, base=base
+    )
+
+
+@activitypub.get("/releases/<int:release_id>/note")
+async def release_note_route(release_id: int) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    base = resources.settings.instance.base_url
+    async with resources.sessionmaker() as session:
+        info = await load_release_info(session, release_id)
+    if info is None:
+        raise NotFound("the release is not published here")
+    if not wants_activity():
+        return Response("", 303, {"Location": f"{base}/releases/{release_id}"})
+    document = release_note(base, info)
+    document["@context"] = create_release(base, info)["@context"]
+    return _json(document)
+
+
+@activitypub.get("/releases/<int:release_id>/note/create")
+async def release_create_route(release_id: int) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    async with resources.sessionmaker() as session:
+        info = await load_release_info(session, release_id)
+    if info is None:
+        raise NotFound("the release is not published here")
+    return _json(create_release(resources.settings.instance.base_url, info))
+
+
+@activitypub.get("/tracks/<int:track_id>")
+async def track_page(track_id: int) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    base = resources.settings.instance.base_url
+    async with resources.sessionmaker() as session:
+        release_id = await session.scalar(select(Track.release_id).where(Track.id == track_id))
+        info = await load_release_info(session, release_id) if release_id else None
+    track = next((t for t in info.tracks if t.id == track_id), None) if info else None
+    if info is None or track is None:
+        raise NotFound("there is no such track here")
+    if wants_activity():
+        document = track_object(base, info, track)
+        document["@context"] = release_object(base, info)["@context"]
+        return _json(document)
+    return await _html("track.html", release=info, track=track, base=base)
+
+
+async def _inbox(recipient: str | None) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    fed = federation_of(resources)
+    length = request.content_length
+    if length is not None and length > fed.settings.max_inbox_bytes:
+        return jsonify(
+            {"error": f"the activity is larger than {fed.settings.max_inbox_bytes}"}
+        ), 413
+    body = await request.get_data(cache=False, as_text=False)
+    assert isinstance(body, bytes)
+    raw_path = request.scope.get("raw_path", request.path.encode()).decode("latin-1")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    path = raw_path + (f"?{query}" if query else "")
+    answer = await receive(fed, recipient, request.method, path, dict(request.headers), body)
+    status = "accepted" if answer.status == 202 else "refused"
+    return jsonify({"status": status, "message": answer.message}), answer.status
+
+
+@activitypub.post("/inbox")
+async def shared_inbox() -> ResponseReturnValue:
+    return await _inbox(None)
+
+
+@activitypub.post("/actor/inbox")
+async def instance_inbox() -> ResponseReturnValue:
+    return await _inbox(None)
+
+
+@activitypub.post(f"/{KINDS}/<name>/inbox")
+async def actor_inbox(kind: str, name: str) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    async with resources.sessionmaker() as session:
+        handle = await session.get(Handle, name.lower())
+    if handle is None or KIND_PATHS[handle.kind] != kind:
+        raise NotFound(f"there is no {kind[:-1]} called {name!r} here")
+    return await _inbox(handle.name)
