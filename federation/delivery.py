@@ -5,7 +5,8 @@ and connection errors: exponential back-off with jitter, for up to ``give_up_aft
 (days, so that an instance behind a flaky link catches up when it returns), then
 ``failed`` (an admin may replay it). 401/403: retry once (the receiver may have held an
 old copy of our key and refetches it on failure). 410: the inbox is gone for good. Any
-other 4xx, or an address we refuse to contact: abandoned.
+other 4xx, a redirect (an inbox is POSTed to, never redirected), or an address we refuse
+to contact: abandoned.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+
+MAX_RETRY_AFTER_SECONDS = 366 * 24 * 3600
 
 
 class Verdict(StrEnum):
@@ -52,21 +55,21 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        # a server asking for more than a year is not asking for anything sensible
+        return timedelta(seconds=min(int(value), MAX_RETRY_AFTER_SECONDS))
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(when - now, timedelta(0))
+    return min(max(when - now, timedelta(0)), timedelta(seconds=MAX_RETRY_AFTER_SECONDS))
 
 
 def backoff(rules: RetryRules, attempts: int, rng: random.Random | None = None) -> timedelta:
-    step = min(
-        rules.base.total_seconds() * 2 ** max(attempts - 1, 0), rules.maximum.total_seconds()
-    )
+    exponent = min(max(attempts - 1, 0), 64)  # capped before it can overflow a float
+    step = min(rules.base.total_seconds() * 2**exponent, rules.maximum.total_seconds())
     return timedelta(seconds=step * (rng or random).uniform(0.5, 1.0))
 
 
@@ -94,7 +97,7 @@ def decide(
         return Decision(
             Verdict.RETRY, f"HTTP {status}: retrying once", rules.base, keys_refreshed=True
         )
-    if status is not None and 400 <= status < 500 and status != 429:
+    if status is not None and (status < 200 or 300 <= status < 500) and status != 429:
         return Decision(Verdict.ABANDONED, f"HTTP {status}")
     reason = f"HTTP {status}" if status is not None else (attempt.error or "no answer")
     delay = None

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from federation.discovery import AS_CONTEXT, SECURITY_CONTEXT, host_of
 
@@ -201,10 +202,12 @@ def release_object(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
     return document
 
 
+def tag_url(base_url: str, tag: str) -> str:
+    return f"{base_url}/tags/{quote(tag, safe='')}"
+
+
 def _hashtags(base_url: str, tags: Sequence[str]) -> list[dict[str, Any]]:
-    return [
-        {"type": "Hashtag", "name": f"#{tag}", "href": f"{base_url}/tags/{tag}"} for tag in tags
-    ]
+    return [{"type": "Hashtag", "name": f"#{tag}", "href": tag_url(base_url, tag)} for tag in tags]
 
 
 def release_note(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
@@ -220,7 +223,8 @@ def release_note(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
         text += (
             "<p>"
             + " ".join(
-                f'<a href="{base_url}/tags/{tag}" class="mention hashtag" rel="tag">'
+                f'<a href="{html.escape(tag_url(base_url, tag))}" '
+                'class="mention hashtag" rel="tag">'
                 f"#<span>{html.escape(tag)}</span></a>"
                 for tag in release.tags
             )
@@ -300,7 +304,7 @@ def update_release(base_url: str, release: ReleaseInfo, version: datetime) -> di
     note = release_note(base_url, release)
     note["updated"] = iso(version)
     return activity(
-        f"{note['id']}/update/{int(version.timestamp())}",
+        f"{note['id']}/update/{round(version.timestamp() * 1_000_000)}",
         "Update",
         note["attributedTo"],
         note,

@@ -14,6 +14,7 @@ from quart_schema import Info, QuartSchema
 from server.activitypub.routes import activitypub
 from server.api.catalogue import catalogue_api
 from server.api.earnings import earnings_api
+from server.api.federation import federation_api
 from server.api.membership import membership_api
 from server.api.plays import payments_hooks, plays_api
 from server.api.uploads import UPLOAD_PATH, uploads_api
@@ -147,6 +148,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(catalogue_api, url_prefix="/api/v1")
     app.register_blueprint(uploads_api, url_prefix="/api/v1")
     app.register_blueprint(membership_api, url_prefix="/api/v1")
+    app.register_blueprint(federation_api, url_prefix="/api/v1")
     app.register_blueprint(plays_api, url_prefix="/api/v1")
     app.register_blueprint(payments_hooks)
     app.register_blueprint(earnings_api, url_prefix="/api/v1")

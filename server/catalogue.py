@@ -24,7 +24,7 @@ from models.catalogue import (
 from models.handles import HandleKind, claim_handle
 from models.search import DocumentKind, fold, index_document, remove_document
 from models.users import User
-from server.activitypub.events import queue_deleted, queue_published
+from server.activitypub.events import queue_deleted, queue_published_when_ready
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -165,7 +165,8 @@ async def publish_release(session: AsyncSession, release_id: int) -> Release:
     if release.visibility is not Visibility.PUBLIC:
         release.visibility = Visibility.PUBLIC
         release.published_at = utcnow()
-        await queue_published(session, release.id)
+        await session.flush()
+        await queue_published_when_ready(session, release.id)
     await index_release(session, release)
     for track in release.tracks:
         if track.status is TrackStatus.READY:

@@ -476,6 +476,142 @@ def demo(state: State, if_empty: bool) -> None:
         click.echo(line)
 
 
+@cli.group()
+def deliveries() -> None:
+    """Outgoing ActivityPub deliveries: list them, replay failed ones."""
+
+
+@deliveries.command("list")
+@click.option(
+    "--state",
+    "only_state",
+    type=click.Choice(["pending", "delivering", "delivered", "failed", "abandoned"]),
+    default=None,
+    help="Only deliveries in this state.",
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@pass_state
+@handles_errors
+def deliveries_list(state: State, limit: int, only_state: str | None) -> None:
+    """One line per delivery, newest first: id, state, attempts, last status, inbox."""
+    from models.federation import DeliveryState
+    from server.activitypub.moderation import list_deliveries
+
+    settings = state.settings()
+    wanted = DeliveryState(only_state) if only_state else None
+
+    async def _run() -> list[Any]:
+        async with _session(settings) as session:
+            return await list_deliveries(session, wanted, limit)
+
+    for row in run_async(_run()):
+        status = row.last_status if row.last_status is not None else "-"
+        click.echo(
+            f"{row.id}\t{row.state}\t{row.attempts}\t{status}\t{row.type}\t{row.inbox}"
+            + (f"\t{row.last_error}" if row.last_error else "")
+        )
+
+
+@deliveries.command("replay")
+@click.argument("ids", nargs=-1, type=int)
+@pass_state
+@handles_errors
+def deliveries_replay(state: State, ids: tuple[int, ...]) -> None:
+    """Queue failed deliveries again (all of them, or the given ids, also abandoned ones)."""
+    from server.activitypub.delivery import replay
+
+    settings = state.settings()
+
+    async def _run() -> int:
+        async with _session(settings) as session:
+            return await replay(session, list(ids) if ids else None)
+
+    click.echo(f"replayed {run_async(_run())} deliveries; the worker sends them")
+
+
+@cli.group()
+def domain() -> None:
+    """Domain blocks, and the domains allowed in allow-list mode."""
+
+
+@domain.command("block")
+@click.argument("name")
+@click.option("--reason", default="", help="Kept for the admins.")
+@pass_state
+@handles_errors
+def domain_block(state: State, name: str, reason: str) -> None:
+    """Refuse everything from a domain (and its subdomains) and stop delivering to it."""
+    _set_domain(state, name, "block", reason)
+
+
+@domain.command("allow")
+@click.argument("name")
+@click.option("--reason", default="", help="Kept for the admins.")
+@pass_state
+@handles_errors
+def domain_allow(state: State, name: str, reason: str) -> None:
+    """Allow a domain (what counts when federation.mode is "allowlist")."""
+    _set_domain(state, name, "allow", reason)
+
+
+def _set_domain(state: State, name: str, policy: str, reason: str) -> None:
+    from models.federation import DomainPolicyKind
+    from server.activitypub.moderation import ModerationError, set_domain_policy
+
+    settings = state.settings()
+
+    async def _run() -> str:
+        async with _session(settings) as session:
+            try:
+                row = await set_domain_policy(session, name, DomainPolicyKind(policy), reason)
+            except ModerationError as exc:
+                raise CommandFailed(str(exc)) from None
+            return row.domain
+
+    click.echo(f"{policy}: {run_async(_run())}")
+
+
+@domain.command("remove")
+@click.argument("name")
+@pass_state
+@handles_errors
+def domain_remove(state: State, name: str) -> None:
+    """Remove a domain's block or allow."""
+    from server.activitypub.moderation import ModerationError, remove_domain_policy
+
+    settings = state.settings()
+
+    async def _run() -> bool:
+        async with _session(settings) as session:
+            try:
+                return await remove_domain_policy(session, name)
+            except ModerationError as exc:
+                raise CommandFailed(str(exc)) from None
+
+    if not run_async(_run()):
+        raise CommandFailed(f"there is no policy for {name!r}")
+    click.echo(f"removed: {name}")
+
+
+@domain.command("list")
+@pass_state
+@handles_errors
+def domain_list(state: State) -> None:
+    """Every domain policy: domain, policy, reason."""
+    from models.federation import DomainPolicy
+
+    settings = state.settings()
+
+    async def _run() -> list[Any]:
+        async with _session(settings) as session:
+            return list(
+                (await session.scalars(select(DomainPolicy).order_by(DomainPolicy.domain))).all()
+            )
+
+    for row in run_async(_run()):
+        click.echo(f"{row.domain}\t{row.policy.value}\t{row.reason}")
+
+
 @contextlib.asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[Any]:
     """A session factory on a checked, migrated database, for one-shot commands."""

@@ -75,7 +75,7 @@ def test_mastodon_follow_and_undo() -> None:
     follow = parse_activity(load("mastodon/follow.json"))
     assert follow.type == "Follow"
     assert follow.actor == ALICE
-    assert follow.object_id == "https://music.example/artists/the-quiet-hours"
+    assert follow.object_id == "https://music.example/artists/the_quiet_hours"
     assert follow.object is None
 
     undo = parse_activity(load("mastodon/undo_follow.json"))
@@ -90,7 +90,7 @@ def test_mastodon_create_reply() -> None:
     activity = parse_activity(load("mastodon/create_note_reply.json"))
     assert activity.type == "Create"
     assert activity.to == (PUBLIC,)
-    assert activity.cc == (f"{ALICE}/followers", "https://music.example/artists/the-quiet-hours")
+    assert activity.cc == (f"{ALICE}/followers", "https://music.example/artists/the_quiet_hours")
     assert activity.object is not None
 
     note = parse_note(activity.object)
@@ -111,7 +111,7 @@ def test_mastodon_create_reply() -> None:
     assert "fetch(" not in note.content_html
     assert "document.cookie" not in note.content_html
     assert (
-        '<a href="https://music.example/artists/the-quiet-hours" class="u-url mention" '
+        '<a href="https://music.example/artists/the_quiet_hours" class="u-url mention" '
         f'{REL} target="_blank">'
     ) in note.content_html
     assert '<span class="h-card">' in note.content_html
@@ -295,7 +295,7 @@ def test_accept_may_embed_our_follow() -> None:
         "object": {
             "id": "https://music.example/follows/abc",
             "type": "Follow",
-            "actor": "https://music.example/artists/the-quiet-hours",
+            "actor": "https://music.example/artists/the_quiet_hours",
             "object": ALICE,
         },
     }

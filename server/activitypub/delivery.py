@@ -9,6 +9,7 @@ an admin puts a failed delivery back to pending with a fresh job.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from server.activitypub.local import signing_key
 from server.activitypub.remote import domain_of
 from server.worker import JobContext
 
+log = logging.getLogger(__name__)
 DELIVER_JOB = "federation.deliver"
 ACTIVITY_CONTENT_TYPE = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 
@@ -162,6 +164,7 @@ async def attempt_delivery(fed: Federation, delivery_id: int) -> Verdict | None:
         row.attempts += 1
         await session.commit()
         inbox, attempts, refreshed = row.inbox, row.attempts, row.keys_refreshed
+        activity_type = activity.type
         created = row.created_at
         body = json.dumps(activity.document, separators=(",", ":")).encode()
 
@@ -220,4 +223,12 @@ async def attempt_delivery(fed: Federation, delivery_id: int) -> Verdict | None:
                 .values(gone_at=now)
             )
         await session.commit()
+    log.info(
+        "delivery %s of %s to %s: %s (%s)",
+        delivery_id,
+        activity_type,
+        inbox,
+        decision.verdict.value,
+        decision.reason,
+    )
     return decision.verdict

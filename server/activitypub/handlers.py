@@ -9,6 +9,7 @@ an ActivityPub id.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ from server.activitypub.delivery import deliver, record_activity
 from server.activitypub.local import KIND_PATHS, PATH_KINDS
 from server.activitypub.remote import ResolveError, get_actor, store_actor
 from server.worker import JobContext
+
+log = logging.getLogger(__name__)
 
 
 class Ignored(Exception):
@@ -412,7 +415,7 @@ async def handle_item(fed: Federation, item_id: int) -> InboxState:
         item = await session.get(InboxItem, item_id)
         if item is None or item.state is not InboxState.PENDING:
             return item.state if item else InboxState.IGNORED
-        payload, recipient = item.payload, item.recipient
+        payload, recipient, actor_uri = item.payload, item.recipient, item.actor_uri
     handler = HANDLERS.get(str(payload.get("type")))
     try:
         if handler is None:
@@ -428,6 +431,14 @@ async def handle_item(fed: Federation, item_id: int) -> InboxState:
         assert item is not None
         item.state, item.result, item.processed_at = state, result[:2000], utcnow()
         await session.commit()
+    log.info(
+        "inbox item %s (%s from %s): %s: %s",
+        item_id,
+        str(payload.get("type"))[:64],
+        actor_uri,
+        state.value,
+        result,
+    )
     return state
 
 

@@ -1,14 +1,14 @@
 """Telling the fediverse about releases: Create when published, Update when edited,
 Delete when withdrawn, and the label's Announce (DESIGN.md §5).
 
-Publishing enqueues a job in the same transaction; the job waits until the tracks are
-transcoded (the Note carries their previews), then records the activity and queues one
+A job is queued (in the transaction that publishes, or that finishes the last track's
+transcoding: the Note carries the previews) that records the activity and queues one
 delivery per follower inbox.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,18 +21,12 @@ from federation.objects import (
     delete_release,
     update_release,
 )
-from models import jobs
-from models.base import utcnow
-from models.catalogue import FileRole, Label, MediaFile, Release, Track, TrackStatus, Visibility
+from models.catalogue import FileRole, Label, MediaFile, Release, TrackStatus, Visibility
 from models.federation import OutboundActivity
 from server.activitypub.context import federation_of
 from server.activitypub.delivery import deliver, follower_inboxes, record_activity
-from server.activitypub.events import PUBLISHED_JOB
 from server.catalogue import load_release
 from server.worker import JobContext
-
-WAIT_FOR_TRANSCODING = timedelta(seconds=15)
-GIVE_UP_WAITING = timedelta(days=1)
 
 
 def release_info(release: Release, label_name: str | None, cover_type: str | None) -> ReleaseInfo:
@@ -84,32 +78,10 @@ async def load_release_info(session: AsyncSession, release_id: int) -> ReleaseIn
     return release_info(release, label_name, cover_type)
 
 
-async def still_transcoding(session: AsyncSession, release_id: int) -> bool:
-    return (
-        await session.scalar(
-            select(Track.id).where(
-                Track.release_id == release_id, Track.status == TrackStatus.PROCESSING
-            )
-        )
-    ) is not None
-
-
 async def run_published(context: JobContext, payload: dict[str, object]) -> None:
     fed = federation_of(context.resources)
     release_id = int(str(payload["release"]))
     async with fed.sessionmaker() as session:
-        if await still_transcoding(session, release_id):
-            since = int(str(payload.get("since", 0)))
-            if utcnow() - datetime.fromtimestamp(since, UTC) < GIVE_UP_WAITING:
-                await jobs.enqueue(
-                    session,
-                    PUBLISHED_JOB,
-                    {"release": release_id, "since": since},
-                    run_after=utcnow() + WAIT_FOR_TRANSCODING,
-                    unique_key=f"published:{release_id}:{int(utcnow().timestamp())}",
-                )
-                await session.commit()
-                return
         info = await load_release_info(session, release_id)
         if info is None:
             return  # withdrawn before it went out

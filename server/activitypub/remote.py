@@ -54,30 +54,36 @@ async def store_actor(
 ) -> RemoteActor:
     """Insert or refresh the cached copy (flushing; the caller commits)."""
     now = now or utcnow()
+    values = {
+        "type": actor.type,
+        "preferred_username": actor.preferred_username,
+        "name": actor.name,
+        "summary_html": actor.summary_html,
+        "url": actor.url,
+        "icon_url": actor.icon_url,
+        "inbox": actor.inbox,
+        "shared_inbox": actor.shared_inbox,
+        "outbox": actor.outbox,
+        "followers": actor.followers,
+        "key_id": actor.key.id if actor.key else None,
+        "public_pem": actor.key.pem if actor.key else None,
+        "manually_approves": actor.manually_approves_followers,
+        "fetched_at": now,
+        "gone_at": None,
+    }
     row = await session.scalar(select(RemoteActor).where(RemoteActor.uri == actor.id))
     if row is None:
-        row = RemoteActor(uri=actor.id, domain=domain_of(actor.id), inbox=actor.inbox)
         try:
             async with session.begin_nested():
+                row = RemoteActor(uri=actor.id, domain=domain_of(actor.id), **values)
                 session.add(row)
+                await session.flush()
+            return row
         except IntegrityError:  # stored by a concurrent request in the meantime
             row = await session.scalar(select(RemoteActor).where(RemoteActor.uri == actor.id))
             assert row is not None
-    row.type = actor.type
-    row.preferred_username = actor.preferred_username
-    row.name = actor.name
-    row.summary_html = actor.summary_html
-    row.url = actor.url
-    row.icon_url = actor.icon_url
-    row.inbox = actor.inbox
-    row.shared_inbox = actor.shared_inbox
-    row.outbox = actor.outbox
-    row.followers = actor.followers
-    row.key_id = actor.key.id if actor.key else None
-    row.public_pem = actor.key.pem if actor.key else None
-    row.manually_approves = actor.manually_approves_followers
-    row.fetched_at = now
-    row.gone_at = None
+    for name, value in values.items():
+        setattr(row, name, value)
     await session.flush()
     return row
 

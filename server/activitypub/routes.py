@@ -41,9 +41,18 @@ KINDS = "<any(artists, labels, users):kind>"
 
 
 def wants_activity() -> bool:
-    accept = request.accept_mimetypes
-    best = accept.best_match([*AP_TYPES, "text/html"], default="text/html")
-    return best in AP_TYPES
+    """ActivityPub when the Accept header names an ActivityPub type before any HTML.
+
+    (werkzeug's matching refuses ``application/ld+json; profile=…`` against a bare offer,
+    and browsers list text/html first, so the order of the ranges decides.)"""
+    ranges = [part.split(";", 1)[0].strip().lower() for part in
+              request.headers.get("Accept", "").split(",")]  # fmt: skip
+    for media in ranges:
+        if media in AP_TYPES:
+            return True
+        if media in ("text/html", "application/xhtml+xml"):
+            return False
+    return False
 
 
 def _json(document: dict[str, Any]) -> Response:

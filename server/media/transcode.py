@@ -23,6 +23,7 @@ from models.catalogue import (
     Visibility,
 )
 from models.jobs import PermanentJobError
+from server.activitypub.events import queue_published_when_ready
 from server.catalogue import index_track
 from server.config import MediaSettings
 from server.media.ffmpeg import FfmpegError, mp3_args, opus_args, preview_args, transcode
@@ -144,6 +145,8 @@ async def _record(
         track.failure_reason = None
         if track.release.visibility is Visibility.PUBLIC:
             await index_track(session, track, track.release)
+            await session.flush()
+            await queue_published_when_ready(session, track.release_id)
         await session.commit()
 
 
@@ -153,4 +156,6 @@ async def _mark_failed(context: JobContext, track_id: int, reason: str) -> None:
         if track is not None:
             track.status = TrackStatus.FAILED
             track.failure_reason = reason[:2000]
+            await session.flush()
+            await queue_published_when_ready(session, track.release_id)
             await session.commit()

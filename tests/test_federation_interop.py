@@ -1,0 +1,158 @@
+"""Two real playfair instances on loopback addresses talking over real HTTP.
+
+A listener on A follows an artist on B by handle; B accepts; the artist publishes; the
+release arrives in the listener's feed with a playable preview; the listener's reply and
+like come back and show on B's release page; unfollowing reaches B. Waiting is done on
+the processes' own log lines, never on sleeps. B runs on each test database, A on SQLite.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.audio import make_audio
+from tests.conftest import TEST_SECRET
+from tests.processes import PlayfairProcess, run_playfair
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Instance:
+    env: dict[str, str]
+    base: str
+    process: PlayfairProcess | None = None
+
+    def cli(self, *args: str, stdin: str | None = None) -> str:
+        result = run_playfair(list(args), self.env, stdin)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def start(self) -> None:
+        bind = self.base.split("://", 1)[1]
+        self.process = PlayfairProcess(["run", "--bind", bind], self.env)
+        self.process.wait_for(r"worker \S+ started")
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        assert self.process is not None
+        return self.process.wait_for(pattern, timeout)
+
+    def stop(self) -> str:
+        assert self.process is not None
+        self.process.stop()
+        return self.process.output
+
+
+def make_instance(folder: Path, host: str, database_url: str) -> Instance:
+    base = f"http://{host}:{free_port(host)}"
+    env = {
+        "PLAYFAIR_INSTANCE__DATA_DIR": str(folder),
+        "PLAYFAIR_INSTANCE__BASE_URL": base,
+        "PLAYFAIR_INSTANCE__SECRET": TEST_SECRET,
+        "PLAYFAIR_DATABASE__URL": database_url,
+        "PLAYFAIR_FEDERATION__ALLOW_PRIVATE_ADDRESSES": "true",
+        "PLAYFAIR_WORKER__POLL_INTERVAL": "100ms",
+        "PLAYFAIR_SERVER__ACCESS_LOG": "false",
+    }
+    instance = Instance(env, base)
+    instance.cli("init")
+    return instance
+
+
+@pytest.fixture
+def pair(tmp_path: Path, database_url: str) -> Iterator[tuple[Instance, Instance]]:
+    a = make_instance(tmp_path / "a", "127.0.0.2", f"sqlite+aiosqlite:///{tmp_path}/a.sqlite3")
+    b = make_instance(tmp_path / "b", "127.0.0.3", database_url)
+    yield a, b
+    for instance in (a, b):
+        if instance.process is not None:
+            output = instance.stop()
+            assert "Traceback" not in output, output
+
+
+def test_follow_publish_reply_like_across_instances(
+    pair: tuple[Instance, Instance], tmp_path: Path
+) -> None:
+    a, b = pair
+    b.cli("user", "add", "mira", "--role", "artist", stdin="a long password\n")
+    b.cli("artist", "add", "aurora", "--owner", "mira", "--band")
+    a.cli("user", "add", "lena", stdin="a long password\n")
+    lena = {"Authorization": f"Bearer {a.cli('token', 'issue', 'lena', '--scopes', 'read write')}"}
+    a.start()
+    b.start()
+    host_b = b.base.split("://", 1)[1]
+
+    with httpx.Client(timeout=30) as http:
+        # the listener follows the artist by handle: WebFinger, signed fetch, Follow
+        made = http.post(
+            f"{a.base}/api/v1/follows", json={"account": f"@aurora@{host_b}"}, headers=lena
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["state"] == "pending"
+        b.wait_for(r"inbox item \d+ \(Follow from .*/users/lena\): done: Accept")
+        a.wait_for(r"inbox item \d+ \(Accept from .*/artists/aurora\): done")
+        follows = http.get(f"{a.base}/api/v1/follows", headers=lena).json()["items"]
+        assert [(f["handle"], f["state"]) for f in follows] == [(f"@aurora@{host_b}", "accepted")]
+        followers = http.get(
+            f"{b.base}/artists/aurora/followers?page=1",
+            headers={"Accept": "application/activity+json"},
+        ).json()
+        assert followers["orderedItems"] == [f"{a.base}/users/lena"]
+
+        # the artist publishes; the worker transcodes, then the Create goes out
+        folder = tmp_path / "Night Ferry"
+        folder.mkdir()
+        make_audio(folder / "01 - Harbour Lights.flac", "flac", seconds=2)
+        b.cli("import", str(folder), "--artist", "aurora")
+        b.wait_for(r"delivery \d+ of Create to .*: delivered")
+        a.wait_for(r"inbox item \d+ \(Create from .*/artists/aurora\): done")
+
+        [item] = http.get(f"{a.base}/api/v1/feed", headers=lena).json()["items"]
+        assert item["author_handle"] == f"@aurora@{host_b}"
+        assert "Night Ferry" in item["content_html"]
+        [preview] = item["previews"]
+        assert preview["media_type"] == "audio/mpeg"
+        audio = http.get(preview["url"])
+        assert audio.status_code == 200
+        assert audio.headers["content-type"].startswith("audio/mpeg")
+        assert audio.content[:3] == b"ID3" or audio.content[:2] == b"\xff\xfb"
+
+        # a reply and a like come back to the artist's instance
+        liked = http.post(f"{a.base}/api/v1/feed/like", json={"uri": item["uri"]}, headers=lena)
+        assert liked.status_code == 201, liked.text
+        replied = http.post(
+            f"{a.base}/api/v1/feed/reply",
+            json={"uri": item["uri"], "content": "Lovely <b>tune</b>!"},
+            headers=lena,
+        )
+        assert replied.status_code == 201, replied.text
+        b.wait_for(r"inbox item \d+ \(Like from .*/users/lena\): done")
+        b.wait_for(r"inbox item \d+ \(Create from .*/users/lena\): done: reply")
+        release_url = item["url"]
+        release_id = int(release_url.rsplit("/", 1)[1])
+        conversation = http.get(f"{b.base}/api/v1/releases/{release_id}/conversation").json()
+        assert conversation["likes"] == 1
+        [reply] = conversation["replies"]
+        assert "Lovely &lt;b&gt;tune&lt;/b&gt;!" in reply["content_html"]  # text, not markup
+        page = http.get(release_url, headers={"Accept": "text/html"}).text
+        assert "Lovely" in page and "1 like" in page
+
+        # unfollowing reaches the artist's instance
+        gone = http.delete(f"{a.base}/api/v1/follows/{follows[0]['id']}", headers=lena)
+        assert gone.status_code == 204
+        b.wait_for(r"inbox item \d+ \(Undo from .*/users/lena\): done")
+        followers = http.get(
+            f"{b.base}/artists/aurora/followers", headers={"Accept": "application/activity+json"}
+        ).json()
+        assert followers["totalItems"] == 0
