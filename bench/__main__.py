@@ -1,25 +1,33 @@
-"""Run every benchmark and append the figures to bench/RESULTS.md."""
+"""Run every benchmark (or those named: ``python -m bench inbox fanout``) and append the
+figures to bench/RESULTS.md."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import platform
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import http, jobs, plays, search, streaming
+from bench import fanout, http, inbox, jobs, plays, search, streaming
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
+MODULES = (jobs, http, streaming, search, plays, inbox, fanout)
 
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def main() -> None:
-    lines = [f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}", ""]
-    for module in (jobs, http, streaming, search, plays):
+def main(names: list[str]) -> None:
+    known = {module.__name__.removeprefix("bench."): module for module in MODULES}
+    if unknown := [name for name in names if name not in known]:
+        sys.exit(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(known)}")
+    chosen = [known[name] for name in names] or list(MODULES)
+    alone = f" ({', '.join(module.__name__ for module in chosen)} alone)" if names else ""
+    lines = [f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}{alone}", ""]
+    for module in chosen:
         print(f"# {module.__name__}: {module.__doc__.strip().splitlines()[0]}", flush=True)
         figures = asyncio.run(module.run())
         for figure in figures:
@@ -31,4 +39,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

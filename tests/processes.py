@@ -42,17 +42,25 @@ def run_playfair(
 class PlayfairProcess:
     """A long-running command (`run`, `serve`, `worker`) whose output we can wait on."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: dict[str, str],
+        *,
+        argv: Sequence[str] | None = None,
+        cwd: Path = ROOT,
+    ) -> None:
+        """Runs ``playfair ARGS``, or any other command given as ``argv``."""
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", *args],
+            list(argv) if argv is not None else [sys.executable, "-m", "server.cli", *args],
             env=playfair_env(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=ROOT,
+            cwd=cwd,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -192,7 +192,8 @@ async def test_import_a_folder(initialised: dict[str, str], tmp_path: Path) -> N
     assert "imported 2 of 3 files into 1 releases (published)" in result.stdout
     assert "skipped" in result.stderr and "03 - notes.mp3" in result.stderr
     assert "importing" in result.stderr  # the progress bar
-    assert await _work_off_jobs(initialised) == 2
+    # two transcodes, then the release announced to its (no) followers
+    assert await _work_off_jobs(initialised) == 3
 
     process = PlayfairProcess(["serve", "--bind", "127.0.0.1:0"], initialised)
     try:
@@ -234,7 +235,8 @@ async def test_demo_makes_a_living_catalogue(initialised: dict[str, str]) -> Non
     result = run_playfair(["demo", "--if-empty"], initialised, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "demo release 'Tidal Hours' by Aurora Lane: 3 tracks" in result.stdout
-    assert await _work_off_jobs(initialised) == 7
+    # seven transcodes and three releases announced
+    assert await _work_off_jobs(initialised) == 10
     again = run_playfair(["demo", "--if-empty"], initialised)
     assert "no demo content added" in again.stdout
     process = PlayfairProcess(["serve", "--bind", "127.0.0.1:0"], initialised)

@@ -55,7 +55,7 @@ async def test_every_format_uploads_and_is_transcoded(
         assert body["release"]["tags"] == ["ambient"]
     assert 1900 <= body["track"]["duration_ms"] <= 2100
 
-    assert await run_worker(app) == 1
+    assert await run_worker(app) == 2  # the transcode, then the release announced
     track = await (await client.get(f"/api/v1/tracks/{body['track']['id']}")).get_json()
     assert track["status"] == "ready"
     assert track["preview_url"].endswith(f"/tracks/{track['id']}/preview")

@@ -36,7 +36,7 @@ async def queue_published_when_ready(session: AsyncSession, release_id: int) -> 
 
 
 async def queue_updated(session: AsyncSession, release_id: int, version: datetime) -> None:
-    stamp = int(version.timestamp())
+    stamp = round(version.timestamp() * 1000)  # milliseconds: two quick edits, two Updates
     await jobs.enqueue(
         session,
         UPDATED_JOB,

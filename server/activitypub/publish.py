@@ -104,7 +104,7 @@ async def run_published(context: JobContext, payload: dict[str, object]) -> None
 async def run_updated(context: JobContext, payload: dict[str, object]) -> None:
     fed = federation_of(context.resources)
     release_id = int(str(payload["release"]))
-    version = datetime.fromtimestamp(int(str(payload["version"])), UTC)
+    version = datetime.fromtimestamp(int(str(payload["version"])) / 1000, UTC)
     async with fed.sessionmaker() as session:
         info = await load_release_info(session, release_id)
         if info is None:

@@ -147,3 +147,11 @@ class ReleaseQuery(PageQuery):
 class SearchQuery(PageQuery):
     q: str = Field(min_length=1, max_length=200)
     kind: str | None = Field(default=None, pattern="^(artist|label|release|track)$")
+
+
+class ReleaseChange(BaseModel):
+    """What an artist may change on a release; omitted fields stay as they are."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=10_000)
+    tags: list[str] | None = Field(default=None, max_length=20)

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import IO
 
 from quart import Blueprint, current_app, request
-from quart_schema import validate_response
+from quart_schema import validate_request, validate_response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import (
     BadRequest,
     Forbidden,
@@ -30,13 +31,23 @@ from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from models import catalogue as m
+from models.base import utcnow
 from models.tokens import Scope
 from models.users import Role
+from server.activitypub.events import queue_updated
 from server.api import present
 from server.api import schemas as s
 from server.api.catalogue import base_url, release_summaries
 from server.auth import Viewer, require, viewer_required
-from server.catalogue import CatalogueError, publish_release
+from server.catalogue import (
+    CatalogueError,
+    index_release,
+    load_release,
+    publish_release,
+    set_tags,
+    slugify,
+    unpublish_release,
+)
 from server.media.ingest import IncomingFile, IngestError, ingest
 from server.media.storage import LocalStorage
 from server.resources import resources_of
@@ -233,3 +244,55 @@ async def publish(release_id: int) -> s.ReleaseSummary:
         await session.commit()
         [summary] = await release_summaries(session, [(row[0], row[1])])
     return summary
+
+
+async def _own_release(session: AsyncSession, release_id: int) -> tuple[m.Release, m.Artist]:
+    viewer = viewer_required()
+    row = (
+        await session.execute(
+            select(m.Release, m.Artist)
+            .join(m.Artist, m.Artist.id == m.Release.artist_id)
+            .where(m.Release.id == release_id)
+        )
+    ).first()
+    if row is None or (viewer.role is not Role.ADMIN and row[1].owner_id != viewer.user_id):
+        raise NotFound(f"you have no release {release_id}")
+    return row[0], row[1]
+
+
+@uploads_api.patch("/releases/<int:release_id>")
+@require(Scope.WRITE)
+@validate_request(s.ReleaseChange)
+@validate_response(s.ReleaseSummary)
+async def change_release(release_id: int, data: s.ReleaseChange) -> s.ReleaseSummary:
+    """Edit a release's title, description or tags; followers get an Update if it is public."""
+    async with resources_of(current_app).sessionmaker() as session:
+        await _own_release(session, release_id)
+        release = await load_release(session, release_id)
+        assert release is not None
+        if data.title is not None:
+            release.title = data.title.strip()
+            release.slug = slugify(release.title)
+        if data.description is not None:
+            release.description = data.description
+        if data.tags is not None:
+            await set_tags(session, release, data.tags)
+        if release.visibility is m.Visibility.PUBLIC:
+            await index_release(session, release)
+            await queue_updated(session, release.id, utcnow())
+        await session.commit()
+        [summary] = await release_summaries(session, [(release, release.artist)])
+    return summary
+
+
+@uploads_api.delete("/releases/<int:release_id>/publication")
+@require(Scope.WRITE)
+async def withdraw(release_id: int) -> tuple[str, int]:
+    """Withdraw a published release (back to draft); followers get a Delete of its Note."""
+    async with resources_of(current_app).sessionmaker() as session:
+        await _own_release(session, release_id)
+        release = await load_release(session, release_id)
+        assert release is not None
+        await unpublish_release(session, release)
+        await session.commit()
+    return "", 204
