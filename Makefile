@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-packages run test lint format bench clean
+.PHONY: install system-packages run test lint format bench messages clean
 
 install: system-packages $(STAMP)
 
@@ -43,6 +43,20 @@ format: install
 bench: install
 	@bash tools/system-packages.sh nginx
 	$(BIN)/python -m bench
+
+# Text for translation: extract every _() / ngettext() from server/ and templates/ into
+# messages.pot (sorted, no locations or header, so it changes only when the text does),
+# then bring each catalog in step (English is made when missing; its msgstr may stay
+# empty, gettext falls back to the msgid). tests/test_i18n.py checks the .pot is current.
+MESSAGES := server/translations
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F tools/babel.cfg -k _ -k gettext -k ngettext:1,2 \
+		--no-location --sort-output --omit-header -o $(MESSAGES)/messages.pot .
+	@test -f $(MESSAGES)/en/LC_MESSAGES/messages.po || \
+		$(BIN)/pybabel init -i $(MESSAGES)/messages.pot -d $(MESSAGES) -l en
+	$(BIN)/pybabel update -i $(MESSAGES)/messages.pot -d $(MESSAGES) \
+		--no-fuzzy-matching --ignore-obsolete
+	@sed -i '/^"POT-Creation-Date: /d' $(MESSAGES)/*/LC_MESSAGES/messages.po
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

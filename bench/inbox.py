@@ -1,7 +1,8 @@
 """Inbox: signed activities accepted per second (parse, domain policy, signature check,
 store, 202) through the real HTTP route of `playfair serve` on loopback, with 32
-concurrent senders, on the default SQLite database and on PostgreSQL. Reference in the
-same run: the raw RSA-2048 PKCS#1 v1.5 SHA-256 verification rate of one core.
+concurrent senders, on the default SQLite database and on PostgreSQL. References in the
+same run: the raw RSA-2048 PKCS#1 v1.5 SHA-256 verification rate of one core, and GET
+/healthz through the same server at the same concurrency.
 
 A few hundred remote actors are cached beforehand with keys we hold (no fetch happens);
 every request is a distinct ``Like`` signed before the clock starts, since signing is the
@@ -191,6 +192,21 @@ async def _send(
     return len(requests) / elapsed, statuses
 
 
+async def _healthz(base: str) -> float:
+    """The floor cost of one request through the same server, at the same concurrency."""
+    queue = iter(range(ACTIVITIES))
+    limits = httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def sender() -> None:
+            for _ in queue:
+                (await client.get("/healthz")).raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(SENDERS)))
+        return ACTIVITIES / (time.perf_counter() - started)
+
+
 def raw_verifications_per_second(key: rsa.RSAPrivateKey) -> float:
     """One core, the primitive alone: RSA-2048 PKCS#1 v1.5 SHA-256 verify of a
     signing-string-sized message."""
@@ -218,6 +234,7 @@ async def _measure(url: str, folder: Path, keys: list[rsa.RSAPrivateKey]) -> lis
     try:
         server.address()
         accepted, statuses = await _send(base, requests)
+        healthz = await _healthz(base)
     finally:
         server.stop()
     if "Traceback" in server.output:
@@ -231,6 +248,7 @@ async def _measure(url: str, folder: Path, keys: list[rsa.RSAPrivateKey]) -> lis
         f"{ACTORS} cached actors, {SENDERS} senders; all 202, {rows} rows stored)",
         f"reference, raw RSA-2048 verifications on one core: {raw:7.0f} /s",
         f"inbox / raw verification: {accepted / raw:.3f}",
+        f"reference, GET /healthz at the same concurrency: {healthz:7.1f} req/s",
     ]
 
 

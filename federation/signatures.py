@@ -1,7 +1,7 @@
 """HTTP signatures (draft-cavage-http-signatures-12, as the fediverse uses them).
 
-Signing uses httpsig (``rsa-sha256`` over ``(request-target) host date digest`` for POST,
-``(request-target) host date`` for GET). Verification adds what httpsig lacks and fails
+Signing is ``rsa-sha256`` over ``(request-target) host date digest`` for POST and
+``(request-target) host date`` for GET. Verification adds what httpsig lacks and fails
 closed: ``hs2019`` and ``(created)``/``(expires)``, the required headers, the digest checked
 against the body, the date window, the key's owner equal to the activity's actor, and one
 re-fetch of the key when verification fails (the sender may have rotated it). The key
@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import urlsplit
 
-import httpsig
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -60,7 +59,13 @@ def sign_request(
     now: datetime | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The headers to send (Host, Date, Digest for bodies, Signature, plus ``headers``)."""
+    """The headers to send (Host, Date, Digest for bodies, Signature, plus ``headers``).
+
+    The signing string is the cavage one (the same function verification uses) and the
+    RSA arithmetic is `cryptography`'s with the caller's key object. httpsig's signer
+    re-imports the key through pycryptodome on every call, primality tests included
+    (about 23 ms of CPU per request, on the event loop); a test checks that what we
+    produce is byte for byte what httpsig produces."""
     parts = urlsplit(url)
     path = parts.path or "/"
     if parts.query:
@@ -70,16 +75,14 @@ def sign_request(
     if body is not None:
         signed["Digest"] = digest_header(body)
         names.append("digest")
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+    outgoing = IncomingRequest(method.upper(), path, signed, b"")
+    message = _signing_string(outgoing, names, {}).encode()
+    signature = base64.b64encode(private_key.sign(message, padding.PKCS1v15(), hashes.SHA256()))
+    header = (
+        f'keyId="{key_id}",algorithm="rsa-sha256",'
+        f'signature="{signature.decode()}",headers="{" ".join(names)}"'
     )
-    signer = httpsig.HeaderSigner(
-        key_id, pem, algorithm="rsa-sha256", headers=names, sign_header="signature"
-    )
-    result = signer.sign(signed, host=parts.netloc, method=method.upper(), path=path)
-    return {**signed, "Signature": result["signature"]}
+    return {**signed, "Signature": header}
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,8 @@ class RemoteActor(Base):
     summary_html: Mapped[str] = mapped_column(Text, default="")
     url: Mapped[str | None] = mapped_column(URI, default=None)
     icon_url: Mapped[str | None] = mapped_column(URI, default=None)
-    inbox: Mapped[str] = mapped_column(URI)
-    shared_inbox: Mapped[str | None] = mapped_column(URI, default=None)
+    inbox: Mapped[str] = mapped_column(URI, index=True)  # a 410 finds its actors
+    shared_inbox: Mapped[str | None] = mapped_column(URI, default=None, index=True)
     outbox: Mapped[str | None] = mapped_column(URI, default=None)
     followers: Mapped[str | None] = mapped_column(URI, default=None)
     key_id: Mapped[str | None] = mapped_column(URI, default=None, index=True)

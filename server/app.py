@@ -11,6 +11,8 @@ from typing import Any
 from quart import Quart, Request, g, request
 from quart_schema import Info, QuartSchema
 
+from models import ledger
+from server import i18n
 from server.activitypub.routes import activitypub
 from server.api.catalogue import catalogue_api
 from server.api.earnings import earnings_api
@@ -26,9 +28,12 @@ from server.net import client_address, parse_networks
 from server.oauth import PlayfairAuthorizationServer
 from server.pages_accounts import accounts
 from server.pages_admin import admin
+from server.pages_admin_more import admin_more
+from server.pages_artist import artist_pages
 from server.pages_fediverse import fediverse
+from server.pages_listener import listener
 from server.pages_oauth import oauth, well_known_oauth
-from server.resources import EXTENSION_KEY, Resources, open_resources
+from server.resources import EXTENSION_KEY, Resources, open_resources, resources_of
 from server.sessions import csrf_token, set_csrf_cookie, user_for_session
 from server.web import web
 
@@ -62,7 +67,7 @@ def create_app(settings: Settings) -> Quart:
         "PlayfairRequest",
         (PlayfairRequest,),
         {
-            "upload_paths": frozenset({UPLOAD_PATH}),
+            "upload_paths": frozenset({UPLOAD_PATH, "/dashboard/upload"}),
             "upload_limit": settings.media.max_upload_bytes,
         },
     )
@@ -128,13 +133,19 @@ def create_app(settings: Settings) -> Quart:
 
     @app.context_processor
     async def _page_context() -> dict[str, Any]:
-        return {"csrf_token": csrf_token, "signed_in": await user_for_session()}
+        user = await user_for_session()
+        balance = None
+        if user is not None:
+            async with resources_of(app).sessionmaker() as session:
+                balance = await ledger.balance(session, ledger.wallet_key(user.id))
+        return {"csrf_token": csrf_token, "signed_in": user, "wallet_balance": balance}
 
     @app.after_request
     async def _csrf_cookie(response):  # type: ignore[no-untyped-def]
         set_csrf_cookie(response)
         return response
 
+    i18n.init_app(app)
     register_error_handlers(app)
     app.register_blueprint(web)
     app.register_blueprint(accounts)
@@ -143,6 +154,9 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(well_known_oauth)
     app.register_blueprint(fediverse)
     app.register_blueprint(activitypub)
+    app.register_blueprint(listener)
+    app.register_blueprint(artist_pages)
+    app.register_blueprint(admin_more)
     app.extensions["oauth_server"] = PlayfairAuthorizationServer()
     app.register_blueprint(media)
     app.register_blueprint(catalogue_api, url_prefix="/api/v1")

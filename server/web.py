@@ -62,3 +62,43 @@ async def home() -> ResponseReturnValue:
         covers=covers,
         accounts=accounts or 0,
     )
+
+
+@web.get("/manifest.webmanifest")
+async def manifest() -> ResponseReturnValue:
+    """Installable: a web app manifest (name, icons, colours, start page)."""
+    instance = resources_of(current_app).settings.instance
+    document = {
+        "name": instance.name,
+        "short_name": instance.name[:12],
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#fbfaf7",
+        "theme_color": "#7a2e8f",
+        "icons": [
+            {"src": "/static/icon.svg", "sizes": "any", "type": "image/svg+xml"},
+            {"src": "/static/icon.svg", "sizes": "any", "type": "image/svg+xml",
+             "purpose": "maskable"},
+        ],
+    }  # fmt: skip
+    response = jsonify(document)
+    response.headers["Content-Type"] = "application/manifest+json"
+    return response
+
+
+@web.get("/sw.js")
+async def service_worker() -> ResponseReturnValue:
+    """The service worker, served from the root so that its scope is the whole site."""
+    response = await current_app.send_static_file("sw.js")
+    response.headers["Service-Worker-Allowed"] = "/"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@web.get("/offline")
+async def offline() -> ResponseReturnValue:
+    """What the service worker shows when a page cannot be reached."""
+    return await render_template(
+        "offline.html", instance=resources_of(current_app).settings.instance
+    )

@@ -82,15 +82,20 @@ class Worker:
         self.options = options
         self.periodic = periodic
         self.worker_id = worker_id or new_worker_id()
+        self._scheduled: set[str] = set()  # periodic rows this process has made
 
     async def schedule_periodic(self, now: datetime | None = None) -> None:
         if not self.periodic:
             return
         now = now or utcnow()
+        due = {item.unique_key(now): item for item in self.periodic}
+        if due.keys() <= self._scheduled:
+            return  # this period's rows are in already: no write per claim round
         async with self.resources.sessionmaker() as session:
-            for item in self.periodic:
-                await jobs.enqueue(session, item.kind, unique_key=item.unique_key(now))
+            for key, item in due.items():
+                await jobs.enqueue(session, item.kind, unique_key=key)
             await session.commit()
+        self._scheduled = set(due)
 
     async def claim(self, limit: int, now: datetime | None = None) -> list[ClaimedJob]:
         async with self.resources.sessionmaker() as session:

@@ -8,66 +8,14 @@ the processes' own log lines, never on sleeps. B runs on each test database, A o
 
 from __future__ import annotations
 
-import re
-import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.audio import make_audio
-from tests.conftest import TEST_SECRET
-from tests.processes import PlayfairProcess, run_playfair
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Instance:
-    env: dict[str, str]
-    base: str
-    process: PlayfairProcess | None = None
-
-    def cli(self, *args: str, stdin: str | None = None) -> str:
-        result = run_playfair(list(args), self.env, stdin)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
-
-    def start(self) -> None:
-        bind = self.base.split("://", 1)[1]
-        self.process = PlayfairProcess(["run", "--bind", bind], self.env)
-        self.process.wait_for(r"worker \S+ started")
-
-    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        assert self.process is not None
-        return self.process.wait_for(pattern, timeout)
-
-    def stop(self) -> str:
-        assert self.process is not None
-        self.process.stop()
-        return self.process.output
-
-
-def make_instance(folder: Path, host: str, database_url: str) -> Instance:
-    base = f"http://{host}:{free_port(host)}"
-    env = {
-        "PLAYFAIR_INSTANCE__DATA_DIR": str(folder),
-        "PLAYFAIR_INSTANCE__BASE_URL": base,
-        "PLAYFAIR_INSTANCE__SECRET": TEST_SECRET,
-        "PLAYFAIR_DATABASE__URL": database_url,
-        "PLAYFAIR_FEDERATION__ALLOW_PRIVATE_ADDRESSES": "true",
-        "PLAYFAIR_WORKER__POLL_INTERVAL": "100ms",
-        "PLAYFAIR_SERVER__ACCESS_LOG": "false",
-    }
-    instance = Instance(env, base)
-    instance.cli("init")
-    return instance
+from tests.instances import Instance, make_instance
 
 
 @pytest.fixture
@@ -147,6 +95,22 @@ def test_follow_publish_reply_like_across_instances(
         assert "Lovely &lt;b&gt;tune&lt;/b&gt;!" in reply["content_html"]  # text, not markup
         page = http.get(release_url, headers={"Accept": "text/html"}).text
         assert "Lovely" in page and "1 like" in page
+
+        # "follow from your fediverse account" on B's artist page sends a visitor to
+        # their own server's follow page, found through its WebFinger
+        sent = http.post(
+            f"{b.base}/artists/aurora/remote-follow", data={"account": f"@lena@{a.base[7:]}"}
+        )
+        assert sent.status_code == 302
+        target = f"{a.base}/authorize_interaction?uri="
+        assert sent.headers["location"].startswith(target)
+        assert "artists%2Faurora" in sent.headers["location"]
+        there = http.get(sent.headers["location"])  # signed out on A: log in first
+        assert there.status_code == 302 and "/login?next=" in there.headers["location"]
+        nowhere = http.post(
+            f"{b.base}/artists/aurora/remote-follow", data={"account": "not a handle"}
+        )
+        assert nowhere.status_code == 302 and "remote_error=" in nowhere.headers["location"]
 
         # unfollowing reaches the artist's instance
         gone = http.delete(f"{a.base}/api/v1/follows/{follows[0]['id']}", headers=lena)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.instances import free_port, make_instance
 from tests.processes import PlayfairProcess
-from tests.test_federation_interop import free_port, make_instance
 
 LAUNCH = """
 import sys, uvicorn

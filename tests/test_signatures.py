@@ -198,3 +198,29 @@ async def test_a_wrong_key_and_a_foreign_owner() -> None:
         await verify_request(
             signed(), lookup_for(KEY, owner="https://other.example/u/bob"), actor=ACTOR, now=NOW
         )
+
+
+@pytest.mark.parametrize("body", [BODY, None])
+def test_our_signer_matches_httpsig_byte_for_byte(body: bytes | None) -> None:
+    """We sign with `cryptography` for speed; httpsig is the reference implementation."""
+    import httpsig
+
+    url = "https://remote.example/users/bob/inbox?x=1"
+    ours = sign_request("POST" if body else "GET", url, body, KEY_ID, KEY, now=NOW)
+    names = ["(request-target)", "host", "date"] + (["digest"] if body else [])
+    pem_bytes = KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    signer = httpsig.HeaderSigner(
+        KEY_ID, pem_bytes, algorithm="rsa-sha256", headers=names, sign_header="signature"
+    )
+    unsigned = {k: v for k, v in ours.items() if k != "Signature"}
+    reference = signer.sign(
+        unsigned,
+        host="remote.example",
+        method="POST" if body else "GET",
+        path="/users/bob/inbox?x=1",
+    )
+    assert ours["Signature"] == reference["signature"]

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages playfair needs, only those missing, so it is cheap to run
 # again: PostgreSQL (the tests start a throwaway server from its binaries), ffmpeg (the
-# worker transcodes with it) and runuser (util-linux; to run PostgreSQL as the postgres
-# user when we are root). Extra commands to provide can be named as arguments, each as
-# COMMAND or COMMAND=PACKAGE (`make bench` asks for nginx).
+# worker transcodes with it), runuser (util-linux; to run PostgreSQL as the postgres
+# user when we are root) and Chromium (the browser tests). Extra commands to provide can
+# be named as arguments, each as COMMAND or COMMAND=PACKAGE (`make bench` asks for nginx).
 set -euo pipefail
 
 missing=()
@@ -16,6 +16,8 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v 
 pg_bin || missing+=(postgresql)
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+# The browser tests drive Debian's Chromium with Playwright (never a downloaded browser).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -37,6 +37,7 @@ from server.worker import JobContext
 
 log = logging.getLogger(__name__)
 DELIVER_JOB = "federation.deliver"
+CHUNK = 1000
 ACTIVITY_CONTENT_TYPE = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 
 
@@ -86,13 +87,17 @@ async def follower_inboxes(session: AsyncSession, local_names: Iterable[str]) ->
 async def deliver(session: AsyncSession, activity: OutboundActivity, inboxes: Iterable[str]) -> int:
     """Queue one delivery per new inbox, in the caller's transaction; returns how many."""
     wanted = set(inboxes)
-    known = set(
-        await session.scalars(
-            select(Delivery.inbox).where(
-                Delivery.activity_id == activity.id, Delivery.inbox.in_(wanted)
+    known: set[str] = set()
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), CHUNK):  # bound parameters are limited per query
+        known.update(
+            await session.scalars(
+                select(Delivery.inbox).where(
+                    Delivery.activity_id == activity.id,
+                    Delivery.inbox.in_(ordered[start : start + CHUNK]),
+                )
             )
         )
-    )
     rows = [
         Delivery(activity_id=activity.id, inbox=inbox, domain=domain_of(inbox))
         for inbox in sorted(wanted - known)

@@ -75,11 +75,6 @@ async def receive(
 
 async def store(fed: Federation, recipient: str | None, activity: ParsedActivity) -> InboxAnswer:
     async with fed.sessionmaker() as session:
-        existing = await session.scalar(
-            select(InboxItem.id).where(InboxItem.activity_uri == activity.id)
-        )
-        if existing is not None:
-            return InboxAnswer(202, "already received", existing)
         item = InboxItem(
             activity_uri=activity.id,
             type=activity.type[:64],
@@ -87,10 +82,10 @@ async def store(fed: Federation, recipient: str | None, activity: ParsedActivity
             recipient=recipient,
             payload=activity.raw,
         )
-        try:
+        try:  # the unique id decides: no look-up first
             async with session.begin_nested():
                 session.add(item)
-        except IntegrityError:  # the same activity through another inbox, just now
+        except IntegrityError:  # received before, through this or another inbox
             return InboxAnswer(202, "already received")
         await jobs.enqueue(session, INBOX_JOB, {"item": item.id}, max_attempts=5)
         await session.commit()

@@ -8,6 +8,7 @@ delivery per follower inbox.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -78,6 +79,9 @@ async def load_release_info(session: AsyncSession, release_id: int) -> ReleaseIn
     return release_info(release, label_name, cover_type)
 
 
+log = logging.getLogger(__name__)
+
+
 async def run_published(context: JobContext, payload: dict[str, object]) -> None:
     fed = federation_of(context.resources)
     release_id = int(str(payload["release"]))
@@ -89,7 +93,8 @@ async def run_published(context: JobContext, payload: dict[str, object]) -> None
         row, _ = await record_activity(
             session, document, info.artist_name, release_id=release_id, public=True
         )
-        await deliver(session, row, await follower_inboxes(session, [info.artist_name]))
+        count = await deliver(session, row, await follower_inboxes(session, [info.artist_name]))
+        log.info("release %s announced: %s deliveries queued", release_id, count)
         if info.label_name:
             announce = announce_release(
                 fed.base_url, info.label_name, release_id, info.artist_name, info.published

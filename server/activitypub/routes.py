@@ -25,14 +25,17 @@ from federation.objects import (
     release_object,
     track_object,
 )
-from models.catalogue import Release, Track, Visibility
+from models.catalogue import Artist, Favourite, Release, Track, Visibility
 from models.federation import Follow, FollowState, Interaction, InteractionKind, RemoteActor
 from models.handles import Handle, HandleKind
+from models.users import User
 from server.activitypub.context import federation_of
 from server.activitypub.inbox import receive
 from server.activitypub.local import KIND_PATHS, LocalActor, load_local_actor
 from server.activitypub.publish import load_release_info
+from server.money import quote
 from server.resources import resources_of
+from server.sessions import user_for_session
 
 activitypub = Blueprint("activitypub", __name__)
 ACTIVITY_JSON = "application/activity+json"
@@ -100,15 +103,17 @@ async def actor_page(kind: str, name: str) -> ResponseReturnValue:
         if wants_activity():
             return _json(local_actor(base, actor.info))
         releases: list[Any] = []
-        if actor.artist is not None:
+        if actor.artist is not None or actor.label is not None:
+            owned = (
+                Release.artist_id == actor.artist.id
+                if actor.artist is not None
+                else Release.label_id == actor.label.id  # type: ignore[union-attr]
+            )
             releases = list(
                 (
                     await session.scalars(
                         select(Release)
-                        .where(
-                            Release.artist_id == actor.artist.id,
-                            Release.visibility == Visibility.PUBLIC,
-                        )
+                        .where(owned, Release.visibility == Visibility.PUBLIC)
                         .order_by(Release.published_at.desc())
                     )
                 ).all()
@@ -121,6 +126,8 @@ async def actor_page(kind: str, name: str) -> ResponseReturnValue:
         followers=followers,
         handle=handle_of(base, actor.name),
         actor_url=actor_id(base, kind, actor.name),
+        actor_path=f"/{kind}/{actor.name}",
+        remote_error=request.args.get("remote_error"),
     )
 
 
@@ -235,6 +242,7 @@ async def instance_collection(which: str) -> ResponseReturnValue:
 async def release_page(release_id: int) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
+    user = None if wants_activity() else await user_for_session()
     async with resources.sessionmaker() as session:
         info = await load_release_info(session, release_id)
         if info is None:
@@ -249,12 +257,34 @@ async def release_page(release_id: int) -> ResponseReturnValue:
                 .order_by(Interaction.published_at)
             )
         ).all()
+        prices = await _prices(session, user, [track.id for track in info.tracks])
     replies = [(i, a) for i, a in conversation if i.kind is InteractionKind.REPLY]
     likes = sum(1 for i, _ in conversation if i.kind is InteractionKind.LIKE)
     boosts = sum(1 for i, _ in conversation if i.kind is InteractionKind.ANNOUNCE)
     return await _html(
-        "release.html", release=info, replies=replies, likes=likes, boosts=boosts, base=base
+        "release.html",
+        release=info,
+        replies=replies,
+        likes=likes,
+        boosts=boosts,
+        base=base,
+        prices=prices,
     )
+
+
+async def _prices(session: AsyncSession, user: User | None, track_ids: list[int]) -> dict[int, Any]:
+    """The signed-in listener's next-play quote for each track (none for visitors). The
+    user is looked up before the session opens (one SQLite connection per process)."""
+    if user is None or not track_ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(Track, Artist)
+            .join(Artist, Artist.id == Track.artist_id)
+            .where(Track.id.in_(track_ids))
+        )
+    ).all()
+    return {track.id: await quote(session, user.id, track, artist) for track, artist in rows}
 
 
 @activitypub.get("/releases/<int:release_id>/note")
@@ -296,7 +326,20 @@ async def track_page(track_id: int) -> ResponseReturnValue:
         document = track_object(base, info, track)
         document["@context"] = release_object(base, info)["@context"]
         return _json(document)
-    return await _html("track.html", release=info, track=track, base=base)
+    user = await user_for_session()
+    async with resources.sessionmaker() as session:
+        prices = await _prices(session, user, [track_id])
+        favourite = user is not None and (
+            await session.get(Favourite, (user.id, track_id)) is not None
+        )
+    return await _html(
+        "track.html",
+        release=info,
+        track=track,
+        base=base,
+        price=prices.get(track_id),
+        favourite=favourite,
+    )
 
 
 async def _inbox(recipient: str | None) -> ResponseReturnValue:

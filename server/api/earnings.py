@@ -60,14 +60,15 @@ class PayoutRun(BaseModel):
     paid: list[PayoutOut]
 
 
-async def _own_artist(name: str) -> Artist:
+async def own_artist(name: str, refusal: str = "only the artist's own account sees this") -> Artist:
+    """The artist of that name, if the viewer manages it (or is an admin)."""
     viewer = viewer_required()
     async with resources_of(current_app).sessionmaker() as session:
         artist = await session.scalar(select(Artist).where(Artist.name == name.lower()))
     if artist is None:
         raise NotFound(f"there is no artist {name!r}")
     if artist.owner_id != viewer.user_id and not viewer.is_admin:
-        raise Forbidden("only the artist's own account sees their earnings")
+        raise Forbidden(refusal)
     return artist
 
 
@@ -76,7 +77,7 @@ async def _own_artist(name: str) -> Artist:
 @validate_response(EarningsOut)
 async def earnings(name: str) -> EarningsOut:
     """Earnings in tokens and money, per track and per day."""
-    artist = await _own_artist(name)
+    artist = await own_artist(name, "only the artist's own account sees their earnings")
     settings = resources_of(current_app).settings.money
     async with resources_of(current_app).sessionmaker() as session:
         found = await earnings_of(session, artist, settings)
@@ -108,7 +109,7 @@ def _payout_out(payout: object) -> PayoutOut:
 @validate_response(PayoutOut, 201)
 async def ask_for_payout(name: str) -> tuple[PayoutOut, int]:
     """Ask to be paid what the earnings are worth (above the instance's threshold)."""
-    artist = await _own_artist(name)
+    artist = await own_artist(name, "only the artist's own account sees their earnings")
     settings = resources_of(current_app).settings.money
     async with resources_of(current_app).sessionmaker() as session:
         try:

@@ -13,7 +13,6 @@ from quart_schema import validate_request, validate_response
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest, Forbidden, NotFound, UnprocessableEntity
 
-from models.catalogue import Artist
 from models.federation import (
     DeliveryState,
     DomainPolicy,
@@ -34,6 +33,7 @@ from server.activitypub.moderation import (
     set_domain_policy,
 )
 from server.activitypub.remote import ResolveError, resolve
+from server.api.earnings import own_artist
 from server.auth import require, viewer_required
 from server.resources import resources_of
 
@@ -281,14 +281,8 @@ async def conversation(release_id: int) -> Conversation:
 
 
 async def _own_artist(name: str) -> str:
-    viewer = viewer_required()
-    async with resources_of(current_app).sessionmaker() as session:
-        artist = await session.scalar(select(Artist).where(Artist.name == name.lower()))
-    if artist is None:
-        raise NotFound(f"there is no artist {name!r}")
-    if artist.owner_id != viewer.user_id and not viewer.is_admin:
-        raise Forbidden("only the artist's own account answers its follow requests")
-    return artist.name
+    refusal = "only the artist's own account answers its follow requests"
+    return (await own_artist(name, refusal)).name
 
 
 @federation_api.get("/artists/<name>/follow-requests")

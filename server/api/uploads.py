@@ -59,7 +59,7 @@ CREATORS = (Role.ARTIST, Role.LABEL, Role.ADMIN)
 
 
 @dataclass
-class _Received:
+class Received:
     fields: dict[str, str] = field(default_factory=dict)
     file_name: str | None = None
     path: Path | None = None
@@ -67,7 +67,7 @@ class _Received:
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
 
 
-async def receive_multipart(storage: LocalStorage, limit: int) -> _Received:
+async def receive_multipart(storage: LocalStorage, limit: int) -> Received:
     """Stream the body to disk; on any error the temporary file is removed."""
     content_type, options = parse_options_header(request.headers.get("Content-Type", ""))
     if content_type != "multipart/form-data" or "boundary" not in options:
@@ -75,7 +75,7 @@ async def receive_multipart(storage: LocalStorage, limit: int) -> _Received:
     # No max_form_memory_size: werkzeug applies it to its raw buffer, which holds whole
     # network chunks of the file too; field sizes are checked below instead.
     decoder = MultipartDecoder(options["boundary"].encode())
-    received = _Received()
+    received = Received()
     handle: IO[bytes] | None = None
     current: str | None = None  # "file", a field name, or None for an ignored part
     field_value = bytearray()
@@ -127,7 +127,7 @@ async def receive_multipart(storage: LocalStorage, limit: int) -> _Received:
     return received
 
 
-def _discard(handle: IO[bytes] | None, received: _Received) -> None:
+def _discard(handle: IO[bytes] | None, received: Received) -> None:
     if handle is not None:
         handle.close()
     if received.path is not None:
@@ -164,16 +164,27 @@ async def upload() -> tuple[s.Upload, int]:
     """Upload one audio file (multipart/form-data, part `file`). Answers 202 at once with
     the track in `processing`; the worker makes its renditions."""
     viewer = viewer_required()
+    settings = resources_of(current_app).settings
+    received = await receive_multipart(
+        LocalStorage(settings.media_dir), settings.media.max_upload_bytes
+    )
+    track, release, artist = await accept_upload(viewer, received)
+    async with resources_of(current_app).sessionmaker() as session:
+        [summary] = await release_summaries(session, [(release, artist)])
+    return s.Upload(track=present.track(base_url(), track, release, artist), release=summary), 202
+
+
+async def accept_upload(viewer: Viewer, received: Received) -> tuple[m.Track, m.Release, m.Artist]:
+    """Ingest a received upload for the viewer (the API and the dashboard's form):
+    options from the form fields sent before the file, or the query string."""
     resources = resources_of(current_app)
     settings = resources.settings
-    storage = LocalStorage(settings.media_dir)
-    received = await receive_multipart(storage, settings.media.max_upload_bytes)
     assert received.path is not None
     assert received.file_name is not None
     options = {**received.fields, **request.args.to_dict()}
     try:
-        artist = await _artist_for(viewer, options.get("artist"))
-        release_id = options.get("release")
+        artist = await _artist_for(viewer, options.get("artist") or None)
+        release_id = options.get("release") or None
         if release_id is not None and not release_id.isdigit():
             raise BadRequest("release must be a release id")
     except BaseException:
@@ -185,7 +196,7 @@ async def upload() -> tuple[s.Upload, int]:
     try:
         track = await ingest(
             resources.sessionmaker,
-            storage,
+            LocalStorage(settings.media_dir),
             artist.id,
             incoming,
             ffmpeg=settings.media.ffmpeg,
@@ -203,11 +214,10 @@ async def upload() -> tuple[s.Upload, int]:
             await publish_release(session, track.release_id)
             await session.commit()
         release = await session.get(m.Release, track.release_id)
-        assert release is not None
-        [summary] = await release_summaries(session, [(release, artist)])
         fresh = await session.get(m.Track, track.id)
+        assert release is not None
         assert fresh is not None
-    return s.Upload(track=present.track(base_url(), fresh, release, artist), release=summary), 202
+    return fresh, release, artist
 
 
 def _http_error(exc: IngestError) -> HTTPException:
@@ -226,23 +236,14 @@ def _http_error(exc: IngestError) -> HTTPException:
 @validate_response(s.ReleaseSummary)
 async def publish(release_id: int) -> s.ReleaseSummary:
     """Make one of your releases public: it appears in new releases and search."""
-    viewer = viewer_required()
     async with resources_of(current_app).sessionmaker() as session:
-        row = (
-            await session.execute(
-                select(m.Release, m.Artist)
-                .join(m.Artist, m.Artist.id == m.Release.artist_id)
-                .where(m.Release.id == release_id)
-            )
-        ).first()
-        if row is None or (viewer.role is not Role.ADMIN and row[1].owner_id != viewer.user_id):
-            raise NotFound(f"you have no release {release_id}")
+        release, artist = await _own_release(session, release_id)
         try:
             await publish_release(session, release_id)
         except CatalogueError as exc:
             raise UnprocessableEntity(str(exc)) from None
         await session.commit()
-        [summary] = await release_summaries(session, [(row[0], row[1])])
+        [summary] = await release_summaries(session, [(release, artist)])
     return summary
 
 

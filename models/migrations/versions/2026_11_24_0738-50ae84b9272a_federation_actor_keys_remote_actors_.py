@@ -1,8 +1,8 @@
 """federation: actor keys, remote actors, follows, inbox, deliveries, interactions, moderation
 
-Revision ID: dca0acbd5de7
+Revision ID: 50ae84b9272a
 Revises: e7b8c67790cc
-Create Date: 2026-11-24 07:16:47.161501+00:00
+Create Date: 2026-11-24 07:38:00.451174+00:00
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import models.base
 
-revision: str = "dca0acbd5de7"
+revision: str = "50ae84b9272a"
 down_revision: str | None = "e7b8c67790cc"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -124,7 +124,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("remote_actors", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_remote_actors_domain"), ["domain"], unique=False)
+        batch_op.create_index(batch_op.f("ix_remote_actors_inbox"), ["inbox"], unique=False)
         batch_op.create_index(batch_op.f("ix_remote_actors_key_id"), ["key_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_remote_actors_shared_inbox"), ["shared_inbox"], unique=False
+        )
 
     op.create_table(
         "reports",
@@ -451,7 +455,9 @@ def downgrade() -> None:
     op.drop_table("actor_keys")
     op.drop_table("reports")
     with op.batch_alter_table("remote_actors", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_remote_actors_shared_inbox"))
         batch_op.drop_index(batch_op.f("ix_remote_actors_key_id"))
+        batch_op.drop_index(batch_op.f("ix_remote_actors_inbox"))
         batch_op.drop_index(batch_op.f("ix_remote_actors_domain"))
 
     op.drop_table("remote_actors")

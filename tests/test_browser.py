@@ -1,0 +1,291 @@
+"""The website and the player in a real browser: Debian's Chromium driven by Playwright
+against a real running instance (`playfair run` on 127.0.0.5).
+
+Every page visited must load without a console error or a failed same-origin request,
+make no third-party request, and weigh less than 200 KB before cover art and audio.
+Screenshots of the main pages at phone and desktop width go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, sync_playwright
+
+from tests.audio import make_audio
+from tests.instances import Instance, make_instance
+from tests.processes import ROOT
+
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 900}
+PASSWORD = "a long password 1"
+PAGE_BUDGET = 200 * 1024
+TRACK_SECONDS = 1.5  # min(45 s, length): a play is claimable after the whole track
+
+
+@dataclass
+class Site:
+    instance: Instance
+    vouchers: list[str]
+    release_id: int = 0
+
+    @property
+    def base(self) -> str:
+        return self.instance.base
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("site")
+    instance = make_instance(folder / "data", "127.0.0.5", f"sqlite+aiosqlite:///{folder}/s.db")
+    instance.cli("user", "add", "boss", "--role", "admin", stdin=PASSWORD + "\n")
+    instance.cli("user", "add", "mira", "--role", "artist", stdin=PASSWORD + "\n")
+    instance.cli("artist", "add", "aurora", "--owner", "mira", "--display-name", "Aurora Lane")
+    codes = instance.cli("voucher", "issue", "--tokens", "1022", "--count", "4").split()
+    album = folder / "Harbour Songs"
+    album.mkdir()
+    make_audio(album / "01 - Low Water.mp3", "mp3", seconds=TRACK_SECONDS)
+    make_audio(album / "02 - Salt Light.mp3", "mp3", seconds=TRACK_SECONDS, frequency=660)
+    instance.cli("import", str(album), "--artist", "aurora")
+    instance.start()
+    release = int(instance.wait_for(r"release (\d+) announced").group(1))
+    yield Site(instance, codes, release)
+    output = instance.stop()
+    assert "Traceback" not in output, output
+
+
+@dataclass
+class Watch:
+    """What a page did that it should not: console errors, failed requests, foreign hosts."""
+
+    origin: str
+    errors: list[str] = field(default_factory=list)
+    bytes_by_url: dict[str, int] = field(default_factory=dict)
+
+    def attach(self, page: Page) -> None:
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
+        page.on("requestfailed", self._failed)
+        page.on("requestfinished", self._finished)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def _failed(self, request: Request) -> None:
+        failure = request.failure or ""
+        # a navigation or the media element moving on cancels requests still in flight
+        if failure == "net::ERR_ABORTED":
+            return
+        self.errors.append(f"request failed: {request.url} {failure}")
+
+    def _finished(self, request: Request) -> None:
+        if not request.url.startswith(self.origin) and not request.url.startswith("data:"):
+            self.errors.append(f"third-party request: {request.url}")
+        sizes = request.sizes()
+        self.bytes_by_url[request.url] = (
+            self.bytes_by_url.get(request.url, 0)
+            + sizes["responseBodySize"]
+            + sizes["responseHeadersSize"]
+        )
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is installed by tools/system-packages.sh"
+    browser = playwright.chromium.launch(
+        executable_path=chromium, args=["--autoplay-policy=no-user-gesture-required"]
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, site: Site) -> Iterator[tuple[Page, Watch]]:
+    context = browser.new_context(viewport=PHONE, base_url=site.base)
+    page = context.new_page()
+    watch = Watch(site.base)
+    watch.attach(page)
+    yield page, watch
+    context.close()
+    assert watch.errors == []
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+
+
+def sign_up(page: Page, name: str) -> None:
+    page.goto("/signup")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=password_again]", PASSWORD)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(re.compile(r"/$|/settings|/library"))
+
+
+def log_in(page: Page, name: str) -> None:
+    page.goto("/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_load_state()
+
+
+def balance(page: Page) -> int:
+    return int(page.locator("header [data-balance]").inner_text().strip())
+
+
+def player_state(page: Page) -> dict[str, Any]:
+    state: dict[str, Any] = page.evaluate("window.playfairPlayer.state()")
+    return state
+
+
+def test_visitor_pages_are_light_and_previews_play(page: tuple[Page, Watch], site: Site) -> None:
+    page_, watch = page
+    for path, name in (
+        ("/", "home"),
+        (f"/releases/{site.release_id}", "release"),
+        ("/artists/aurora", "artist"),
+        ("/search?q=salt", "search"),
+        ("/signup", "signup"),
+    ):
+        watch.bytes_by_url.clear()
+        page_.goto(path)
+        page_.wait_for_load_state("networkidle")
+        weight = sum(
+            size
+            for url, size in watch.bytes_by_url.items()
+            if "/cover" not in url and "/preview" not in url and "/stream" not in url
+        )
+        assert weight < PAGE_BUDGET, (path, weight, watch.bytes_by_url)
+        screenshot(page_, name)
+
+    page_.goto(f"/releases/{site.release_id}")
+    page_.click("button[data-play-track]")
+    page_.wait_for_function("window.playfairPlayer && window.playfairPlayer.state().mode")
+    assert player_state(page_)["mode"] == "preview"
+    assert page_.locator("#player a[href='/signup']").count() >= 1
+
+
+def test_listener_signs_up_redeems_plays_and_owns(page: tuple[Page, Watch], site: Site) -> None:
+    """Issue 5's done-when through the browser player: ten plays, 1022 tokens, owned
+    after the ninth paid play."""
+    page_, _watch = page
+    sign_up(page_, "lena")
+    page_.goto("/wallet")
+    starting = balance(page_)
+    page_.fill("input[name=code]", site.vouchers[0])
+    page_.click("form[action='/wallet/voucher'] button")
+    page_.wait_for_url(re.compile(r"/wallet\?message="))
+    assert balance(page_) == starting + 1022
+    screenshot(page_, "wallet")
+
+    page_.goto(f"/releases/{site.release_id}")
+    track_id = int(
+        page_.locator("button[data-play-track]").first.get_attribute("data-play-track") or 0
+    )
+    assert "2 tokens" in page_.locator(f"[data-price-for='{track_id}']").inner_text()
+    # on the track's own page the queue is that track alone (the release page would go on
+    # to the next track when this one ends, and that play would cost tokens too)
+    page_.goto(f"/tracks/{track_id}")
+    first = page_.locator("button[data-play-track]")
+    price = page_.locator(f"[data-price-for='{track_id}']")
+    paid = []
+    for _play in range(10):
+        before = balance(page_)
+        first.click()
+        # a new session starts unclaimed; the claim comes once the track has been heard
+        page_.wait_for_function("!window.playfairPlayer.state().claimed")
+        page_.wait_for_function("window.playfairPlayer.state().claimed", timeout=30_000)
+        paid.append(before - balance(page_))
+    assert paid == [2, 4, 8, 16, 32, 64, 128, 256, 512, 0]
+    assert sum(paid) == 1022
+    assert balance(page_) == starting
+    assert "yours" in price.inner_text().lower()
+    page_.goto("/library")
+    assert page_.locator("#owned-heading + ol.tracks li").count() == 1
+    screenshot(page_, "library")
+
+
+def test_listener_favourites_follows_and_searches(page: tuple[Page, Watch], site: Site) -> None:
+    page_, _watch = page
+    sign_up(page_, "omar")
+    page_.goto("/search?q=salt")
+    page_.click("ol.tracks a")
+    page_.click("form[action$='/favourite'] button")
+    page_.wait_for_load_state()
+    assert page_.locator("form[action$='/favourite'] button[aria-pressed=true]").count() == 1
+    page_.goto("/library")
+    page_.fill("input[name=account]", "aurora")
+    page_.click("form[action='/follow'] button")
+    page_.wait_for_url(re.compile(r"/library\?followed="))
+    assert "Harbour Songs" in page_.locator("#feed-heading + ul.feed").inner_text()
+    assert page_.locator("#favourites-heading + ol.tracks li").count() == 1
+
+
+def test_keyboard_only(page: tuple[Page, Watch], site: Site) -> None:
+    """Reach a play button with Tab alone, start it with Enter, pause it with the
+    player's shortcut."""
+    page_, _watch = page
+    page_.goto(f"/releases/{site.release_id}")
+    for _ in range(40):
+        page_.keyboard.press("Tab")
+        if page_.evaluate("document.activeElement.matches('button[data-play-track]')"):
+            break
+    else:
+        pytest.fail("no play button is reachable with Tab")
+    focused = page_.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert focused != "none"
+    page_.keyboard.press("Enter")
+    page_.wait_for_function("window.playfairPlayer.state().mode")
+    assert player_state(page_)["trackId"] is not None
+
+
+def test_artist_uploads_and_sees_it(page: tuple[Page, Watch], site: Site, tmp_path: Path) -> None:
+    page_, _watch = page
+    log_in(page_, "mira")
+    page_.goto("/dashboard")
+    audio = tmp_path / "03 - Night Ferry.flac"
+    make_audio(audio, "flac", seconds=TRACK_SECONDS)
+    form = page_.locator("form[data-upload]")
+    form.locator("input[name=album]").fill("Night Ferry EP")
+    form.locator("input[type=file]").set_input_files(str(audio))
+    form.locator("button[type=submit]").click()
+    page_.wait_for_url(re.compile(r"/dashboard\?message="))
+    assert "Night Ferry" in page_.locator("main").inner_text()
+    assert page_.locator("svg.chart").count() >= 2
+    screenshot(page_, "dashboard")
+
+
+def test_admin_issues_vouchers(page: tuple[Page, Watch], site: Site) -> None:
+    page_, _watch = page
+    log_in(page_, "boss")
+    page_.goto("/admin/vouchers")
+    page_.fill("input[name=tokens]", "500")
+    page_.fill("input[name=count]", "3")
+    page_.click("form[action='/admin/vouchers'] button")
+    page_.wait_for_load_state()
+    codes = page_.locator("#voucher-codes code").all_inner_texts()
+    assert len(codes) == 3 and len(set(codes)) == 3
+    screenshot(page_, "admin-vouchers")
+    page_.goto("/admin/federation")
+    screenshot(page_, "admin-federation")
