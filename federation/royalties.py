@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence, Set
@@ -58,7 +59,6 @@ from federation.parse import PUBLIC, InvalidObject, id_of, same_origin
 from models.pricing import BASIS_POINTS, PAID_PLAYS_TO_OWN, play_cost, share_of, split
 
 MAX_URL_CHARS = 2048
-MAX_TEXT_CHARS = 500
 
 # Our terms, on top of the AS vocabulary and objects.py's ``playfair:`` prefix.
 ROYALTY_TERMS: dict[str, Any] = {
@@ -98,24 +98,12 @@ ROYALTY_TERMS: dict[str, Any] = {
 ROYALTY_CONTEXT: list[Any] = [*CONTEXT, ROYALTY_TERMS]
 
 # Top-level members a Listen must never carry: they would say who the listener is.
-PERSONAL_FIELDS = frozenset(
-    {
-        "name",
-        "nameMap",
-        "preferredUsername",
-        "username",
-        "email",
-        "e-mail",
-        "mail",
-        "ip",
-        "ipAddress",
-        "remoteAddress",
-        "address",
-        "attributedTo",
-        "summary",
-        "content",
-    }
-)
+# fmt: off
+PERSONAL_FIELDS = frozenset({
+    "name", "nameMap", "preferredUsername", "username", "email", "e-mail", "mail", "ip",
+    "ipAddress", "remoteAddress", "address", "attributedTo", "summary", "content",
+})
+# fmt: on
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _LISTENER = re.compile(r"^[0-9a-f]{64}$")
 
@@ -157,7 +145,7 @@ def _is_url(value: Any) -> bool:
         return False
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        _ = parts.port  # raises ValueError on a bad port
     except ValueError:
         return False
     return parts.scheme in {"http", "https"} and bool(parts.hostname) and "@" not in parts.netloc
@@ -231,7 +219,7 @@ def _id_collection(ids: Sequence[str]) -> dict[str, Any]:
 def _check_sorted_unique(
     items: Sequence[str], what: str, error: type[InvalidRoyaltyDocument]
 ) -> None:
-    for before, after in zip(items, items[1:], strict=False):
+    for before, after in itertools.pairwise(items):
         if before == after:
             raise error(f"{what} {after} appears twice")
         if before > after:
@@ -458,7 +446,7 @@ def _distinct(listens: Iterable[ListenRecord]) -> dict[str, ListenRecord]:
 
 
 def build_statement(
-    id: str,  # noqa: A002 - the document's own word
+    id: str,
     payer: str,
     payee: str,
     period: Period,
@@ -557,7 +545,9 @@ def check_statement(statement: Statement) -> None:
         if not same_origin(listen_id, s.payer):
             raise error(f"the Listen {listen_id} is not on the payer's host")
     if s.total_plays != len(s.listen_ids):
-        raise error(f"the statement counts {s.total_plays} paid plays but lists {len(s.listen_ids)}")
+        raise error(
+            f"the statement counts {s.total_plays} paid plays but lists {len(s.listen_ids)}"
+        )
     if s.listens_digest != digest_of(s.listen_ids):
         raise error("the listens digest is not the digest of the listed Listen ids")
     rule = owed_for(s.charged_before, s.total_charged, s.artist_share_bp)
@@ -787,8 +777,8 @@ def reconcile(
     missing: list[str] = []
     try:
         check_statement(statement)
-    except InvalidStatement as problem:
-        disputes.append(DisputedLine(Dispute.INCONSISTENT, stated=str(problem)))
+    except InvalidStatement as inconsistency:
+        disputes.append(DisputedLine(Dispute.INCONSISTENT, stated=str(inconsistency)))
 
     if statement.artist_share_bp != artist_share_bp:
         disputes.append(
@@ -834,7 +824,10 @@ def reconcile(
             problem = DisputedLine(Dispute.UNKNOWN_TRACK, track=record.track, listen=listen_id)
         elif not period_start <= record.at < period_end:
             problem = DisputedLine(
-                Dispute.OUTSIDE_PERIOD, track=record.track, listen=listen_id, stated=instant(record.at)
+                Dispute.OUTSIDE_PERIOD,
+                track=record.track,
+                listen=listen_id,
+                stated=instant(record.at),
             )
         elif not record.paid:
             problem = DisputedLine(Dispute.UNPAID_LISTEN, track=record.track, listen=listen_id)
@@ -902,7 +895,7 @@ def answer_document(
     responder: str,
     disputed: Sequence[DisputedLine],
     *,
-    id: str,  # noqa: A002 - the document's own word
+    id: str,
     to: Sequence[str] = (),
     cc: Sequence[str] = (),
 ) -> dict[str, Any]:
@@ -1060,7 +1053,7 @@ def settle(period: Period, accepted: Iterable[Statement]) -> Settlement:
         members.update((statement.payer, statement.payee))
     net: dict[str, int] = dict.fromkeys(members, 0)
     transfers: list[Transfer] = []
-    for first, second in {tuple(sorted(pair)) for pair in owed}:
+    for first, second in {(min(a, b), max(a, b)) for a, b in owed}:
         balance = owed.get((first, second), 0) - owed.get((second, first), 0)
         net[second] += balance
         net[first] -= balance
