@@ -267,3 +267,34 @@ class Report(Base):
     content: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class PartnerState(StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"  # a Follow is on its way, no answer yet
+    PENDING = "pending"  # their Follow waits for an admin here
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+class Partnership(Base):
+    """Two instances whose instance actors follow each other (DESIGN.md §6.1). Each
+    direction has its own state: ``they_follow`` accepted lets them fetch our full audio
+    with a signed GET; ``we_follow`` accepted lets us fetch theirs."""
+
+    __tablename__ = "partnerships"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    actor_id: Mapped[int] = mapped_column(
+        ForeignKey("remote_actors.id", ondelete="CASCADE"), unique=True
+    )
+    they_follow: Mapped[PartnerState] = mapped_column(
+        str_enum(PartnerState, 16), default=PartnerState.NONE
+    )
+    we_follow: Mapped[PartnerState] = mapped_column(
+        str_enum(PartnerState, 16), default=PartnerState.NONE
+    )
+    their_follow_uri: Mapped[str | None] = mapped_column(URI, default=None)
+    our_follow_uri: Mapped[str | None] = mapped_column(URI, default=None, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

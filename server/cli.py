@@ -612,6 +612,99 @@ def domain_list(state: State) -> None:
         click.echo(f"{row.domain}\t{row.policy.value}\t{row.reason}")
 
 
+@cli.group()
+def partners() -> None:
+    """Partnerships with other instances (full audio and royalty settlement)."""
+
+
+@partners.command("list")
+@pass_state
+@handles_errors
+def partners_list(state: State) -> None:
+    """One line per partnership: id, their instance actor, they follow us, we follow them."""
+    from server.activitypub.partners import list_partnerships
+
+    settings = state.settings()
+
+    async def _run() -> list[Any]:
+        async with _session(settings) as session:
+            return await list_partnerships(session)
+
+    for row in run_async(_run()):
+        click.echo(
+            f"{row.id}\t{row.actor}\tthey follow: {row.they_follow}\twe follow: {row.we_follow}"
+        )
+
+
+@partners.command("request")
+@click.argument("instance")
+@pass_state
+@handles_errors
+def partners_request(state: State, instance: str) -> None:
+    """Ask another instance (a host name or its actor URL) to be a partner."""
+    settings = state.settings()
+
+    async def _run() -> str:
+        from server.activitypub import partners as p
+
+        async with _federation(settings) as fed:
+            try:
+                row = await p.request_partnership(fed, instance)
+            except p.PartnershipError as exc:
+                raise CommandFailed(str(exc)) from None
+            return f"asked (partnership {row.id}); the worker delivers the request"
+
+    click.echo(run_async(_run()))
+
+
+@partners.command("accept")
+@click.argument("partnership_id", type=int)
+@pass_state
+@handles_errors
+def partners_accept(state: State, partnership_id: int) -> None:
+    """Accept an instance that asked to be a partner."""
+    _decide_partnership(state, partnership_id, True)
+
+
+@partners.command("refuse")
+@click.argument("partnership_id", type=int)
+@pass_state
+@handles_errors
+def partners_refuse(state: State, partnership_id: int) -> None:
+    """Refuse (or stop) an instance's partnership: it gets previews only."""
+    _decide_partnership(state, partnership_id, False)
+
+
+def _decide_partnership(state: State, partnership_id: int, accept: bool) -> None:
+    settings = state.settings()
+
+    async def _run() -> None:
+        from server.activitypub import partners as p
+
+        async with _federation(settings) as fed:
+            try:
+                await p.decide(fed, partnership_id, accept)
+            except p.PartnershipError as exc:
+                raise CommandFailed(str(exc)) from None
+
+    run_async(_run())
+    click.echo(f"{'accepted' if accept else 'refused'}: partnership {partnership_id}")
+
+
+@contextlib.asynccontextmanager
+async def _federation(settings: Settings) -> AsyncIterator[Any]:
+    """Everything federation needs (keys, the guarded client), for one-shot commands."""
+    from server.activitypub.context import federation_of
+    from server.resources import check_schema, open_resources
+
+    await check_schema(settings)
+    resources = await open_resources(settings)
+    try:
+        yield federation_of(resources)
+    finally:
+        await resources.close()
+
+
 @contextlib.asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[Any]:
     """A session factory on a checked, migrated database, for one-shot commands."""

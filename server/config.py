@@ -328,6 +328,11 @@ class FederationMode(StrEnum):
     ALLOWLIST = "allowlist"  # only domains an admin allowed
 
 
+class PartnershipPolicy(StrEnum):
+    AUTO = "auto"  # accept every instance that asks
+    MANUAL = "manual"  # an admin accepts (`playfair partners accept`)
+
+
 class FederationSettings(_Section):
     # Lab networks and tests only: lets fetches reach loopback and private addresses and
     # lets plain http:// peers through.
@@ -335,6 +340,7 @@ class FederationSettings(_Section):
     fetch_timeout: Duration = timedelta(seconds=10)
     max_fetch_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     mode: FederationMode = FederationMode.OPEN
+    partnerships: PartnershipPolicy = PartnershipPolicy.MANUAL
     max_inbox_bytes: int = Field(default=1024 * 1024, ge=1024)
     actor_cache_lifetime: Duration = timedelta(days=1)
     delivery_retry_base: Duration = timedelta(seconds=30)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from federation.signatures import sign_request
 from tests.audio import make_audio
+from tests.conftest import TEST_SECRET
 from tests.instances import Instance, make_instance
 
 
@@ -120,3 +124,62 @@ def test_follow_publish_reply_like_across_instances(
             f"{b.base}/artists/aurora/followers", headers={"Accept": "application/activity+json"}
         ).json()
         assert followers["totalItems"] == 0
+
+
+async def instance_key(instance: Instance) -> tuple[str, Any]:
+    """The instance actor's key id and private RSA key, read from its own database."""
+    from federation.keys import load_instance_keys
+    from models.database import DatabaseOptions, create_engine, create_sessionmaker
+
+    engine = create_engine(DatabaseOptions(url=instance.env["PLAYFAIR_DATABASE__URL"]))
+    try:
+        async with create_sessionmaker(engine)() as session:
+            keys = await load_instance_keys(session, TEST_SECRET)
+    finally:
+        await engine.dispose()
+    return f"{instance.base}/actor#{keys.rsa_name}", keys.rsa
+
+
+async def test_partners_fetch_full_audio(pair: tuple[Instance, Instance], tmp_path: Path) -> None:
+    """A asks B for a partnership, B's admin accepts, and A's signed GET gets B's full
+    audio; unsigned or non-partner requests get none, and refusing ends it."""
+    a, b = pair
+    b.cli("user", "add", "mira", "--role", "artist", stdin="a long password\n")
+    b.cli("artist", "add", "aurora", "--owner", "mira")
+    folder = tmp_path / "Tide Tables"
+    folder.mkdir()
+    make_audio(folder / "01 - Ebb.mp3", "mp3", seconds=2)
+    b.cli("import", str(folder), "--artist", "aurora")
+    a.start()
+    b.start()
+    b.wait_for(r"release \d+ announced")
+    host_b = b.base.split("://", 1)[1]
+    stream = f"{b.base}/tracks/1/stream?format=mp3"
+    key_id, key = await instance_key(a)
+
+    def signed_get() -> httpx.Response:
+        headers = sign_request("GET", stream, None, key_id, key)
+        return httpx.get(stream, headers=headers, timeout=30)
+
+    assert "asked" in a.cli("partners", "request", host_b)
+    b.wait_for(r"inbox item \d+ \(Follow from .*/actor\): done: .*waiting for an admin")
+    assert signed_get().status_code == 403  # asked is not accepted
+    [line] = b.cli("partners", "list").splitlines()
+    assert "they follow: pending" in line
+    b.cli("partners", "accept", line.split("\t", 1)[0])
+    a.wait_for(r"inbox item \d+ \(Accept from .*/actor\): done: Accept of our partnership")
+    assert "we follow: accepted" in a.cli("partners", "list")
+
+    full = signed_get()
+    assert full.status_code == 200, full.text
+    assert full.headers["content-type"].startswith("audio/mpeg")
+    preview = httpx.get(f"{b.base}/tracks/1/preview", timeout=30)
+    assert len(full.content) > len(preview.content) * 0.9  # the whole 2 s, not a clip
+
+    assert httpx.get(stream, timeout=30).status_code == 403  # unsigned: no
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = sign_request("GET", stream, None, key_id, stranger)  # A's key id, wrong key
+    assert httpx.get(stream, headers=forged, timeout=30).status_code == 403
+
+    b.cli("partners", "refuse", line.split("\t", 1)[0])
+    assert signed_get().status_code == 403

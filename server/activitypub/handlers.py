@@ -45,6 +45,7 @@ from models.federation import (
     Report,
 )
 from models.handles import Handle, HandleKind
+from server.activitypub import partners
 from server.activitypub.context import Federation, federation_of
 from server.activitypub.delivery import deliver, record_activity
 from server.activitypub.local import KIND_PATHS, PATH_KINDS
@@ -104,7 +105,10 @@ async def on_follow(incoming: Incoming) -> str:
     if target is None:
         raise Ignored("the Follow is not for an actor here")
     if target[0] == "actor":
-        raise Ignored("instance partnerships arrive with the royalties issue; stored")
+        try:
+            return await partners.on_follow(fed, await _actor(incoming), act.id)
+        except partners.PartnershipError as error:
+            raise Ignored(str(error)) from None
     kind = PATH_KINDS.get(target[0])
     async with fed.sessionmaker() as session:
         handle = await session.get(Handle, target[1])
@@ -167,6 +171,8 @@ async def answer_follow(
 
 async def on_accept_or_reject(incoming: Incoming) -> str:
     fed, act = incoming.fed, incoming.activity
+    if await partners.on_answer(fed, act.actor, act.object_id, act.type == "Accept"):
+        return f"{act.type} of our partnership request"
     async with fed.sessionmaker() as session:
         follow = await session.scalar(
             select(Follow)
@@ -186,6 +192,11 @@ async def on_accept_or_reject(incoming: Incoming) -> str:
 async def on_undo(incoming: Incoming) -> str:
     fed, act = incoming.fed, incoming.activity
     inner_type = str((act.object or {}).get("type", ""))
+    inner_target = id_of((act.object or {}).get("object"))
+    if inner_type == "Follow" and inner_target == fed.instance_actor:
+        if await partners.on_undo(fed, act.actor, act.object_id):
+            return "partnership ended by the other instance"
+        raise Ignored("no partnership with that instance")
     async with fed.sessionmaker() as session:
         actor = await session.scalar(select(RemoteActor).where(RemoteActor.uri == act.actor))
         if actor is None:
