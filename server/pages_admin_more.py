@@ -15,6 +15,8 @@ from models.catalogue import Artist
 from models.federation import DeliveryState, DomainPolicy, DomainPolicyKind, Report
 from models.ledger import Payout, PayoutState
 from models.vouchers import Voucher
+from server.activitypub import partners
+from server.activitypub.context import federation_of
 from server.activitypub.delivery import replay
 from server.activitypub.moderation import (
     ModerationError,
@@ -120,8 +122,11 @@ async def federation_page() -> ResponseReturnValue:
         domains = (await session.scalars(select(DomainPolicy).order_by(DomainPolicy.domain))).all()
         deliveries = await list_deliveries(session, state, 100)
         reports = (await session.scalars(select(Report).order_by(Report.id.desc()).limit(50))).all()
+        partnerships = await partners.list_partnerships(session)
     return await render(
         "admin_federation.html",
+        partnerships=partnerships,
+        partnership_policy=resources_of(current_app).settings.federation.partnerships.value,
         domains=domains,
         deliveries=deliveries,
         reports=reports,
@@ -164,4 +169,26 @@ async def replay_form() -> ResponseReturnValue:
     async with resources_of(current_app).sessionmaker() as session:
         count = await replay(session, ids or None)
     message = _("%(count)s deliveries queued again.", count=count)
+    return redirect(url_for("admin_more.federation_page", message=message), 303)
+
+
+@admin_more.post("/federation/partnerships")
+async def partnership_form() -> ResponseReturnValue:
+    """Ask an instance to be a partner, or accept or refuse one that asked."""
+    await _admin()
+    await check_csrf()
+    form = await request.form
+    fed = federation_of(resources_of(current_app))
+    action = form.get("action", "")
+    try:
+        if action == "request":
+            await partners.request_partnership(fed, form.get("instance", "")[:300])
+            message = _("Asked; the answer arrives in the background.")
+        elif action in ("accept", "refuse") and form.get("id", "").isdigit():
+            await partners.decide(fed, int(form["id"]), action == "accept")
+            message = _("Saved.")
+        else:
+            raise BadRequest(_("Choose request, accept or refuse."))
+    except partners.PartnershipError as error:
+        return redirect(url_for("admin_more.federation_page", error=str(error)), 303)
     return redirect(url_for("admin_more.federation_page", message=message), 303)

@@ -288,4 +288,10 @@ def test_admin_issues_vouchers(page: tuple[Page, Watch], site: Site) -> None:
     assert len(codes) == 3 and len(set(codes)) == 3
     screenshot(page_, "admin-vouchers")
     page_.goto("/admin/federation")
+    for heading in ("#partners-heading", "#domains-heading", "#deliveries-heading"):
+        assert page_.locator(heading).is_visible()
+    page_.fill("input[name=domain]", "spam.example")
+    page_.click("button[name=action][value=block]")
+    page_.wait_for_url(re.compile(r"/admin/federation\?message="))
+    assert "spam.example" in page_.locator("#domains-heading + form + table").inner_text()
     screenshot(page_, "admin-federation")
