@@ -10,10 +10,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout, http, inbox, jobs, plays, search, streaming
+from bench import fanout, http, inbox, jobs, plays, royalties, search, streaming
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
-MODULES = (jobs, http, streaming, search, plays, inbox, fanout)
+MODULES = (jobs, http, streaming, search, plays, inbox, fanout, royalties)
 
 
 def machine() -> str:

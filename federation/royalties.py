@@ -138,10 +138,14 @@ def instant(moment: datetime) -> str:
     return utc.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
+# Control characters and any whitespace (one C-level scan, not a Python loop per character).
+_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x1f\x7f\s]")
+
+
 def _is_url(value: Any) -> bool:
     if not isinstance(value, str) or not value or len(value) > MAX_URL_CHARS:
         return False
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+    if _UNSAFE_URL_CHARS.search(value):
         return False
     try:
         parts = urlsplit(value)

@@ -547,3 +547,24 @@ async def test_release_visibility_limits_what_is_served(
     ap = {"Accept": ACTIVITY_TYPE}
     assert (await client.get("/releases/1", headers=ap)).status_code == 404
     assert (await client.get("/releases/1/note", headers=ap)).status_code == 404
+
+
+async def test_reply_edits_are_applied(app: Quart, client: Client, scene: dict[str, int]) -> None:
+    reply = fixture("mastodon/create_note_reply.json")
+    assert (await post(client, reply))[0] == 202
+    edited = copy.deepcopy(reply["object"])
+    edited["content"] = "<p>Edited: still <em>lovely</em><script>x()</script></p>"
+    update = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f"{edited['id']}#updates/1",
+        "type": "Update",
+        "actor": ALICE,
+        "object": edited,
+    }
+    assert (await post(client, update))[0] == 202
+    assert await process(app) == [InboxState.DONE, InboxState.DONE]
+    async with resources_of(app).sessionmaker() as session:
+        stored = await session.scalar(select(Interaction))
+    assert stored is not None
+    assert "Edited: still <em>lovely</em>" in stored.content_html
+    assert "script" not in stored.content_html

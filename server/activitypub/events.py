@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import jobs
 from models.base import utcnow
@@ -19,8 +20,11 @@ DELETED_JOB = "federation.release_deleted"
 
 async def queue_published_when_ready(session: AsyncSession, release_id: int) -> None:
     """Announce a public release once none of its tracks is still being transcoded (the
-    Note carries their previews). Called when it is published and when each of its
-    tracks finishes; the unique key makes it one announcement."""
+    Note carries their previews), in the caller's transaction.
+
+    Called when a release is published and, in a transaction of its own, after each of
+    its tracks is committed as done (see :func:`announce_if_ready`); the unique key
+    makes it one announcement whoever gets there first."""
     release = await session.get(Release, release_id)
     if release is None or release.visibility is not Visibility.PUBLIC:
         return
@@ -29,10 +33,29 @@ async def queue_published_when_ready(session: AsyncSession, release_id: int) -> 
             Track.release_id == release_id, Track.status == TrackStatus.PROCESSING
         )
     )
-    if processing is None:
-        await jobs.enqueue(
-            session, PUBLISHED_JOB, {"release": release_id}, unique_key=f"published:{release_id}"
-        )
+    if processing is not None:
+        return
+    try:
+        async with session.begin_nested():
+            await jobs.enqueue(
+                session,
+                PUBLISHED_JOB,
+                {"release": release_id},
+                unique_key=f"published:{release_id}",
+            )
+    except IntegrityError:
+        pass  # queued by a concurrent transaction a moment ago
+
+
+async def announce_if_ready(
+    sessionmaker: async_sessionmaker[AsyncSession], release_id: int
+) -> None:
+    """After a track's transcoding has committed: check in a new transaction, so that of
+    two tracks finishing at once the later one sees the other done (under READ
+    COMMITTED, a check inside the same transaction would see it still processing)."""
+    async with sessionmaker() as session:
+        await queue_published_when_ready(session, release_id)
+        await session.commit()
 
 
 async def queue_updated(session: AsyncSession, release_id: int, version: datetime) -> None:

@@ -23,7 +23,7 @@ from models.catalogue import (
     Visibility,
 )
 from models.jobs import PermanentJobError
-from server.activitypub.events import queue_published_when_ready
+from server.activitypub.events import announce_if_ready
 from server.catalogue import index_track
 from server.config import MediaSettings
 from server.media.ffmpeg import FfmpegError, mp3_args, opus_args, preview_args, transcode
@@ -145,17 +145,18 @@ async def _record(
         track.failure_reason = None
         if track.release.visibility is Visibility.PUBLIC:
             await index_track(session, track, track.release)
-            await session.flush()
-            await queue_published_when_ready(session, track.release_id)
         await session.commit()
+        release_id = track.release_id
+    await announce_if_ready(context.sessionmaker, release_id)
 
 
 async def _mark_failed(context: JobContext, track_id: int, reason: str) -> None:
     async with context.sessionmaker() as session:
         track = await session.get(Track, track_id)
-        if track is not None:
-            track.status = TrackStatus.FAILED
-            track.failure_reason = reason[:2000]
-            await session.flush()
-            await queue_published_when_ready(session, track.release_id)
-            await session.commit()
+        if track is None:
+            return
+        track.status = TrackStatus.FAILED
+        track.failure_reason = reason[:2000]
+        await session.commit()
+        release_id = track.release_id
+    await announce_if_ready(context.sessionmaker, release_id)
