@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, sync_playwright
 
 from tests.audio import make_audio
@@ -125,7 +126,19 @@ def page(browser: Browser, site: Site) -> Iterator[tuple[Page, Watch]]:
     assert watch.errors == []
 
 
+def accessible(page: Page) -> None:
+    """axe-core (bundled by axe-playwright-python, run inside the page: no request goes
+    out) finds no WCAG 2 A/AA violations."""
+    results = Axe().run(page, options={"runOnly": ["wcag2a", "wcag2aa", "wcag21aa"]})
+    violations = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+    ]
+    assert violations == [], (page.url, violations)
+
+
 def screenshot(page: Page, name: str) -> None:
+    accessible(page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
         page.set_viewport_size(size)
