@@ -194,3 +194,18 @@ async def follow_request_form(artist_id: int, follow_id: int, verb: str) -> Resp
     if not await following.answer_request(fed, artist.name, follow_id, verb == "accept"):
         raise NotFound(_("There is no such follow request."))
     return redirect(url_for("artist_pages.dashboard"), 303)
+
+
+@artist_pages.post("/artists/<int:artist_id>/settings")
+async def artist_settings_form(artist_id: int) -> ResponseReturnValue:
+    """Whether follows of the artist wait for approval (else they are accepted at once)."""
+    user = await _creator()
+    await check_csrf()
+    artist = await _own_artist(user, artist_id)
+    approves = (await request.form).get("approves_followers") == "1"
+    async with resources_of(current_app).sessionmaker() as session:
+        row = await session.get(Artist, artist.id)
+        assert row is not None
+        row.approves_followers = approves
+        await session.commit()
+    return redirect(url_for("artist_pages.dashboard", message=_("Saved.")), 303)

@@ -277,13 +277,19 @@ def test_artist_uploads_and_sees_it(page: tuple[Page, Watch], site: Site, tmp_pa
     page_, _watch = page
     log_in(page_, "mira")
     page_.goto("/dashboard")
+    approval = page_.locator("input[name=approves_followers]")
+    assert not approval.is_checked()
+    approval.check()
+    page_.click("form[action$='/settings'] button")
+    page_.wait_for_url(re.compile(r"/dashboard\?message="))
+    assert page_.locator("input[name=approves_followers]").is_checked()
     audio = tmp_path / "03 - Night Ferry.flac"
     make_audio(audio, "flac", seconds=TRACK_SECONDS)
     form = page_.locator("form[data-upload]")
     form.locator("input[name=album]").fill("Night Ferry EP")
     form.locator("input[type=file]").set_input_files(str(audio))
     form.locator("button[type=submit]").click()
-    page_.wait_for_url(re.compile(r"/dashboard\?message="))
+    page_.wait_for_url(re.compile(r"/dashboard\?message=[^&]*Night"))
     assert "Night Ferry" in page_.locator("main").inner_text()
     assert page_.locator("svg.chart").count() >= 2
     screenshot(page_, "dashboard")
