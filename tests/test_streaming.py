@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -54,8 +56,13 @@ async def test_preview_ranges_and_conditionals(
     assert await full.get_data() == content
     etag, modified = full.headers["ETag"], full.headers["Last-Modified"]
 
+    # RFC 9530: the whole file's digest, on full answers and on ranges alike
+    digest = "sha-256=:" + base64.b64encode(hashlib.sha256(content).digest()).decode() + ":"
+    assert full.headers["Repr-Digest"] == digest
+
     part = await client.get(url, headers={"Range": "bytes=100-199"})
     assert part.status_code == 206
+    assert part.headers["Repr-Digest"] == digest
     assert part.headers["Content-Range"] == f"bytes 100-199/{size}"
     assert part.headers["Content-Length"] == "100"
     assert await part.get_data() == content[100:200]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -189,6 +190,9 @@ async def send_media(file: MediaFile, *, cache: str) -> ResponseReturnValue:
         "Last-Modified": http_date(file.created_at),
         "Cache-Control": cache,
         "Content-Type": file.mime_type,
+        # RFC 9530: the digest of the whole file, also on ranges, so that a partner
+        # caching our audio can check what it stored.
+        "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(file.sha256)).decode()}:",
     }
     if not_modified(
         etag, file.created_at, request.headers.get("If-None-Match"),
