@@ -141,6 +141,14 @@ class GuardedClient:
         self._policy = policy
         self._resolve = resolver or _getaddrinfo
 
+    def with_policy(self, policy: FetchPolicy) -> GuardedClient:
+        """The same client and resolver under another policy (a larger size cap for audio)."""
+        return GuardedClient(self._client, policy, self._resolve)
+
+    @property
+    def policy(self) -> FetchPolicy:
+        return self._policy
+
     async def request(
         self,
         method: str,

@@ -35,6 +35,13 @@ from models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction, Payout
 from models.membership import Member, ShareTransaction
 from models.oauth import AuthorizationCode, OAuthClient, RefreshToken
 from models.plays import ListenerTrack, Play, PlaySession
+from models.remote_plays import (
+    ReceivedListen,
+    RemoteListenerTrack,
+    RemotePlay,
+    RemotePlaySession,
+    RemoteTrack,
+)
 from models.search import SearchDocument
 from models.tokens import AccessToken
 from models.users import Role, User
@@ -76,10 +83,15 @@ __all__ = [
     "Playlist",
     "PlaylistItem",
     "RateCounter",
+    "ReceivedListen",
     "RefreshToken",
     "Release",
     "RemoteActor",
+    "RemoteListenerTrack",
+    "RemotePlay",
+    "RemotePlaySession",
     "RemotePost",
+    "RemoteTrack",
     "Report",
     "RetiredName",
     "Role",

@@ -29,6 +29,9 @@ class AccountKind(StrEnum):
     PROVIDER = "provider"  # where paid top-ups come from (one per payment provider)
     PAYOUTS = "payouts"  # tokens paid out to artists as money
     GRANTS = "grants"  # starter balances the instance gives new accounts
+    # Another instance: what we owe it (positive) or it owes us (negative) for plays of
+    # its artists' tracks by our listeners and the other way round (DESIGN.md §6).
+    PEER = "peer"
 
 
 NON_NEGATIVE = frozenset({AccountKind.WALLET, AccountKind.ARTIST})
@@ -124,6 +127,11 @@ def wallet_key(user_id: int) -> str:
 
 def artist_key(artist_id: int) -> str:
     return f"artist:{artist_id}"
+
+
+def peer_key(actor_id: int) -> str:
+    """The account of another instance, by its instance actor's row id."""
+    return f"peer:{actor_id}"
 
 
 async def account(

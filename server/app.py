@@ -19,6 +19,7 @@ from server.api.earnings import earnings_api
 from server.api.federation import federation_api
 from server.api.membership import membership_api
 from server.api.plays import payments_hooks, plays_api
+from server.api.remote import remote_api, remote_media
 from server.api.uploads import UPLOAD_PATH, uploads_api
 from server.auth import current_viewer
 from server.config import Settings
@@ -163,6 +164,8 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(uploads_api, url_prefix="/api/v1")
     app.register_blueprint(membership_api, url_prefix="/api/v1")
     app.register_blueprint(federation_api, url_prefix="/api/v1")
+    app.register_blueprint(remote_api, url_prefix="/api/v1")
+    app.register_blueprint(remote_media)
     app.register_blueprint(plays_api, url_prefix="/api/v1")
     app.register_blueprint(payments_hooks)
     app.register_blueprint(earnings_api, url_prefix="/api/v1")

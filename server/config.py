@@ -341,6 +341,7 @@ class FederationSettings(_Section):
     max_fetch_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     mode: FederationMode = FederationMode.OPEN
     partnerships: PartnershipPolicy = PartnershipPolicy.MANUAL
+    audio_cache_bytes: int = Field(default=2 * 1024**3, ge=1024 * 1024)
     max_inbox_bytes: int = Field(default=1024 * 1024, ge=1024)
     actor_cache_lifetime: Duration = timedelta(days=1)
     delivery_retry_base: Duration = timedelta(seconds=30)

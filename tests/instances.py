@@ -38,6 +38,10 @@ class Instance:
         assert self.process is not None
         return self.process.wait_for(pattern, timeout)
 
+    def wait_for_count(self, pattern: str, count: int, timeout: float = 60) -> None:
+        assert self.process is not None
+        self.process.wait_for_count(pattern, count, timeout)
+
     def stop(self) -> str:
         assert self.process is not None
         self.process.stop()

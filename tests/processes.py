@@ -93,6 +93,23 @@ class PlayfairProcess:
             if match := regex.search(line):
                 return match
 
+    def wait_for_count(
+        self, pattern: str | re.Pattern[str], count: int, timeout: float = 60
+    ) -> None:
+        """Block until ``count`` lines match (each line counts once)."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        while sum(1 for line in self.lines if regex.search(line)) < count:
+            try:
+                line = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(
+                    f"fewer than {count} lines matching {regex.pattern!r} within {timeout}s:\n"
+                    + self.output
+                ) from None
+            if line is None:
+                raise AssertionError(f"process ended before {count} × {regex.pattern!r}")
+            self.lines.append(line)
+
     def address(self, timeout: float = 60) -> str:
         return self.wait_for(ADDRESS, timeout).group(1)
 

@@ -23,6 +23,7 @@ class Federation:
     keys: InstanceKeys
     secret: str
     key_cache: KeyCache
+    artist_share_bp: int = 7000  # the money settings' share, for royalty bookings
 
     @property
     def instance_actor(self) -> str:
@@ -50,4 +51,5 @@ def federation_of(resources: Resources) -> Federation:
         resources.keys,
         resources.secret,
         resources.key_cache,
+        resources.settings.money.artist_share_bp,
     )

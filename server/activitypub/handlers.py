@@ -48,6 +48,7 @@ from models.handles import Handle, HandleKind
 from server.activitypub import partners
 from server.activitypub.context import Federation, federation_of
 from server.activitypub.delivery import deliver, record_activity
+from server.activitypub.listens import ListenRefused, record_listen
 from server.activitypub.local import KIND_PATHS, PATH_KINDS
 from server.activitypub.remote import ResolveError, get_actor, store_actor
 from server.worker import JobContext
@@ -406,6 +407,13 @@ async def on_royalty(incoming: Incoming) -> str:
     return f"{incoming.activity.type} stored for the royalty reconciliation"
 
 
+async def on_listen(incoming: Incoming) -> str:
+    try:
+        return await record_listen(incoming.fed, incoming.activity, incoming.fed.artist_share_bp)
+    except ListenRefused as error:
+        raise Ignored(str(error)) from None
+
+
 HANDLERS: dict[str, Handler] = {
     "Follow": on_follow,
     "Accept": on_accept_or_reject,
@@ -418,6 +426,7 @@ HANDLERS: dict[str, Handler] = {
     "Announce": on_announce,
     "Flag": on_flag,
     **dict.fromkeys(ROYALTY_TYPES, on_royalty),
+    "Listen": on_listen,
 }
 
 

@@ -126,7 +126,7 @@ _ERRORS: dict[int, type[HTTPException]] = {
 }
 
 
-def _http(exc: MoneyError) -> HTTPException:
+def money_http_error(exc: MoneyError) -> HTTPException:
     return _ERRORS.get(exc.status, UnprocessableEntity)(str(exc))
 
 
@@ -140,7 +140,7 @@ async def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
                 await session.rollback()
             except MoneyError as exc:
                 await session.rollback()
-                raise _http(exc) from None
+                raise money_http_error(exc) from None
     raise Conflict("too many plays of this track at once; try again")
 
 
@@ -192,7 +192,7 @@ async def start_play(track_id: int) -> tuple[PlayStart, int]:
         try:
             play_session = await open_session(session, viewer.user_id, track)
         except MoneyError as exc:
-            raise _http(exc) from None
+            raise money_http_error(exc) from None
     return PlayStart(
         session=play_session.token,
         mode="full",

@@ -1,0 +1,116 @@
+"""Plays of tracks hosted by partner instances (DESIGN.md §6.2-6.3).
+
+On the listener's instance (the payer): the remote tracks it knows, each listener's
+count of paid plays of them (stream-to-own works exactly as for local tracks), play
+sessions, the plays themselves (each one a Listen sent to the payee), and the audio
+cache. On the artist's instance (the payee): the Listens received, once each by id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigIntId, UTCDateTime, utcnow
+from models.federation import URI
+
+
+class RemoteTrack(Base):
+    __tablename__ = "remote_tracks"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    uri: Mapped[str] = mapped_column(URI, unique=True)
+    # The payee: the instance actor of the server hosting the track.
+    payee_id: Mapped[int] = mapped_column(
+        ForeignKey("remote_actors.id", ondelete="CASCADE"), index=True
+    )
+    artist_uri: Mapped[str] = mapped_column(URI)
+    title: Mapped[str] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=1)
+    release_uri: Mapped[str] = mapped_column(URI, index=True)
+    release_title: Mapped[str] = mapped_column(String(500), default="")
+    stream_url: Mapped[str] = mapped_column(URI)
+    preview_url: Mapped[str | None] = mapped_column(URI, default=None)
+    free: Mapped[bool] = mapped_column(Boolean, default=False)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The cached full audio (checked against the payee's Repr-Digest when fetched).
+    cache_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    cache_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    cache_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    cache_type: Mapped[str | None] = mapped_column(String(100), default=None)
+    cached_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+
+
+class RemoteListenerTrack(Base):
+    """A listener's paid plays of a remote track, and whether they own it (kept here:
+    the listener's identity never leaves this instance)."""
+
+    __tablename__ = "remote_listener_tracks"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    remote_track_id: Mapped[int] = mapped_column(
+        ForeignKey("remote_tracks.id", ondelete="CASCADE"), primary_key=True
+    )
+    paid_plays: Mapped[int] = mapped_column(Integer, default=0)
+    owned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class RemotePlaySession(Base):
+    __tablename__ = "remote_play_sessions"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    remote_track_id: Mapped[int] = mapped_column(ForeignKey("remote_tracks.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    play_id: Mapped[int | None] = mapped_column(
+        ForeignKey("remote_plays.id", ondelete="SET NULL"), default=None
+    )
+
+
+class RemotePlay(Base):
+    """A claimed play of a remote track: what the listener paid and the Listen sent."""
+
+    __tablename__ = "remote_plays"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    listen_uri: Mapped[str] = mapped_column(URI, unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None, index=True
+    )
+    remote_track_id: Mapped[int] = mapped_column(
+        ForeignKey("remote_tracks.id", ondelete="RESTRICT"), index=True
+    )
+    payee_id: Mapped[int] = mapped_column(
+        ForeignKey("remote_actors.id", ondelete="RESTRICT"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    paid_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    owned: Mapped[bool] = mapped_column(Boolean, default=False)
+    listener: Mapped[str] = mapped_column(String(128))  # the pseudonym the payee sees
+
+
+class ReceivedListen(Base):
+    """A Listen from a partner (the payer) about one of our tracks, recorded once."""
+
+    __tablename__ = "received_listens"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    uri: Mapped[str] = mapped_column(URI, unique=True)
+    payer_id: Mapped[int] = mapped_column(
+        ForeignKey("remote_actors.id", ondelete="RESTRICT"), index=True
+    )
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="RESTRICT"), index=True)
+    listener: Mapped[str] = mapped_column(String(128))
+    paid_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    owned: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,184 @@
+"""Playing tracks of partner instances (issue 7): resolve a partner's release into its
+tracks, the price of the next play, play sessions and claims, and the cached audio."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel, Field
+from quart import Blueprint, current_app, request
+from quart.typing import ResponseReturnValue
+from quart_schema import validate_request, validate_response
+from sqlalchemy.ext.asyncio import AsyncSession
+from werkzeug.exceptions import Conflict, Forbidden, NotFound, UnprocessableEntity
+
+from models.base import utcnow
+from models.catalogue import FileRole, MediaFile
+from models.remote_plays import RemoteTrack
+from models.tokens import Scope
+from server import remote_plays as rp
+from server.activitypub.context import federation_of
+from server.api.plays import PlayDone, PlayStart, Price, money_http_error
+from server.auth import current_viewer, require, viewer_required
+from server.media.routes import send_media
+from server.media.storage import LocalStorage
+from server.money import ConcurrentChange, MoneyError
+from server.resources import resources_of
+
+remote_api = Blueprint("remote_api", __name__)
+remote_media = Blueprint("remote_media", __name__)
+T = TypeVar("T")
+
+
+class ReleaseRef(BaseModel):
+    uri: str = Field(min_length=8, max_length=2048, description="a partner's release URL")
+
+
+class RemoteTrackOut(BaseModel):
+    id: int
+    uri: str
+    title: str
+    duration_ms: int
+    position: int
+    release_title: str
+    free: bool
+
+
+class RemoteTracks(BaseModel):
+    items: list[RemoteTrackOut]
+
+
+def _out(row: RemoteTrack) -> RemoteTrackOut:
+    return RemoteTrackOut(
+        id=row.id, uri=row.uri, title=row.title, duration_ms=row.duration_ms,
+        position=row.position, release_title=row.release_title, free=row.free,
+    )  # fmt: skip
+
+
+@remote_api.post("/remote-releases")
+@require(Scope.READ)
+@validate_request(ReleaseRef)
+@validate_response(RemoteTracks)
+async def resolve(data: ReleaseRef) -> RemoteTracks:
+    """Make a partner's release playable here: its tracks, with ids to play them by."""
+    try:
+        rows = await rp.resolve_release(federation_of(resources_of(current_app)), data.uri)
+    except rp.RemoteTrackError as error:
+        raise UnprocessableEntity(str(error)) from None
+    return RemoteTracks(items=[_out(row) for row in sorted(rows, key=lambda r: r.position)])
+
+
+async def _track(session: AsyncSession, track_id: int) -> RemoteTrack:
+    track = await session.get(RemoteTrack, track_id)
+    if track is None:
+        raise NotFound("there is no such remote track here")
+    return track
+
+
+@remote_api.get("/remote-tracks/<int:track_id>/price")
+@require(Scope.READ)
+@validate_response(Price)
+async def price(track_id: int) -> Price:
+    viewer = viewer_required()
+    async with resources_of(current_app).sessionmaker() as session:
+        q = await rp.quote_remote(session, viewer.user_id, await _track(session, track_id))
+    return Price(**q.__dict__)
+
+
+@remote_api.post("/remote-tracks/<int:track_id>/plays")
+@require(Scope.PLAY)
+@validate_response(PlayStart, 201)
+async def start(track_id: int) -> tuple[PlayStart, int]:
+    """A play session for a partner's track; the preview and the reason when the balance
+    does not cover the play."""
+    viewer = viewer_required()
+    base = resources_of(current_app).settings.instance.base_url
+    async with resources_of(current_app).sessionmaker() as session:
+        track = await _track(session, track_id)
+        q = await rp.quote_remote(session, viewer.user_id, track)
+        quote = Price(**q.__dict__)
+        if not q.affordable:
+            return PlayStart(
+                session=None, mode="preview", stream_url=track.preview_url or "",
+                claim_url=None, quote=quote,
+                reason=f"your balance ({q.balance} tokens) does not cover this play "
+                f"({q.price} tokens): here is the preview; top up to hear it all",
+            ), 201  # fmt: skip
+        token = await rp.open_session(session, viewer.user_id, track)
+    return PlayStart(
+        session=token,
+        mode="full",
+        stream_url=f"{base}/remote-tracks/{track_id}/stream?session={token}",
+        claim_url=f"{base}/api/v1/remote-plays/{token}/claim",
+        quote=quote,
+    ), 201
+
+
+async def _retrying(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    for _ in range(5):
+        async with resources_of(current_app).sessionmaker() as session:
+            try:
+                return await work(session)
+            except ConcurrentChange:
+                await session.rollback()
+            except MoneyError as exc:
+                await session.rollback()
+                raise money_http_error(exc) from None
+    raise Conflict("too many plays of this track at once; try again")
+
+
+@remote_api.post("/remote-plays/<token>/claim")
+@require(Scope.PLAY)
+@validate_response(PlayDone)
+async def claim(token: str) -> PlayDone:
+    """Charge the play (once) and report it to the artist's instance with a Listen."""
+    viewer = viewer_required()
+    resources = resources_of(current_app)
+    fed = federation_of(resources)
+    result = await _retrying(
+        lambda s: rp.claim(s, fed, token, viewer.user_id, resources.settings.money)
+    )
+    return PlayDone(
+        outcome=result.outcome,
+        tokens=result.tokens,
+        paid_number=result.paid_number,
+        owned=result.owned,
+        balance=result.balance,
+    )
+
+
+@remote_media.route("/remote-tracks/<int:track_id>/stream", methods=["GET", "HEAD"])
+async def stream(track_id: int) -> ResponseReturnValue:
+    """The partner's audio from our cache, for a live play session or an owner."""
+    viewer = await current_viewer()
+    resources = resources_of(current_app)
+    async with resources.sessionmaker() as session:
+        track = await _track(session, track_id)
+        allowed = await rp.may_stream(
+            session, track, viewer.user_id if viewer else None, request.args.get("session"),
+            resources.settings.money.play_session_lifetime,
+        )  # fmt: skip
+    if not allowed:
+        raise Forbidden("open a play session to hear the whole track, or play its preview")
+    storage = LocalStorage(resources.settings.media_dir)
+    try:
+        cached = await rp.cached_audio(
+            federation_of(resources),
+            storage,
+            track_id,
+            resources.settings.media.max_upload_bytes,
+            resources.settings.federation.audio_cache_bytes,
+        )
+    except rp.RemoteTrackError as error:
+        raise Conflict(str(error)) from None
+    assert cached.cache_key is not None
+    assert cached.cache_sha256 is not None
+    file = MediaFile(  # not stored: the shape send_media serves from
+        role=FileRole.STREAM_MP3,
+        storage_key=cached.cache_key,
+        mime_type=cached.cache_type or "audio/mpeg",
+        sha256=cached.cache_sha256,
+        created_at=cached.cached_at or utcnow(),
+    )
+    return await send_media(file, cache="private, max-age=3600")

@@ -1,0 +1,89 @@
+"""Stream-to-own across instances (issue 7, §6.2-6.3), between two real instances: a
+listener on A plays a track of an artist on B ten times; A charges 2 + 4 + … + 512 = 1022
+tokens and makes the listener the owner; B records each Listen once and credits its
+artist exactly the artist share of what was paid (floor(1022 × 70 %) = 715)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.audio import make_audio
+from tests.instances import Instance, make_instance
+
+TRACK_SECONDS = 1.0
+
+
+@pytest.fixture
+def pair(tmp_path: Path, database_url: str) -> Iterator[tuple[Instance, Instance]]:
+    a = make_instance(tmp_path / "a", "127.0.0.2", f"sqlite+aiosqlite:///{tmp_path}/a.sqlite3")
+    b = make_instance(tmp_path / "b", "127.0.0.3", database_url)
+    b.env["PLAYFAIR_FEDERATION__PARTNERSHIPS"] = "auto"
+    yield a, b
+    for instance in (a, b):
+        if instance.process is not None:
+            output = instance.stop()
+            assert "Traceback" not in output, output
+
+
+def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_path: Path) -> None:
+    a, b = pair
+    b.cli("user", "add", "mira", "--role", "artist", stdin="a long password\n")
+    b.cli("artist", "add", "aurora", "--owner", "mira")
+    mira = {"Authorization": f"Bearer {b.cli('token', 'issue', 'mira', '--scopes', 'read')}"}
+    folder = tmp_path / "Tide Tables"
+    folder.mkdir()
+    make_audio(folder / "01 - Ebb.mp3", "mp3", seconds=TRACK_SECONDS)
+    b.cli("import", str(folder), "--artist", "aurora")
+    a.cli("user", "add", "lena", stdin="a long password\n")
+    lena = {
+        "Authorization": f"Bearer {a.cli('token', 'issue', 'lena', '--scopes', 'read write play')}"
+    }
+    [voucher] = a.cli("voucher", "issue", "--tokens", "1022").split()
+    a.start()
+    b.start()
+    b.wait_for(r"release (\d+) announced")
+    a.cli("partners", "request", b.base.split("://", 1)[1])
+    a.wait_for(r"inbox item \d+ \(Accept from .*/actor\): done: Accept of our partnership")
+
+    with httpx.Client(timeout=30) as http:
+        start = http.get(f"{a.base}/api/v1/me/wallet", headers=lena).json()["balance"]
+        redeemed = http.post(f"{a.base}/api/v1/me/vouchers", json={"code": voucher}, headers=lena)
+        assert redeemed.status_code == 200, redeemed.text
+        resolved = http.post(
+            f"{a.base}/api/v1/remote-releases", json={"uri": f"{b.base}/releases/1"}, headers=lena
+        )
+        assert resolved.status_code == 200, resolved.text
+        [track] = resolved.json()["items"]
+        assert track["title"] == "Ebb"
+
+        paid = []
+        for _ in range(10):
+            opened = http.post(f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena)
+            assert opened.status_code == 201, opened.text
+            play = opened.json()
+            assert play["mode"] == "full"
+            audio = http.get(play["stream_url"])
+            assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mpeg"
+            time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)
+            claimed = http.post(play["claim_url"], headers=lena)
+            assert claimed.status_code == 200, claimed.text
+            paid.append(claimed.json()["tokens"])
+        assert paid == [2, 4, 8, 16, 32, 64, 128, 256, 512, 0]
+        assert claimed.json()["owned"] is True
+        price = http.get(f"{a.base}/api/v1/remote-tracks/{track['id']}/price", headers=lena)
+        assert price.json()["owned"] is True and price.json()["price"] == 0
+        assert http.get(f"{a.base}/api/v1/me/wallet", headers=lena).json()["balance"] == start
+
+        # B records each Listen once and pays its artist the share of what was paid
+        b.wait_for_count(r"inbox item \d+ \(Listen from .*/actor\): done: Listen of track", 10)
+        earnings = http.get(f"{b.base}/api/v1/artists/aurora/earnings", headers=mira).json()
+        assert earnings["balance_tokens"] == 1022 * 70 // 100 == 715
+        assert [(t["title"], t["tokens"]) for t in earnings["per_track"]] == [("Ebb", 715)]
+
+        # the cached audio is what B holds, and nobody without a session gets it
+        assert http.get(f"{a.base}/remote-tracks/{track['id']}/stream").status_code == 403
