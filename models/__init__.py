@@ -41,6 +41,7 @@ from models.remote_plays import (
     RemotePlay,
     RemotePlaySession,
     RemoteTrack,
+    RoyaltyStatementRecord,
 )
 from models.search import SearchDocument
 from models.tokens import AccessToken
@@ -95,6 +96,7 @@ __all__ = [
     "Report",
     "RetiredName",
     "Role",
+    "RoyaltyStatementRecord",
     "SearchDocument",
     "ShareTransaction",
     "Tag",

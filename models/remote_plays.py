@@ -9,11 +9,13 @@ cache. On the artist's instance (the payee): the Listens received, once each by 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, BigIntId, UTCDateTime, utcnow
+from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
 from models.federation import URI
 
 
@@ -114,3 +116,38 @@ class ReceivedListen(Base):
     owned: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StatementDirection(StrEnum):
+    OUTGOING = "outgoing"  # we are the payer
+    INCOMING = "incoming"  # we are the payee
+
+
+class StatementState(StrEnum):
+    SENT = "sent"  # outgoing, no answer yet
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    WAITING = "waiting"  # incoming, Listens still to be fetched
+
+
+class RoyaltyStatementRecord(Base):
+    """A signed royalty statement (DESIGN.md §6.4), ours to a payee or a payer's to us,
+    exactly as signed, with what became of it."""
+
+    __tablename__ = "royalty_statements"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    uri: Mapped[str] = mapped_column(URI, unique=True)
+    direction: Mapped[StatementDirection] = mapped_column(str_enum(StatementDirection, 16))
+    counterpart_id: Mapped[int] = mapped_column(
+        ForeignKey("remote_actors.id", ondelete="RESTRICT"), index=True
+    )
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    total_charged: Mapped[int] = mapped_column(BigInteger)
+    total_owed: Mapped[int] = mapped_column(BigInteger)
+    document: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    state: Mapped[StatementState] = mapped_column(str_enum(StatementState, 16))
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -691,6 +691,61 @@ def _decide_partnership(state: State, partnership_id: int, accept: bool) -> None
     click.echo(f"{'accepted' if accept else 'refused'}: partnership {partnership_id}")
 
 
+@cli.group()
+def statements() -> None:
+    """Signed royalty statements with partner instances."""
+
+
+@statements.command("list")
+@pass_state
+@handles_errors
+def statements_list(state: State) -> None:
+    """One line per statement: id, direction, state, period, tokens charged and owed, the
+    other instance, and the reason of a rejection."""
+    from models.federation import RemoteActor
+    from models.remote_plays import RoyaltyStatementRecord
+
+    settings = state.settings()
+
+    async def _run() -> list[Any]:
+        async with _session(settings) as session:
+            rows = await session.execute(
+                select(RoyaltyStatementRecord, RemoteActor.uri)
+                .join(RemoteActor, RemoteActor.id == RoyaltyStatementRecord.counterpart_id)
+                .order_by(RoyaltyStatementRecord.id)
+            )
+            return list(rows.all())
+
+    for row, other in run_async(_run()):
+        period = f"{row.period_start:%Y-%m-%d %H:%M}–{row.period_end:%Y-%m-%d %H:%M}"
+        figures = f"charged {row.total_charged}\towed {row.total_owed}"
+        reason = f"\t{row.reason}" if row.reason else ""
+        click.echo(
+            f"{row.uri}\t{row.direction.value}\t{row.state.value}\t{period}\t{figures}"
+            f"\t{other}{reason}"
+        )
+
+
+@statements.command("send")
+@pass_state
+@handles_errors
+def statements_send(state: State) -> None:
+    """State every partner's paid Listens since the last statement, up to now, and
+    queue the signed statements for delivery."""
+    settings = state.settings()
+
+    async def _run() -> list[str]:
+        from server.activitypub.statements import send_statements
+
+        async with _federation(settings) as fed:
+            return await send_statements(fed)
+
+    sent = run_async(_run())
+    for uri in sent:
+        click.echo(uri)
+    click.echo(f"{len(sent)} statements queued for delivery")
+
+
 @contextlib.asynccontextmanager
 async def _federation(settings: Settings) -> AsyncIterator[Any]:
     """Everything federation needs (keys, the guarded client), for one-shot commands."""

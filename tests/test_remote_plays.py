@@ -87,3 +87,18 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
 
         # the cached audio is what B holds, and nobody without a session gets it
         assert http.get(f"{a.base}/remote-tracks/{track['id']}/stream").status_code == 403
+
+        # A states the period's Listens to B, signed; B verifies and accepts it
+        [statement_uri, _summary] = a.cli("statements", "send").splitlines()
+        b.wait_for(r"inbox item \d+ \(Create from .*/actor\): done: statement .*: accepted")
+        a.wait_for(r"inbox item \d+ \(Accept from .*/actor\): done: Accept of our royalty")
+        [ours] = a.cli("statements", "list").splitlines()
+        assert ours.startswith(f"{statement_uri}\toutgoing\taccepted")
+        assert "charged 1022\towed 715" in ours
+        [theirs] = b.cli("statements", "list").splitlines()
+        assert theirs.startswith(f"{statement_uri}\tincoming\taccepted")
+        signed = http.get(statement_uri, headers={"Accept": "application/activity+json"}).json()
+        assert signed["proof"]["cryptosuite"] == "eddsa-jcs-2022"
+        assert signed["totalOwed"] == 715
+        # nothing new to state: nothing sent
+        assert a.cli("statements", "send").endswith("0 statements queued for delivery")

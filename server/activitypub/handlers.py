@@ -45,7 +45,7 @@ from models.federation import (
     Report,
 )
 from models.handles import Handle, HandleKind
-from server.activitypub import partners
+from server.activitypub import partners, statements
 from server.activitypub.context import Federation, federation_of
 from server.activitypub.delivery import deliver, record_activity
 from server.activitypub.listens import ListenRefused, record_listen
@@ -174,6 +174,8 @@ async def on_accept_or_reject(incoming: Incoming) -> str:
     fed, act = incoming.fed, incoming.activity
     if await partners.on_answer(fed, act.actor, act.object_id, act.type == "Accept"):
         return f"{act.type} of our partnership request"
+    if act.object_id and await statements.take_answer(fed, act.actor, act.object_id, act.type):
+        return f"{act.type} of our royalty statement {act.object_id}"
     async with fed.sessionmaker() as session:
         follow = await session.scalar(
             select(Follow)
@@ -243,6 +245,11 @@ def _embedded(incoming: Incoming) -> dict[str, Any]:
 async def on_create(incoming: Incoming) -> str:
     fed, act = incoming.fed, incoming.activity
     obj = _embedded(incoming)
+    if obj.get("type") == "RoyaltyStatement":
+        try:
+            return await statements.take_statement(fed, act.actor, obj)
+        except statements.StatementError as error:
+            raise Ignored(f"statement refused: {error}") from None
     if obj.get("type") not in (*NOTE_TYPES, *AUDIO_TYPES):
         raise Ignored(f"a Create of {str(obj.get('type'))[:40]} is not shown here")
     note = parse_note(obj)

@@ -25,14 +25,22 @@ from federation.objects import (
     release_object,
     track_object,
 )
+from federation.royalties import ListenRecord, listen_activity
 from models.catalogue import Artist, Favourite, Release, Track, Visibility
 from models.federation import Follow, FollowState, Interaction, InteractionKind, RemoteActor
 from models.handles import Handle, HandleKind
+from models.remote_plays import (
+    RemotePlay,
+    RemoteTrack,
+    RoyaltyStatementRecord,
+    StatementDirection,
+)
 from models.users import User
 from server.activitypub.context import federation_of
 from server.activitypub.inbox import receive
 from server.activitypub.local import KIND_PATHS, LocalActor, load_local_actor
 from server.activitypub.publish import load_release_info
+from server.activitypub.signed import signed_by_partner
 from server.money import quote
 from server.resources import resources_of
 from server.sessions import user_for_session
@@ -378,3 +386,46 @@ async def actor_inbox(kind: str, name: str) -> ResponseReturnValue:
     if handle is None or KIND_PATHS[handle.kind] != kind:
         raise NotFound(f"there is no {kind[:-1]} called {name!r} here")
     return await _inbox(handle.name)
+
+
+@activitypub.get("/listens/<listen_id>")
+async def listen_route(listen_id: str) -> ResponseReturnValue:
+    """A Listen we sent, for its payee to fetch by id (a GET signed by a partner)."""
+    resources = resources_of(current_app)
+    fed = federation_of(resources)
+    requester = await signed_by_partner()
+    uri = f"{fed.base_url}/listens/{listen_id}"
+    async with resources.sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(RemotePlay, RemoteTrack.uri, RemoteActor.uri)
+                .join(RemoteTrack, RemoteTrack.id == RemotePlay.remote_track_id)
+                .join(RemoteActor, RemoteActor.id == RemotePlay.payee_id)
+                .where(RemotePlay.listen_uri == uri)
+            )
+        ).first()
+    if row is None or requester is None or requester != row[2]:
+        raise NotFound("no such Listen for you")
+    play, track_uri, payee = row
+    record = ListenRecord(
+        play.listen_uri, fed.instance_actor, track_uri, play.listener, play.paid_number,
+        play.tokens, play.owned, play.at,
+    )  # fmt: skip
+    return _json(listen_activity(record, to=[payee]))
+
+
+@activitypub.get("/statements/<statement_id>")
+async def statement_route(statement_id: str) -> ResponseReturnValue:
+    """A royalty statement we signed, as signed (anyone may verify it)."""
+    resources = resources_of(current_app)
+    uri = f"{resources.settings.instance.base_url}/statements/{statement_id}"
+    async with resources.sessionmaker() as session:
+        row = await session.scalar(
+            select(RoyaltyStatementRecord).where(
+                RoyaltyStatementRecord.uri == uri,
+                RoyaltyStatementRecord.direction == StatementDirection.OUTGOING,
+            )
+        )
+    if row is None:
+        raise NotFound("there is no such statement")
+    return _json(row.document)

@@ -12,13 +12,10 @@ from quart.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.exceptions import Conflict, Forbidden, NotFound, RequestedRangeNotSatisfiable
 
-from federation.signatures import IncomingRequest, PublicKey, SignatureError, verify_request
 from models.base import utcnow
 from models.catalogue import Artist, FileRole, MediaFile, Release, Track
 from models.plays import ListenerTrack, PlaySession
-from server.activitypub.context import federation_of
-from server.activitypub.partners import is_partner
-from server.activitypub.remote import lookup_key
+from server.activitypub.signed import signed_by_partner
 from server.auth import Viewer, current_viewer
 from server.media.access import may_preview, may_stream_full, visible_track
 from server.media.ranges import (
@@ -104,30 +101,7 @@ async def _paid_for(track: Track, viewer: Viewer | None) -> bool:
 
 
 async def _partner_request() -> bool:
-    """A GET signed by the instance actor of a partner instance (DESIGN.md §6.1): it
-    fetches full audio to stream to its own listeners, who pay on their side."""
-    if "Signature" not in request.headers and "Signature-Input" not in request.headers:
-        return False
-    fed = federation_of(resources_of(current_app))
-    raw_path = request.scope.get("raw_path", request.path.encode()).decode("latin-1")
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    incoming = IncomingRequest(
-        request.method,
-        raw_path + (f"?{query}" if query else ""),
-        dict(request.headers),
-        b"",
-        scheme=fed.base_url.split("://", 1)[0],
-    )
-
-    async def lookup(key_id: str, refresh: bool) -> PublicKey | None:
-        return await lookup_key(fed, key_id, refresh)
-
-    try:
-        key = await verify_request(incoming, lookup)
-    except SignatureError:
-        return False
-    async with fed.sessionmaker() as session:
-        return await is_partner(session, key.owner)
+    return await signed_by_partner() is not None
 
 
 @media.route("/tracks/<int:track_id>/preview", methods=["GET", "HEAD"])
