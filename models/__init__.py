@@ -36,12 +36,14 @@ from models.membership import Member, ShareTransaction
 from models.oauth import AuthorizationCode, OAuthClient, RefreshToken
 from models.plays import ListenerTrack, Play, PlaySession
 from models.remote_plays import (
+    HubLogEntry,
     ReceivedListen,
     RemoteListenerTrack,
     RemotePlay,
     RemotePlaySession,
     RemoteTrack,
     RoyaltyStatementRecord,
+    SettlementRecord,
 )
 from models.search import SearchDocument
 from models.tokens import AccessToken
@@ -61,6 +63,7 @@ __all__ = [
     "Favourite",
     "Follow",
     "Handle",
+    "HubLogEntry",
     "InboxItem",
     "InstanceKey",
     "Interaction",
@@ -98,6 +101,7 @@ __all__ = [
     "Role",
     "RoyaltyStatementRecord",
     "SearchDocument",
+    "SettlementRecord",
     "ShareTransaction",
     "Tag",
     "Track",

@@ -32,6 +32,8 @@ class AccountKind(StrEnum):
     # Another instance: what we owe it (positive) or it owes us (negative) for plays of
     # its artists' tracks by our listeners and the other way round (DESIGN.md §6).
     PEER = "peer"
+    # Money that moved between instances outside the ledger, as the hub's settlement said.
+    SETTLEMENTS = "settlements"
 
 
 NON_NEGATIVE = frozenset({AccountKind.WALLET, AccountKind.ARTIST})

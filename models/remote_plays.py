@@ -151,3 +151,41 @@ class RoyaltyStatementRecord(Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class HubEntryKind(StrEnum):
+    STATEMENT = "statement"
+    ACCEPT = "accept"
+    REJECT = "reject"
+    SETTLEMENT = "settlement"
+
+
+class HubLogEntry(Base):
+    """The co-op hub's append-only log: every statement and answer its members copy to
+    it, as signed and with what the hub's own checks found, and its settlements. Rows
+    are only ever inserted."""
+
+    __tablename__ = "hub_log"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    uri: Mapped[str] = mapped_column(URI, unique=True)
+    kind: Mapped[HubEntryKind] = mapped_column(str_enum(HubEntryKind, 16))
+    statement_uri: Mapped[str | None] = mapped_column(URI, default=None, index=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    verified: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SettlementRecord(Base):
+    """A settlement from our hub, verified and booked once."""
+
+    __tablename__ = "settlements"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    uri: Mapped[str] = mapped_column(URI, unique=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    net: Mapped[int] = mapped_column(BigInteger)  # what we receive (negative: pay)
+    document: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    booked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

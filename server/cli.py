@@ -746,6 +746,55 @@ def statements_send(state: State) -> None:
     click.echo(f"{len(sent)} statements queued for delivery")
 
 
+@cli.group("hub")
+def hub_group() -> None:
+    """The co-op hub (with federation.hub_role = true): its log and its settlements."""
+
+
+@hub_group.command("settle")
+@pass_state
+@handles_errors
+def hub_settle(state: State) -> None:
+    """Net every accepted statement not settled yet, up to now, into a signed Settlement
+    sent to the members concerned; print its transfers."""
+    settings = state.settings()
+    if not settings.federation.hub_role:
+        raise CommandFailed("this instance is not a hub (federation.hub_role = false)")
+
+    async def _run() -> dict[str, Any] | None:
+        from models.base import utcnow
+        from server.activitypub.hub import settle_period
+
+        async with _federation(settings) as fed:
+            return await settle_period(fed, utcnow())
+
+    document = run_async(_run())
+    if document is None:
+        click.echo("nothing to settle")
+        return
+    click.echo(document["id"])
+    for transfer in document["transfers"]:
+        click.echo(f"{transfer['payer']} pays {transfer['payee']} {transfer['tokens']} tokens")
+
+
+@hub_group.command("log")
+@pass_state
+@handles_errors
+def hub_log(state: State) -> None:
+    """The hub's append-only log: kind, verified or not (and why), id, statement."""
+    from models.remote_plays import HubLogEntry
+
+    settings = state.settings()
+
+    async def _run() -> list[Any]:
+        async with _session(settings) as session:
+            return list(await session.scalars(select(HubLogEntry).order_by(HubLogEntry.id)))
+
+    for entry in run_async(_run()):
+        verdict = "verified" if entry.verified else f"refused: {entry.reason}"
+        click.echo(f"{entry.kind.value}\t{verdict}\t{entry.uri}\t{entry.statement_uri or ''}")
+
+
 @contextlib.asynccontextmanager
 async def _federation(settings: Settings) -> AsyncIterator[Any]:
     """Everything federation needs (keys, the guarded client), for one-shot commands."""

@@ -342,6 +342,11 @@ class FederationSettings(_Section):
     mode: FederationMode = FederationMode.OPEN
     partnerships: PartnershipPolicy = PartnershipPolicy.MANUAL
     audio_cache_bytes: int = Field(default=2 * 1024**3, ge=1024 * 1024)
+    statement_period: Duration = timedelta(days=1)
+    # The co-op hub's instance actor URL: statements and their answers go to it in copy.
+    hub: str = ""
+    # This instance is the co-op hub: it checks its members' statements and settles.
+    hub_role: bool = False
     max_inbox_bytes: int = Field(default=1024 * 1024, ge=1024)
     actor_cache_lifetime: Duration = timedelta(days=1)
     delivery_retry_base: Duration = timedelta(seconds=30)
@@ -356,6 +361,7 @@ class FederationSettings(_Section):
         "delivery_retry_max",
         "delivery_give_up_after",
         "delivery_timeout",
+        "statement_period",
     )
     @classmethod
     def _longer_than_zero(cls, value: timedelta) -> timedelta:

@@ -5,12 +5,14 @@ artist exactly the artist share of what was paid (floor(1022 × 70 %) = 715)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from tests.audio import make_audio
 from tests.instances import Instance, make_instance
@@ -102,3 +104,99 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
         assert signed["totalOwed"] == 715
         # nothing new to state: nothing sent
         assert a.cli("statements", "send").endswith("0 statements queued for delivery")
+
+
+async def peer_balances(instance: Instance) -> list[int]:
+    """Balances of the instance's accounts with other instances (owed either way)."""
+    from models.database import DatabaseOptions, create_engine, create_sessionmaker
+    from models.ledger import AccountKind, LedgerAccount
+
+    engine = create_engine(DatabaseOptions(url=instance.env["PLAYFAIR_DATABASE__URL"]))
+    try:
+        async with create_sessionmaker(engine)() as session:
+            rows = await session.scalars(
+                select(LedgerAccount.balance).where(LedgerAccount.kind == AccountKind.PEER)
+            )
+            return list(rows)
+    finally:
+        await engine.dispose()
+
+
+def host_of(instance: Instance) -> str:
+    return instance.base.split("://", 1)[1]
+
+
+@pytest.fixture
+def trio(tmp_path: Path, database_url: str) -> Iterator[tuple[Instance, Instance, Instance]]:
+    a = make_instance(tmp_path / "a", "127.0.0.2", f"sqlite+aiosqlite:///{tmp_path}/a.sqlite3")
+    b = make_instance(tmp_path / "b", "127.0.0.3", database_url)
+    hub = make_instance(tmp_path / "h", "127.0.0.4", f"sqlite+aiosqlite:///{tmp_path}/h.sqlite3")
+    hub.env.update(
+        {"PLAYFAIR_FEDERATION__HUB_ROLE": "true", "PLAYFAIR_FEDERATION__PARTNERSHIPS": "auto"}
+    )
+    b.env["PLAYFAIR_FEDERATION__PARTNERSHIPS"] = "auto"
+    for member in (a, b):
+        member.env["PLAYFAIR_FEDERATION__HUB"] = f"{hub.base}/actor"
+    yield a, b, hub
+    for instance in (a, b, hub):
+        if instance.process is not None:
+            output = instance.stop()
+            assert "Traceback" not in output, output
+
+
+def test_the_hub_settles_what_a_owes_b(
+    trio: tuple[Instance, Instance, Instance], tmp_path: Path
+) -> None:
+    """Issue 7's three-instance scenario: A's listener pays 1022 tokens for B's track and
+    owns it, B's artist is credited the share, A's statement is accepted, and the hub's
+    settlement says A pays B exactly that; both book it and owe each other nothing."""
+    a, b, hub = trio
+    b.cli("user", "add", "mira", "--role", "artist", stdin="a long password\n")
+    b.cli("artist", "add", "aurora", "--owner", "mira")
+    folder = tmp_path / "Tide Tables"
+    folder.mkdir()
+    make_audio(folder / "01 - Ebb.mp3", "mp3", seconds=TRACK_SECONDS)
+    b.cli("import", str(folder), "--artist", "aurora")
+    a.cli("user", "add", "lena", stdin="a long password\n")
+    token = a.cli("token", "issue", "lena", "--scopes", "read write play")
+    lena = {"Authorization": f"Bearer {token}"}
+    [voucher] = a.cli("voucher", "issue", "--tokens", "1022").split()
+    for instance in (a, b, hub):
+        instance.start()
+    b.wait_for(r"release (\d+) announced")
+    a.cli("partners", "request", host_of(b))
+    a.cli("partners", "request", host_of(hub))
+    b.cli("partners", "request", host_of(hub))
+    a.wait_for_count(r"\(Accept from .*/actor\): done: Accept of our partnership", 2)
+    b.wait_for(r"\(Accept from .*/actor\): done: Accept of our partnership")
+
+    with httpx.Client(timeout=30) as http:
+        assert (
+            http.post(
+                f"{a.base}/api/v1/me/vouchers", json={"code": voucher}, headers=lena
+            ).status_code
+            == 200
+        )
+        [track] = http.post(
+            f"{a.base}/api/v1/remote-releases", json={"uri": f"{b.base}/releases/1"}, headers=lena
+        ).json()["items"]
+        for _ in range(10):
+            play = http.post(
+                f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena
+            ).json()
+            assert http.get(play["stream_url"]).status_code == 200
+            time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)
+            assert http.post(play["claim_url"], headers=lena).status_code == 200
+    b.wait_for_count(r"\(Listen from .*/actor\): done: Listen of track", 10)
+
+    a.cli("statements", "send")
+    b.wait_for(r"\(Create from .*/actor\): done: statement .*: accepted")
+    hub.wait_for(r"\(Create from .*/actor\): done: statement .* logged: verified")
+    hub.wait_for(r"\(Accept from .*/actor\): done: accept of .* logged")
+    settled = hub.cli("hub", "settle").splitlines()
+    assert settled[1:] == [f"{a.base}/actor pays {b.base}/actor 715 tokens"]
+    a.wait_for(r"\(Create from .*/actor\): done: settlement .* booked: net -715 tokens")
+    b.wait_for(r"\(Create from .*/actor\): done: settlement .* booked: net 715 tokens")
+    assert asyncio.run(peer_balances(a)) == [0]  # nothing owed either way any more
+    assert asyncio.run(peer_balances(b)) == [0]
+    assert hub.cli("hub", "settle") == "nothing to settle"  # each statement settles once

@@ -45,7 +45,7 @@ from models.federation import (
     Report,
 )
 from models.handles import Handle, HandleKind
-from server.activitypub import partners, statements
+from server.activitypub import hub, partners, statements
 from server.activitypub.context import Federation, federation_of
 from server.activitypub.delivery import deliver, record_activity
 from server.activitypub.listens import ListenRefused, record_listen
@@ -176,6 +176,8 @@ async def on_accept_or_reject(incoming: Incoming) -> str:
         return f"{act.type} of our partnership request"
     if act.object_id and await statements.take_answer(fed, act.actor, act.object_id, act.type):
         return f"{act.type} of our royalty statement {act.object_id}"
+    if fed.settings.hub_role and (logged := await hub.log_answer(fed, act.actor, act.raw)):
+        return logged
     async with fed.sessionmaker() as session:
         follow = await session.scalar(
             select(Follow)
@@ -247,9 +249,16 @@ async def on_create(incoming: Incoming) -> str:
     obj = _embedded(incoming)
     if obj.get("type") == "RoyaltyStatement":
         try:
+            if obj.get("payee") != fed.instance_actor and fed.settings.hub_role:
+                return await hub.log_statement(fed, act.actor, obj)
             return await statements.take_statement(fed, act.actor, obj)
-        except statements.StatementError as error:
+        except (statements.StatementError, hub.HubError) as error:
             raise Ignored(f"statement refused: {error}") from None
+    if obj.get("type") == "Settlement":
+        try:
+            return await hub.book_settlement(fed, act.actor, obj)
+        except hub.HubError as error:
+            raise Ignored(f"settlement refused: {error}") from None
     if obj.get("type") not in (*NOTE_TYPES, *AUDIO_TYPES):
         raise Ignored(f"a Create of {str(obj.get('type'))[:40]} is not shown here")
     note = parse_note(obj)

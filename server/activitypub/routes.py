@@ -30,6 +30,8 @@ from models.catalogue import Artist, Favourite, Release, Track, Visibility
 from models.federation import Follow, FollowState, Interaction, InteractionKind, RemoteActor
 from models.handles import Handle, HandleKind
 from models.remote_plays import (
+    HubEntryKind,
+    HubLogEntry,
     RemotePlay,
     RemoteTrack,
     RoyaltyStatementRecord,
@@ -428,4 +430,20 @@ async def statement_route(statement_id: str) -> ResponseReturnValue:
         )
     if row is None:
         raise NotFound("there is no such statement")
+    return _json(row.document)
+
+
+@activitypub.get("/settlements/<settlement_id>")
+async def settlement_route(settlement_id: str) -> ResponseReturnValue:
+    """A settlement this hub signed, as signed."""
+    resources = resources_of(current_app)
+    uri = f"{resources.settings.instance.base_url}/settlements/{settlement_id}"
+    async with resources.sessionmaker() as session:
+        row = await session.scalar(
+            select(HubLogEntry).where(
+                HubLogEntry.uri == uri, HubLogEntry.kind == HubEntryKind.SETTLEMENT
+            )
+        )
+    if row is None:
+        raise NotFound("there is no such settlement")
     return _json(row.document)

@@ -9,6 +9,7 @@ Accept or Reject with the disputed lines. Both sides keep what was signed.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Any
@@ -45,14 +46,16 @@ from models.remote_plays import (
 from server.activitypub.context import Federation
 from server.activitypub.delivery import deliver, record_activity
 from server.activitypub.listens import ListenRefused, record_listen
-from server.activitypub.remote import get_actor
+from server.activitypub.remote import ResolveError, get_actor
+
+log = logging.getLogger(__name__)
 
 
 class StatementError(Exception):
     """The statement cannot be made or taken; the message says why."""
 
 
-def _sign(fed: Federation, document: dict[str, Any]) -> dict[str, Any]:
+def sign_document(fed: Federation, document: dict[str, Any]) -> dict[str, Any]:
     method = f"{fed.instance_actor}#{fed.keys.ed25519_name}"
     return sign_object(document, fed.keys.ed25519, method, created=utcnow())
 
@@ -88,7 +91,21 @@ async def send_statements(fed: Federation, until: datetime | None = None) -> lis
     return sent
 
 
+async def hub_inboxes(fed: Federation) -> tuple[list[str], list[str]]:
+    """The hub in copy (``federation.hub``): its actor for ``cc`` and its inbox, or
+    nothing when there is no hub or it cannot be reached (logged, not fatal)."""
+    if not fed.settings.hub:
+        return [], []
+    try:
+        hub = await get_actor(fed, fed.settings.hub)
+    except ResolveError as error:
+        log.warning("the hub %s cannot be reached: %s", fed.settings.hub, error)
+        return [], []
+    return [hub.uri], [hub.shared_inbox or hub.inbox]
+
+
 async def _state_one(fed: Federation, payee_id: int, until: datetime) -> str | None:
+    cc, hub_inbox = await hub_inboxes(fed)
     last = await _last(fed, StatementDirection.OUTGOING, payee_id, accepted_only=False)
     previous = parse_statement(last.document) if last else None
     async with fed.sessionmaker() as session:
@@ -123,7 +140,7 @@ async def _state_one(fed: Federation, payee_id: int, until: datetime) -> str | N
             uri, fed.instance_actor, payee.uri, Period(start, until), listens, previous,
             fed.artist_share_bp,
         )  # fmt: skip
-        signed = _sign(fed, statement_document(statement))
+        signed = sign_document(fed, statement_document(statement))
         session.add(
             RoyaltyStatementRecord(
                 uri=uri, direction=StatementDirection.OUTGOING, counterpart_id=payee.id,
@@ -132,18 +149,21 @@ async def _state_one(fed: Federation, payee_id: int, until: datetime) -> str | N
                 document=signed, state=StatementState.SENT,
             )
         )  # fmt: skip
-        create = activity(f"{uri}/create", "Create", fed.instance_actor, signed, to=[payee.uri])
+        create = activity(
+            f"{uri}/create", "Create", fed.instance_actor, signed, to=[payee.uri], cc=cc
+        )
         row, _ = await record_activity(session, create, None)
-        await deliver(session, row, [payee.shared_inbox or payee.inbox])
+        await deliver(session, row, [payee.shared_inbox or payee.inbox, *hub_inbox])
         await session.commit()
     return uri
 
 
-async def _signer_key(fed: Federation, method: str, payer: str) -> Ed25519PublicKey:
-    """The payer's Ed25519 key named by the proof, from the payer's actor document."""
+async def signer_key(fed: Federation, method: str, payer: str) -> Ed25519PublicKey:
+    """The Ed25519 key named by a proof, from its controller's actor document; the
+    controller must be ``payer`` (whoever is expected to have signed)."""
     controller = method.split("#", 1)[0]
     if controller != payer:
-        raise StatementError("the statement is not signed by its payer")
+        raise StatementError(f"the document is not signed by {payer}")
     try:
         _final, document = await fed.fetcher.get_json(controller, sign=fed.instance_signer())
     except FetchError as error:
@@ -172,7 +192,7 @@ async def take_statement(fed: Federation, actor_uri: str, document: dict[str, An
     method = proof.get("verificationMethod") if isinstance(proof, dict) else None
     if not isinstance(method, str):
         raise StatementError("the statement carries no integrity proof")
-    key = await _signer_key(fed, method, statement.payer)
+    key = await signer_key(fed, method, statement.payer)
     try:
         verify_object(document, lambda _method: key, expected_controller=statement.payer)
     except ProofError as error:
@@ -192,12 +212,14 @@ async def take_statement(fed: Federation, actor_uri: str, document: dict[str, An
         f"{len(result.missing)} Listens could not be fetched" if result.missing else None
     )
     answer_uri = f"{fed.instance_actor}/statement-answers/{uuid.uuid4().hex}"
-    answer = _sign(
+    cc, hub_inbox = await hub_inboxes(fed)
+    answer = sign_document(
         fed,
         answer_document(
-            verdict, statement.id, fed.instance_actor, disputed, id=answer_uri, to=[payer.uri]
+            verdict, statement.id, fed.instance_actor, disputed, id=answer_uri,
+            to=[payer.uri], cc=cc,
         ),
-    )
+    )  # fmt: skip
     async with fed.sessionmaker() as session:
         if await session.scalar(
             select(RoyaltyStatementRecord.id).where(RoyaltyStatementRecord.uri == statement.id)
@@ -213,7 +235,7 @@ async def take_statement(fed: Federation, actor_uri: str, document: dict[str, An
             )
         )  # fmt: skip
         row, _ = await record_activity(session, answer, None)
-        await deliver(session, row, [payer.shared_inbox or payer.inbox])
+        await deliver(session, row, [payer.shared_inbox or payer.inbox, *hub_inbox])
         await session.commit()
     return f"statement {statement.id}: {verdict.lower()}ed" + (f" ({reason})" if reason else "")
 
