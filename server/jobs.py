@@ -5,18 +5,20 @@ Later issues register their kinds here (transcoding, deliveries, statements, …
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete
 
 from models import jobs
 from models.accounts import WebSession, purge_rate_counters
 from models.base import utcnow
+from server.activitypub.context import federation_of
 from server.activitypub.delivery import DELIVER_JOB, run_delivery
 from server.activitypub.events import DELETED_JOB, PUBLISHED_JOB, UPDATED_JOB
 from server.activitypub.handlers import run_inbox_item
 from server.activitypub.inbox import INBOX_JOB
 from server.activitypub.publish import run_deleted, run_published, run_updated
+from server.activitypub.statements import send_statements
 from server.config import Settings
 from server.media.ingest import TRANSCODE_JOB
 from server.media.transcode import transcode_track
@@ -24,6 +26,7 @@ from server.resources import Resources
 from server.worker import JobContext, JobHandler, Periodic, Worker, WorkerOptions
 
 PURGE_JOBS = "jobs.purge"
+SEND_STATEMENTS = "royalties.statements"
 PURGE_ACCOUNTS = "accounts.purge"
 
 
@@ -42,7 +45,16 @@ async def purge_accounts_state(context: JobContext, payload: dict[str, object]) 
         await purge_rate_counters(session, now - timedelta(days=1))
 
 
+async def send_due_statements(context: JobContext, payload: dict[str, object]) -> None:
+    """Statements of every closed period (federation.statement_period, from midnight UTC)."""
+    fed = federation_of(context.resources)
+    seconds = fed.settings.statement_period.total_seconds()
+    boundary = datetime.fromtimestamp(utcnow().timestamp() // seconds * seconds, UTC)
+    await send_statements(fed, until=boundary)
+
+
 HANDLERS: dict[str, JobHandler] = {
+    SEND_STATEMENTS: send_due_statements,
     DELIVER_JOB: run_delivery,
     INBOX_JOB: run_inbox_item,
     PUBLISHED_JOB: run_published,
@@ -54,6 +66,7 @@ HANDLERS: dict[str, JobHandler] = {
 }
 
 PERIODIC: tuple[Periodic, ...] = (
+    Periodic(SEND_STATEMENTS, timedelta(hours=1)),
     Periodic(PURGE_JOBS, timedelta(hours=1)),
     Periodic(PURGE_ACCOUNTS, timedelta(hours=1)),
 )

@@ -37,7 +37,12 @@ _counter = itertools.count()
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_kind" in metafunc.fixturenames:
-        metafunc.parametrize("database_kind", DATABASES, scope="session")
+        kinds = DATABASES
+        if metafunc.definition.get_closest_marker("mixed_databases"):
+            # several instances in one test, the others on SQLite files: one run with
+            # this one on the last test database (PostgreSQL in CI) covers both
+            kinds = DATABASES[-1:]
+        metafunc.parametrize("database_kind", kinds, scope="session")
 
 
 @pytest.fixture(scope="session")

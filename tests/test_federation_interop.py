@@ -21,6 +21,9 @@ from tests.audio import make_audio
 from tests.conftest import TEST_SECRET
 from tests.instances import Instance, make_instance
 
+# A on SQLite, B on the last test database: one run covers both kinds.
+pytestmark = pytest.mark.mixed_databases
+
 
 @pytest.fixture
 def pair(tmp_path: Path, database_url: str) -> Iterator[tuple[Instance, Instance]]:

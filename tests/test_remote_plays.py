@@ -19,6 +19,9 @@ from tests.instances import Instance, make_instance
 
 TRACK_SECONDS = 1.0
 
+# A on SQLite, B on the last test database: one run covers both kinds.
+pytestmark = pytest.mark.mixed_databases
+
 
 @pytest.fixture
 def pair(tmp_path: Path, database_url: str) -> Iterator[tuple[Instance, Instance]]:
@@ -200,3 +203,71 @@ def test_the_hub_settles_what_a_owes_b(
     assert asyncio.run(peer_balances(a)) == [0]  # nothing owed either way any more
     assert asyncio.run(peer_balances(b)) == [0]
     assert hub.cli("hub", "settle") == "nothing to settle"  # each statement settles once
+
+
+def test_a_brown_out_at_b_loses_nothing(
+    trio: tuple[Instance, Instance, Instance], tmp_path: Path
+) -> None:
+    """B goes away after the first play: A keeps playing from its cache and charging,
+    queues the Listens and its statement, and when B is back everything arrives; the
+    totals are still exact and the hub settles them once."""
+    a, b, hub = trio
+    a.env.update(
+        {"PLAYFAIR_FEDERATION__DELIVERY_RETRY_BASE": "1s",
+         "PLAYFAIR_FEDERATION__DELIVERY_RETRY_MAX": "2s"}
+    )  # fmt: skip
+    b.cli("user", "add", "mira", "--role", "artist", stdin="a long password\n")
+    b.cli("artist", "add", "aurora", "--owner", "mira")
+    folder = tmp_path / "Tide Tables"
+    folder.mkdir()
+    make_audio(folder / "01 - Ebb.mp3", "mp3", seconds=TRACK_SECONDS)
+    b.cli("import", str(folder), "--artist", "aurora")
+    a.cli("user", "add", "lena", stdin="a long password\n")
+    token = a.cli("token", "issue", "lena", "--scopes", "read write play")
+    lena = {"Authorization": f"Bearer {token}"}
+    [voucher] = a.cli("voucher", "issue", "--tokens", "1022").split()
+    for instance in (a, b, hub):
+        instance.start()
+    b.wait_for(r"release (\d+) announced")
+    a.cli("partners", "request", host_of(b))
+    a.cli("partners", "request", host_of(hub))
+    b.cli("partners", "request", host_of(hub))
+    a.wait_for_count(r"\(Accept from .*/actor\): done: Accept of our partnership", 2)
+    b.wait_for(r"\(Accept from .*/actor\): done: Accept of our partnership")
+
+    with httpx.Client(timeout=30) as http:
+        redeemed = http.post(f"{a.base}/api/v1/me/vouchers", json={"code": voucher}, headers=lena)
+        assert redeemed.status_code == 200, redeemed.text
+        [track] = http.post(
+            f"{a.base}/api/v1/remote-releases", json={"uri": f"{b.base}/releases/1"}, headers=lena
+        ).json()["items"]
+        paid = []
+        for number in range(10):
+            if number == 1:
+                b.stop()  # the brown-out: B is unreachable from the second play on
+            play = http.post(
+                f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena
+            ).json()
+            assert play["mode"] == "full", play
+            assert http.get(play["stream_url"]).status_code == 200  # from A's cache
+            time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)
+            paid.append(http.post(play["claim_url"], headers=lena).json()["tokens"])
+    assert paid == [2, 4, 8, 16, 32, 64, 128, 256, 512, 0]
+    a.cli("statements", "send")  # queued too: B is still away
+    a.wait_for(r"delivery \d+ of Create to http://127\.0\.0\.3.*: retry")
+
+    b.start()  # back: the queued Listens and the statement arrive, in any order
+    b.wait_for(r"\(Create from .*/actor\): done: statement .*: accepted", timeout=120)
+    hub.wait_for(r"\(Accept from .*/actor\): done: accept of .* logged", timeout=60)
+    settled = hub.cli("hub", "settle").splitlines()
+    assert settled[1:] == [f"{a.base}/actor pays {b.base}/actor 715 tokens"]
+    b.wait_for(r"\(Create from .*/actor\): done: settlement .* booked: net 715 tokens")
+    a.wait_for(r"\(Create from .*/actor\): done: settlement .* booked: net -715 tokens")
+    listens = [
+        line
+        for line in b.process.output.splitlines()
+        if "done: Listen of track" in line  # type: ignore[union-attr]
+    ]
+    assert len(listens) <= 9  # the ones queued while B was away (any not yet arrived were fetched)
+    assert asyncio.run(peer_balances(a)) == [0]
+    assert asyncio.run(peer_balances(b)) == [0]

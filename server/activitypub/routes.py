@@ -42,7 +42,7 @@ from server.activitypub.context import federation_of
 from server.activitypub.inbox import receive
 from server.activitypub.local import KIND_PATHS, LocalActor, load_local_actor
 from server.activitypub.publish import load_release_info
-from server.activitypub.signed import signed_by_partner
+from server.activitypub.signed import signed_by
 from server.money import quote
 from server.resources import resources_of
 from server.sessions import user_for_session
@@ -392,10 +392,10 @@ async def actor_inbox(kind: str, name: str) -> ResponseReturnValue:
 
 @activitypub.get("/listens/<listen_id>")
 async def listen_route(listen_id: str) -> ResponseReturnValue:
-    """A Listen we sent, for its payee to fetch by id (a GET signed by a partner)."""
+    """A Listen we sent, for its payee to fetch by id (a GET signed by the payee)."""
     resources = resources_of(current_app)
     fed = federation_of(resources)
-    requester = await signed_by_partner()
+    requester = await signed_by()
     uri = f"{fed.base_url}/listens/{listen_id}"
     async with resources.sessionmaker() as session:
         row = (

@@ -13,6 +13,16 @@ from server.resources import resources_of
 
 async def signed_by_partner() -> str | None:
     """The partner instance actor that signed this request (DESIGN.md §6.1), or None."""
+    signer = await signed_by()
+    if signer is None:
+        return None
+    fed = federation_of(resources_of(current_app))
+    async with fed.sessionmaker() as session:
+        return signer if await is_partner(session, signer) else None
+
+
+async def signed_by() -> str | None:
+    """The actor whose key signed this request (verified), or None."""
     if "Signature" not in request.headers and "Signature-Input" not in request.headers:
         return None
     fed = federation_of(resources_of(current_app))
@@ -33,5 +43,4 @@ async def signed_by_partner() -> str | None:
         key = await verify_request(incoming, lookup)
     except SignatureError:
         return None
-    async with fed.sessionmaker() as session:
-        return key.owner if await is_partner(session, key.owner) else None
+    return key.owner

@@ -206,11 +206,14 @@ async def take_statement(fed: Federation, actor_uri: str, document: dict[str, An
         await _fetch_missing(fed, result.missing)
         known, hosted = await _payee_view(fed, payer, statement)
         result = reconcile(statement, known, hosted, fed.artist_share_bp, last_accepted)
+        if result.missing:  # the payer could not supply them: disputed, with the reason
+            result = reconcile(
+                statement, known, hosted, fed.artist_share_bp, last_accepted,
+                unavailable=frozenset(result.missing),
+            )  # fmt: skip
     verdict = result.answer or "Reject"
     disputed = result.disputed
-    reason = "; ".join(line.text for line in disputed) or (
-        f"{len(result.missing)} Listens could not be fetched" if result.missing else None
-    )
+    reason = "; ".join(line.text for line in disputed) or None
     answer_uri = f"{fed.instance_actor}/statement-answers/{uuid.uuid4().hex}"
     cc, hub_inbox = await hub_inboxes(fed)
     answer = sign_document(
