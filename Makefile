@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-packages run test lint format bench messages clean
+.PHONY: install system-packages run test lint format bench messages clean demo-royalties
 
 install: system-packages $(STAMP)
 
@@ -24,6 +24,11 @@ run: install
 	$(BIN)/playfair init
 	$(BIN)/playfair demo --if-empty
 	$(BIN)/playfair run
+
+# Three instances on loopback (two scenes and a co-op hub) play, state and settle royalties;
+# exits non-zero if any figure does not add up (issue 7).
+demo-royalties: install
+	$(BIN)/python tools/demo_royalties.py
 
 # pytest exits 5 when it collected no tests; for this project that is a failure.
 test: install
