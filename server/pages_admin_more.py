@@ -12,8 +12,15 @@ from werkzeug.exceptions import BadRequest
 
 from models.base import utcnow
 from models.catalogue import Artist
-from models.federation import DeliveryState, DomainPolicy, DomainPolicyKind, Report
+from models.federation import (
+    DeliveryState,
+    DomainPolicy,
+    DomainPolicyKind,
+    RemoteActor,
+    Report,
+)
 from models.ledger import Payout, PayoutState
+from models.remote_plays import HubLogEntry, RoyaltyStatementRecord, SettlementRecord
 from models.vouchers import Voucher
 from server.activitypub import partners
 from server.activitypub.context import federation_of
@@ -192,3 +199,32 @@ async def partnership_form() -> ResponseReturnValue:
     except partners.PartnershipError as error:
         return redirect(url_for("admin_more.federation_page", error=str(error)), 303)
     return redirect(url_for("admin_more.federation_page", message=message), 303)
+
+
+@admin_more.get("/statements")
+async def statements_page() -> ResponseReturnValue:
+    """Royalty statements with partners, both ways, with their state and reasons; and,
+    on a hub, its log."""
+    await _admin()
+    async with resources_of(current_app).sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(RoyaltyStatementRecord, RemoteActor.uri)
+                .join(RemoteActor, RemoteActor.id == RoyaltyStatementRecord.counterpart_id)
+                .order_by(RoyaltyStatementRecord.id.desc())
+                .limit(200)
+            )
+        ).all()
+        settlements = (
+            await session.scalars(select(SettlementRecord).order_by(SettlementRecord.id.desc()))
+        ).all()
+        hub_log = (
+            await session.scalars(select(HubLogEntry).order_by(HubLogEntry.id.desc()).limit(200))
+        ).all()
+    return await render(
+        "admin_statements.html",
+        rows=rows,
+        settlements=settlements,
+        hub_log=hub_log,
+        hub_role=resources_of(current_app).settings.federation.hub_role,
+    )

@@ -314,3 +314,6 @@ def test_admin_issues_vouchers(page: tuple[Page, Watch], site: Site) -> None:
     page_.wait_for_url(re.compile(r"/admin/federation\?message="))
     assert "spam.example" in page_.locator("#domains-heading + form + table").inner_text()
     screenshot(page_, "admin-federation")
+    page_.goto("/admin/statements")
+    assert page_.locator("h1").inner_text() == "Royalty statements"
+    screenshot(page_, "admin-statements")
