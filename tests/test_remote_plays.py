@@ -6,15 +6,32 @@ artist exactly the artist share of what was paid (floor(1022 × 70 %) = 715)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from federation.objects import activity
+from federation.proofs import sign_object
+from federation.royalties import (
+    ListenRecord,
+    Period,
+    build_statement,
+    listen_activity,
+    parse_statement,
+    statement_document,
+)
+from federation.signatures import sign_request
 from tests.audio import make_audio
+from tests.conftest import TEST_SECRET
 from tests.instances import Instance, make_instance
 
 TRACK_SECONDS = 1.0
@@ -271,3 +288,99 @@ def test_a_brown_out_at_b_loses_nothing(
     assert len(listens) <= 9  # the ones queued while B was away (any not yet arrived were fetched)
     assert asyncio.run(peer_balances(a)) == [0]
     assert asyncio.run(peer_balances(b)) == [0]
+
+
+async def instance_keys(instance: Instance) -> Any:
+    from federation.keys import load_instance_keys
+    from models.database import DatabaseOptions, create_engine, create_sessionmaker
+
+    engine = create_engine(DatabaseOptions(url=instance.env["PLAYFAIR_DATABASE__URL"]))
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return await load_instance_keys(session, TEST_SECRET)
+    finally:
+        await engine.dispose()
+
+
+def test_bad_statements_are_refused_with_their_reason(
+    pair: tuple[Instance, Instance], tmp_path: Path
+) -> None:
+    """Statements that A's real keys sign, posted straight to B's inbox: tampered in
+    transit, a forged proof, a Listen for a track B does not host, a broken chain, and a
+    replay; each refused or rejected, the reason recorded."""
+    a, b = pair
+    b.cli("user", "add", "mira", "--role", "artist", stdin="a long password\n")
+    b.cli("artist", "add", "aurora", "--owner", "mira")
+    folder = tmp_path / "Tide Tables"
+    folder.mkdir()
+    make_audio(folder / "01 - Ebb.mp3", "mp3", seconds=TRACK_SECONDS)
+    b.cli("import", str(folder), "--artist", "aurora")
+    a.start()
+    b.start()
+    b.wait_for(r"release (\d+) announced")
+    a.cli("partners", "request", host_of(b))
+    a.wait_for(r"\(Accept from .*/actor\): done: Accept of our partnership")
+    keys = asyncio.run(instance_keys(a))
+    actor_a, actor_b = f"{a.base}/actor", f"{b.base}/actor"
+    start = datetime.now(UTC) - timedelta(hours=1)
+
+    def listen_on(track: str, begin: datetime = start) -> ListenRecord:
+        return ListenRecord(
+            f"{a.base}/listens/{uuid.uuid4().hex}", actor_a, track, "f" * 64, 1, 2, False,
+            begin + timedelta(minutes=1),
+        )  # fmt: skip
+
+    def statement(
+        track: str, previous: Any = None, signer: Any = None, listen: Any = None
+    ) -> dict[str, Any]:
+        begin = previous.period_end if previous else start
+        listen = listen or listen_on(track, begin)
+        built = build_statement(
+            f"{a.base}/statements/{uuid.uuid4().hex}", actor_a, actor_b,
+            Period(begin, begin + timedelta(minutes=30)), [listen], previous, 7000,
+        )  # fmt: skip
+        return sign_object(
+            statement_document(built), signer or keys.ed25519,
+            f"{actor_a}#{keys.ed25519_name}", created=datetime.now(UTC),
+        )  # fmt: skip
+
+    def post(document: dict[str, Any]) -> None:
+        create = activity(
+            f"{actor_a}/tests/{uuid.uuid4().hex}", "Create", actor_a, document, to=[actor_b]
+        )
+        post_activity(create)
+
+    def post_activity(document: dict[str, Any]) -> None:
+        body = json.dumps(document).encode()
+        headers = sign_request(
+            "POST", f"{b.base}/inbox", body, f"{actor_a}#{keys.rsa_name}", keys.rsa
+        )
+        headers["Content-Type"] = "application/activity+json"
+        assert httpx.post(f"{b.base}/inbox", content=body, headers=headers).status_code == 202
+
+    tampered = statement(f"{b.base}/tracks/1")
+    tampered["endTime"] = (start + timedelta(minutes=31)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    post(tampered)
+    b.wait_for(r"\(Create from .*\): ignored: statement refused: the statement's proof does not")
+    post(statement(f"{b.base}/tracks/1", signer=Ed25519PrivateKey.generate()))
+    b.wait_for_count(r"ignored: statement refused: the statement's proof does not hold", 2)
+
+    # a Listen for a track B does not host is refused on arrival, and so is a statement
+    # that lists it
+    stray = listen_on(f"{b.base}/tracks/999")
+    post_activity(listen_activity(stray, to=[actor_b]))
+    b.wait_for(r"\(Listen from .*\): ignored: the Listen is not about a track hosted here")
+    unhosted = statement(f"{b.base}/tracks/999", listen=stray)
+    post(unhosted)
+    b.wait_for(r"done: statement .*: rejected \(a listed Listen could not be fetched .*999")
+    fake_previous = parse_statement(statement(f"{b.base}/tracks/1"))
+    post(statement(f"{b.base}/tracks/1", previous=fake_previous))
+    b.wait_for(r"done: statement .*: rejected \(.*not the last one accepted")
+    post(unhosted)  # the same statement again
+    b.wait_for(r"done: statement already answered")
+
+    listed = b.cli("statements", "list").splitlines()
+    assert len(listed) == 2
+    assert all("\tincoming\trejected\t" in line for line in listed)
+    assert "tracks/999" in listed[0]
+    assert "not the last one accepted" in listed[1]
