@@ -384,3 +384,57 @@ def test_bad_statements_are_refused_with_their_reason(
     assert all("\tincoming\trejected\t" in line for line in listed)
     assert "tracks/999" in listed[0]
     assert "not the last one accepted" in listed[1]
+
+
+def test_the_hub_checks_for_itself(trio: tuple[Instance, Instance, Instance]) -> None:
+    """Statements copied to the hub are checked there without trusting the sender: a
+    share other than the co-op's, a chain the hub has not seen, a changed document; each
+    is logged as refused with its reason, and none is settled."""
+    a, b, hub = trio
+    for instance in (a, hub):
+        instance.start()
+    a.cli("partners", "request", host_of(hub))
+    a.wait_for(r"\(Accept from .*/actor\): done: Accept of our partnership")
+    keys = asyncio.run(instance_keys(a))
+    actor_a, actor_b = f"{a.base}/actor", f"{b.base}/actor"
+    start = datetime.now(UTC) - timedelta(hours=1)
+
+    def signed(share: int = 7000, previous: Any = None, begin: datetime = start) -> dict[str, Any]:
+        listen = ListenRecord(
+            f"{a.base}/listens/{uuid.uuid4().hex}", actor_a, f"{b.base}/tracks/1", "f" * 64,
+            1, 2, False, begin + timedelta(minutes=1),
+        )  # fmt: skip
+        built = build_statement(
+            f"{a.base}/statements/{uuid.uuid4().hex}", actor_a, actor_b,
+            Period(begin, begin + timedelta(minutes=10)), [listen], previous, share,
+        )  # fmt: skip
+        return sign_object(
+            statement_document(built), keys.ed25519, f"{actor_a}#{keys.ed25519_name}",
+            created=datetime.now(UTC),
+        )  # fmt: skip
+
+    def post(document: dict[str, Any]) -> None:
+        create = activity(
+            f"{actor_a}/tests/{uuid.uuid4().hex}", "Create", actor_a, document, to=[actor_b],
+            cc=[f"{hub.base}/actor"],
+        )  # fmt: skip
+        body = json.dumps(create).encode()
+        headers = sign_request(
+            "POST", f"{hub.base}/inbox", body, f"{actor_a}#{keys.rsa_name}", keys.rsa
+        )
+        headers["Content-Type"] = "application/activity+json"
+        assert httpx.post(f"{hub.base}/inbox", content=body, headers=headers).status_code == 202
+
+    post(signed(share=6000))
+    hub.wait_for(r"logged: refused \(the artist share is 60 %, not the co-op's 70 %\)")
+    unseen = parse_statement(signed())
+    post(signed(previous=unseen, begin=unseen.period_end))
+    hub.wait_for(r"logged: refused \(the statement's previous statement is not in the hub's log\)")
+    changed = signed()
+    # the numbers still add up; only the period changed after signing
+    changed["startTime"] = (start - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    post(changed)
+    hub.wait_for(r"logged: refused \(the signature does not match the document")
+    log = hub.cli("hub", "log").splitlines()
+    assert len(log) == 3 and all("\trefused: " in line for line in log)
+    assert hub.cli("hub", "settle") == "nothing to settle"

@@ -22,6 +22,7 @@ from federation.parse import InvalidObject
 from federation.proofs import ProofError, verify_object
 from federation.royalties import (
     Period,
+    Statement,
     parse_settlement,
     parse_statement,
     settle,
@@ -77,6 +78,12 @@ async def log_statement(fed: Federation, actor_uri: str, document: dict[str, Any
         if statement.payer != actor_uri:
             raise HubError("the statement was sent by somebody else than its payer")
         await _verified(fed, document, statement.payer)
+        if statement.artist_share_bp != fed.artist_share_bp:
+            raise HubError(
+                f"the artist share is {statement.artist_share_bp / 100:g} %, not the "
+                f"co-op's {fed.artist_share_bp / 100:g} %"
+            )
+        await _check_chain(fed, statement)
     except (InvalidObject, HubError, StatementError, ProofError) as error:
         verified, reason = False, str(error)
     uri = str(document.get("id"))
@@ -89,6 +96,37 @@ async def log_statement(fed: Federation, actor_uri: str, document: dict[str, Any
     )  # fmt: skip
     outcome = "verified" if verified else f"refused ({reason})"
     return f"statement {uri} logged: {outcome}" if added else "statement already logged"
+
+
+async def _check_chain(fed: Federation, statement: Statement) -> None:
+    """The statement continues its pair's chain as logged here: its previous statement is
+    a verified one of the same payer and payee and it starts where that one ended; or it
+    is the first, and no statement of the pair has been accepted yet."""
+    async with fed.sessionmaker() as session:
+        logged = list(
+            await session.scalars(select(HubLogEntry).where(HubLogEntry.verified.is_(True)))
+        )
+    statements = {
+        entry.uri: entry.document for entry in logged if entry.kind is HubEntryKind.STATEMENT
+    }
+    if statement.previous is None:
+        accepted = {e.statement_uri for e in logged if e.kind is HubEntryKind.ACCEPT}
+        if any(
+            uri in accepted
+            and doc.get("payer") == statement.payer
+            and doc.get("payee") == statement.payee
+            for uri, doc in statements.items()
+        ):
+            raise HubError("the statement starts a new chain where one was accepted already")
+        return
+    previous = statements.get(statement.previous)
+    if previous is None:
+        raise HubError("the statement's previous statement is not in the hub's log")
+    before = parse_statement(previous)
+    if (before.payer, before.payee) != (statement.payer, statement.payee):
+        raise HubError("the statement's previous statement is of another pair")
+    if statement.period_start != before.period_end:
+        raise HubError("the statement does not start where its previous one ended")
 
 
 async def log_answer(fed: Federation, actor_uri: str, document: dict[str, Any]) -> str | None:

@@ -105,9 +105,14 @@ async def hub_inboxes(fed: Federation) -> tuple[list[str], list[str]]:
 
 
 async def _state_one(fed: Federation, payee_id: int, until: datetime) -> str | None:
-    cc, hub_inbox = await hub_inboxes(fed)
     last = await _last(fed, StatementDirection.OUTGOING, payee_id, accepted_only=False)
-    previous = parse_statement(last.document) if last else None
+    if last is not None and last.state is StatementState.SENT:
+        return None  # the last one is not answered yet: the next one waits for it
+    accepted = await _last(fed, StatementDirection.OUTGOING, payee_id, accepted_only=True)
+    # after a rejection the next statement restates from the last accepted one (they
+    # are cumulative by their Listen ids, so nothing is lost or counted twice)
+    previous = parse_statement(accepted.document) if accepted else None
+    cc, hub_inbox = await hub_inboxes(fed)
     async with fed.sessionmaker() as session:
         payee = await session.get(RemoteActor, payee_id)
         assert payee is not None
