@@ -238,28 +238,99 @@ async def claim(
             raise ConcurrentChange()
         await _charge(session, user_id, payee, cost, settings, reference=f"remote-play:{token}")
     owned = bool(state.owned_at) or (paid_number or 0) >= PAID_PLAYS_TO_OWN
-    listen_uri = f"{fed.base_url}/listens/{uuid.uuid4().hex}"
+    play = await _report(session, fed, user_id, track, payee, paid_number, cost, owned, now)
+    play_session.play_id = play.id
+    await session.commit()
+    return await _result(session, play.id, user_id)
+
+
+async def _report(
+    session: AsyncSession,
+    fed: Federation,
+    user_id: int,
+    track: RemoteTrack,
+    payee: RemoteActor,
+    paid_number: int | None,
+    tokens: int,
+    owned: bool,
+    now: datetime,
+) -> RemotePlay:
+    """Record a play and queue its Listen to the payee, in the caller's transaction."""
     record = ListenRecord(
-        id=listen_uri,
+        id=f"{fed.base_url}/listens/{uuid.uuid4().hex}",
         payer=fed.instance_actor,
         track=track.uri,
         listener=pseudonymous_listener(fed.secret.encode(), user_id, urlsplit(payee.uri).netloc),
         play_number=paid_number,
-        tokens=cost,
+        tokens=tokens,
         owned=owned,
         at=now,
     )
     play = RemotePlay(
-        listen_uri=listen_uri, user_id=user_id, remote_track_id=track.id, payee_id=payee.id,
-        at=now, paid_number=paid_number, tokens=cost, owned=owned, listener=record.listener,
+        listen_uri=record.id, user_id=user_id, remote_track_id=track.id, payee_id=payee.id,
+        at=now, paid_number=paid_number, tokens=tokens, owned=owned, listener=record.listener,
     )  # fmt: skip
     session.add(play)
     await session.flush()
-    play_session.play_id = play.id
     sent, _ = await record_activity(session, listen_activity(record, to=[payee.uri]), None)
     await deliver(session, sent, [payee.shared_inbox or payee.inbox])
+    return play
+
+
+async def buy(
+    session: AsyncSession,
+    fed: Federation,
+    user_id: int,
+    track: RemoteTrack,
+    settings: MoneySettings,
+) -> RemoteClaim:
+    """Buy now: what is left of 1022 tokens, and the listener owns the track at once.
+
+    Reported to the payee as the remaining paid plays, each its own Listen with its play
+    number and price (their sum is exactly the rest of 1022), so statements, the payee's
+    counts and the hub need nothing new for purchases."""
+    payee = await session.get(RemoteActor, track.payee_id)
+    if payee is None:
+        raise MoneyError("the track is gone", 410)
+    state = await session.get(RemoteListenerTrack, (user_id, track.id))
+    paid = state.paid_plays if state else 0
+    if state is not None and state.owned_at is not None:
+        raise MoneyError("you own this track already", 409)
+    if track.free:
+        raise MoneyError("this track is free: there is nothing to buy", 409)
+    now = utcnow()
+    if state is None:
+        session.add(RemoteListenerTrack(user_id=user_id, remote_track_id=track.id))
+        await session.flush()
+    moved = await session.execute(
+        update(RemoteListenerTrack)
+        .where(
+            RemoteListenerTrack.user_id == user_id,
+            RemoteListenerTrack.remote_track_id == track.id,
+            RemoteListenerTrack.paid_plays == paid,
+            RemoteListenerTrack.owned_at.is_(None),
+        )
+        .values(paid_plays=PAID_PLAYS_TO_OWN, owned_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        raise ConcurrentChange()
+    cost = sum(play_cost(n) for n in range(paid, PAID_PLAYS_TO_OWN))
+    await _charge(
+        session, user_id, payee, cost, settings, reference=f"remote-buy:{user_id}:{track.id}"
+    )
+    last = None
+    for number in range(paid + 1, PAID_PLAYS_TO_OWN + 1):
+        last = await _report(
+            session, fed, user_id, track, payee, number, play_cost(number - 1),
+            number == PAID_PLAYS_TO_OWN, now,
+        )  # fmt: skip
+    assert last is not None
     await session.commit()
-    return await _result(session, play.id, user_id)
+    return RemoteClaim(
+        "charged", cost, None, True,
+        await ledger.balance(session, ledger.wallet_key(user_id)), last.listen_uri,
+    )  # fmt: skip
 
 
 async def _charge(

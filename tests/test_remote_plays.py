@@ -65,7 +65,11 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
     lena = {
         "Authorization": f"Bearer {a.cli('token', 'issue', 'lena', '--scopes', 'read write play')}"
     }
-    [voucher] = a.cli("voucher", "issue", "--tokens", "1022").split()
+    [voucher, voucher_omar] = a.cli("voucher", "issue", "--tokens", "1022", "--count", "2").split()
+    a.cli("user", "add", "omar", stdin="a long password\n")
+    omar = {
+        "Authorization": f"Bearer {a.cli('token', 'issue', 'omar', '--scopes', 'read write play')}"
+    }
     a.start()
     b.start()
     b.wait_for(r"release (\d+) announced")
@@ -75,6 +79,10 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
     with httpx.Client(timeout=30) as http:
         start = http.get(f"{a.base}/api/v1/me/wallet", headers=lena).json()["balance"]
         redeemed = http.post(f"{a.base}/api/v1/me/vouchers", json={"code": voucher}, headers=lena)
+        assert redeemed.status_code == 200, redeemed.text
+        redeemed = http.post(
+            f"{a.base}/api/v1/me/vouchers", json={"code": voucher_omar}, headers=omar
+        )
         assert redeemed.status_code == 200, redeemed.text
         resolved = http.post(
             f"{a.base}/api/v1/remote-releases", json={"uri": f"{b.base}/releases/1"}, headers=lena
@@ -101,11 +109,25 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
         assert price.json()["owned"] is True and price.json()["price"] == 0
         assert http.get(f"{a.base}/api/v1/me/wallet", headers=lena).json()["balance"] == start
 
-        # B records each Listen once and pays its artist the share of what was paid
-        b.wait_for_count(r"inbox item \d+ \(Listen from .*/actor\): done: Listen of track", 10)
+        # a second listener plays twice, then buys the rest: 2 + 4 + 1016 = 1022, owned
+        for _ in range(2):
+            play = http.post(
+                f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=omar
+            ).json()
+            time.sleep(TRACK_SECONDS)
+            assert http.post(play["claim_url"], headers=omar).status_code == 200
+        bought = http.post(f"{a.base}/api/v1/remote-tracks/{track['id']}/buy", headers=omar)
+        assert bought.status_code == 200, bought.text
+        assert (bought.json()["tokens"], bought.json()["owned"]) == (1016, True)
+        again = http.post(f"{a.base}/api/v1/remote-tracks/{track['id']}/buy", headers=omar)
+        assert again.status_code == 409
+
+        # B records each Listen once (the purchase as the seven remaining paid plays)
+        # and pays its artist the share of what was paid: floor(2044 × 70 %) = 1430
+        b.wait_for_count(r"inbox item \d+ \(Listen from .*/actor\): done: Listen of track", 19)
         earnings = http.get(f"{b.base}/api/v1/artists/aurora/earnings", headers=mira).json()
-        assert earnings["balance_tokens"] == 1022 * 70 // 100 == 715
-        assert [(t["title"], t["tokens"]) for t in earnings["per_track"]] == [("Ebb", 715)]
+        assert earnings["balance_tokens"] == 2044 * 70 // 100 == 1430
+        assert [(t["title"], t["tokens"]) for t in earnings["per_track"]] == [("Ebb", 1430)]
 
         # the cached audio is what B holds, and nobody without a session gets it
         assert http.get(f"{a.base}/remote-tracks/{track['id']}/stream").status_code == 403
@@ -116,12 +138,12 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
         a.wait_for(r"inbox item \d+ \(Accept from .*/actor\): done: Accept of our royalty")
         [ours] = a.cli("statements", "list").splitlines()
         assert ours.startswith(f"{statement_uri}\toutgoing\taccepted")
-        assert "charged 1022\towed 715" in ours
+        assert "charged 2044\towed 1430" in ours
         [theirs] = b.cli("statements", "list").splitlines()
         assert theirs.startswith(f"{statement_uri}\tincoming\taccepted")
         signed = http.get(statement_uri, headers={"Accept": "application/activity+json"}).json()
         assert signed["proof"]["cryptosuite"] == "eddsa-jcs-2022"
-        assert signed["totalOwed"] == 715
+        assert signed["totalOwed"] == 1430
         # nothing new to state: nothing sent
         assert a.cli("statements", "send").endswith("0 statements queued for delivery")
 

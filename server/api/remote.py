@@ -182,3 +182,23 @@ async def stream(track_id: int) -> ResponseReturnValue:
         created_at=cached.cached_at or utcnow(),
     )
     return await send_media(file, cache="private, max-age=3600")
+
+
+@remote_api.post("/remote-tracks/<int:track_id>/buy")
+@require(Scope.PLAY)
+@validate_response(PlayDone)
+async def buy_now(track_id: int) -> PlayDone:
+    """Own a partner's track at once for what is left of 1022 tokens."""
+    viewer = viewer_required()
+    resources = resources_of(current_app)
+    fed = federation_of(resources)
+
+    async def work(session: AsyncSession) -> rp.RemoteClaim:
+        track = await _track(session, track_id)
+        return await rp.buy(session, fed, viewer.user_id, track, resources.settings.money)
+
+    result = await _retrying(work)
+    return PlayDone(
+        outcome=result.outcome, tokens=result.tokens, paid_number=None, owned=True,
+        balance=result.balance,
+    )  # fmt: skip
