@@ -16,6 +16,7 @@ from server.activitypub.context import federation_of
 from server.activitypub.delivery import DELIVER_JOB, run_delivery
 from server.activitypub.events import DELETED_JOB, PUBLISHED_JOB, UPDATED_JOB
 from server.activitypub.handlers import run_inbox_item
+from server.activitypub.hub import settle_period
 from server.activitypub.inbox import INBOX_JOB
 from server.activitypub.publish import run_deleted, run_published, run_updated
 from server.activitypub.statements import send_statements
@@ -27,6 +28,7 @@ from server.worker import JobContext, JobHandler, Periodic, Worker, WorkerOption
 
 PURGE_JOBS = "jobs.purge"
 SEND_STATEMENTS = "royalties.statements"
+SETTLE = "royalties.settle"
 PURGE_ACCOUNTS = "accounts.purge"
 
 
@@ -48,13 +50,26 @@ async def purge_accounts_state(context: JobContext, payload: dict[str, object]) 
 async def send_due_statements(context: JobContext, payload: dict[str, object]) -> None:
     """Statements of every closed period (federation.statement_period, from midnight UTC)."""
     fed = federation_of(context.resources)
-    seconds = fed.settings.statement_period.total_seconds()
-    boundary = datetime.fromtimestamp(utcnow().timestamp() // seconds * seconds, UTC)
-    await send_statements(fed, until=boundary)
+    await send_statements(fed, until=period_boundary(utcnow(), fed.settings.statement_period))
+
+
+def period_boundary(now: datetime, period: timedelta) -> datetime:
+    """The start of the period ``now`` is in (periods counted from the epoch, so daily
+    ones start at midnight UTC)."""
+    seconds = period.total_seconds()
+    return datetime.fromtimestamp(now.timestamp() // seconds * seconds, UTC)
+
+
+async def settle_due_periods(context: JobContext, payload: dict[str, object]) -> None:
+    """On the hub: settle what was accepted for the periods that have closed."""
+    fed = federation_of(context.resources)
+    if fed.settings.hub_role:
+        await settle_period(fed, period_boundary(utcnow(), fed.settings.statement_period))
 
 
 HANDLERS: dict[str, JobHandler] = {
     SEND_STATEMENTS: send_due_statements,
+    SETTLE: settle_due_periods,
     DELIVER_JOB: run_delivery,
     INBOX_JOB: run_inbox_item,
     PUBLISHED_JOB: run_published,
@@ -67,6 +82,7 @@ HANDLERS: dict[str, JobHandler] = {
 
 PERIODIC: tuple[Periodic, ...] = (
     Periodic(SEND_STATEMENTS, timedelta(hours=1)),
+    Periodic(SETTLE, timedelta(hours=1)),
     Periodic(PURGE_JOBS, timedelta(hours=1)),
     Periodic(PURGE_ACCOUNTS, timedelta(hours=1)),
 )
