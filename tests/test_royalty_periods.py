@@ -10,29 +10,20 @@ import pytest
 from server.jobs import PERIODIC, SEND_STATEMENTS, SETTLE, period_boundary
 
 
+def at(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+
+
 @pytest.mark.parametrize(
     ("now", "period", "start"),
     [
-        (
-            datetime(2026, 11, 24, 9, 1, tzinfo=UTC),
-            timedelta(days=1),
-            datetime(2026, 11, 24, tzinfo=UTC),
-        ),
-        (
-            datetime(2026, 11, 24, 0, 0, tzinfo=UTC),
-            timedelta(days=1),
-            datetime(2026, 11, 24, tzinfo=UTC),
-        ),
-        (
-            datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC),
-            timedelta(days=1),
-            datetime(2026, 11, 23, tzinfo=UTC),
-        ),
-        (
-            datetime(2026, 11, 24, 9, 59, tzinfo=UTC),
-            timedelta(hours=1),
-            datetime(2026, 11, 24, 9, tzinfo=UTC),
-        ),
+        (at(2026, 11, 24, 9, 1), DAY, at(2026, 11, 24)),
+        (at(2026, 11, 24, 0, 0), DAY, at(2026, 11, 24)),
+        (at(2026, 11, 23, 23, 59, 59), DAY, at(2026, 11, 23)),
+        (at(2026, 11, 24, 9, 59), HOUR, at(2026, 11, 24, 9)),
     ],
 )
 def test_period_boundary(now: datetime, period: timedelta, start: datetime) -> None:
