@@ -99,6 +99,8 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
             assert play["mode"] == "full"
             audio = http.get(play["stream_url"])
             assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mpeg"
+            part = http.get(play["stream_url"], headers={"Range": "bytes=10-19"})
+            assert part.status_code == 206 and part.content == audio.content[10:20]
             time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)
             claimed = http.post(play["claim_url"], headers=lena)
             assert claimed.status_code == 200, claimed.text
