@@ -28,6 +28,7 @@ from models.catalogue import (
     Visibility,
 )
 from models.plays import ListenerTrack, Play
+from models.remote_plays import RemoteTrack
 from models.search import DocumentKind, search
 from models.users import User
 from server.activitypub import follows as following
@@ -35,6 +36,7 @@ from server.activitypub.context import federation_of
 from server.i18n import gettext as _
 from server.money import MoneyError, quote, redeem_voucher
 from server.payments import PaymentError, create_checkout, find_pack
+from server.remote_plays import RemoteTrackError, resolve_release
 from server.resources import resources_of
 from server.sessions import check_csrf, user_for_session
 
@@ -211,6 +213,14 @@ async def library() -> ResponseReturnValue:
         ).all()
         follows = await following.list_follows(session, fed, user.username)
         feed = await following.feed(session, fed, user.username, limit=30)
+        releases = [item.release_uri for item in feed if item.release_uri]
+        remote_tracks: dict[str, list[RemoteTrack]] = {}
+        for track in await session.scalars(
+            select(RemoteTrack)
+            .where(RemoteTrack.release_uri.in_(releases))
+            .order_by(RemoteTrack.position)
+        ):
+            remote_tracks.setdefault(track.release_uri, []).append(track)
     return await render(
         "library.html",
         favourites=favourites,
@@ -219,6 +229,7 @@ async def library() -> ResponseReturnValue:
         playlists=playlists,
         follows=follows,
         feed=feed,
+        remote_tracks=remote_tracks,
         error=request.args.get("error"),
         followed=request.args.get("followed"),
     )
@@ -364,3 +375,18 @@ async def authorize_interaction() -> ResponseReturnValue:
             url_for("accounts.login", next=f"/authorize_interaction?uri={quote_plus(uri)}")
         )
     return await render("authorize_interaction.html", uri=uri)
+
+
+@listener.post("/library/remote-release")
+async def remote_release_form() -> ResponseReturnValue:
+    """Make a partner's release playable in full here (its tracks get play buttons)."""
+    await _signed_in()
+    await check_csrf()
+    uri = ((await request.form).get("uri") or "").strip()
+    if not uri.startswith(("https://", "http://")) or len(uri) > 2048:
+        raise BadRequest(_("That is not a release address."))
+    try:
+        await resolve_release(federation_of(resources_of(current_app)), uri)
+    except RemoteTrackError as error:
+        return redirect(url_for("listener.library", error=str(error)[:300]))
+    return redirect(url_for("listener.library"))

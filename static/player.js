@@ -17,6 +17,7 @@
      (the player builds its bar inside #player and un-hides it on first use).
    * Playable track:
        <button type="button" data-play-track="{id}" data-title="…" data-artist="…"
+               [data-play-kind="remote" data-preview="{url}"]   (a partner's track)
                data-duration-ms="{ms}" data-cover="{url or ''}">Play …</button>
      Play buttons inside one element with the attribute data-queue form a list: pressing
      one plays it, queues the following ones and keeps the earlier ones for "previous".
@@ -121,8 +122,8 @@
     return { status: response.status, ok: response.ok, body: body || {} };
   }
 
-  function priceUrl(trackId) {
-    return "/api/v1/tracks/" + encodeURIComponent(trackId) + "/price";
+  function priceUrl(track) {
+    return track.api + "/price";
   }
 
   function reasonOf(result, fallback) {
@@ -382,7 +383,7 @@
     const id = player.play ? player.play.track.id : null;
     const state = player.audio && !player.audio.paused ? "playing" : "paused";
     document.querySelectorAll("button[data-play-track]").forEach((button) => {
-      if (button.getAttribute("data-play-track") === id) {
+      if (keyOf(button) === id) {
         button.setAttribute("data-player-state", state);
       } else {
         button.removeAttribute("data-player-state");
@@ -417,11 +418,22 @@
 
   /* ---------- starting a track ---------- */
 
+  /* A partner's track (data-play-kind="remote") is played through the remote-track API
+     and previewed from its data-preview URL; its key keeps it apart from a local track
+     with the same number ("remote-7" and "7"), also in data-price-for. */
+  function keyOf(button) {
+    const number = button.getAttribute("data-play-track") || "";
+    return button.getAttribute("data-play-kind") === "remote" ? "remote-" + number : number;
+  }
+
   function trackFrom(button) {
-    const id = button.getAttribute("data-play-track") || "";
-    if (!/^\d+$/.test(id)) return null;
+    const number = button.getAttribute("data-play-track") || "";
+    if (!/^\d+$/.test(number)) return null;
+    const remote = button.getAttribute("data-play-kind") === "remote";
     return {
-      id,
+      id: keyOf(button),
+      api: (remote ? "/api/v1/remote-tracks/" : "/api/v1/tracks/") + number,
+      preview: button.getAttribute("data-preview") || "/tracks/" + number + "/preview",
       title: button.getAttribute("data-title") || "Untitled",
       artist: button.getAttribute("data-artist") || "",
       durationMs: parseInt(button.getAttribute("data-duration-ms"), 10) || 0,
@@ -481,12 +493,11 @@
   }
 
   async function openSession(play) {
-    const id = encodeURIComponent(play.track.id);
-    const priced = await api("GET", priceUrl(play.track.id));
+    const priced = await api("GET", priceUrl(play.track));
     if (play.gen !== player.gen) return;
     if (priced.status === 401) return signedOut(play);
     if (priced.ok) showPrice(play.track.id, priced.body);
-    const opened = await api("POST", "/api/v1/tracks/" + id + "/plays");
+    const opened = await api("POST", play.track.api + "/plays");
     if (play.gen !== player.gen) return;
     if (opened.status === 401) return signedOut(play);
     if (!opened.ok) {
@@ -520,7 +531,7 @@
     const invite = [INVITE[0], [INVITE[1], bodyUrl("data-signup-url", "/signup")], INVITE[2]];
     showMessage(message || invite, Boolean(message) || !player.invited);
     player.invited = true;
-    load("/tracks/" + encodeURIComponent(play.track.id) + "/preview");
+    load(play.track.preview);
   }
 
   function load(src) {
@@ -641,7 +652,7 @@
     else say("Play counted — no tokens charged.");
     let quote = null;
     try {
-      const fresh = await api("GET", priceUrl(play.track.id));
+      const fresh = await api("GET", priceUrl(play.track));
       if (fresh.ok) quote = fresh.body;
     } catch (err) {
       quote = null;

@@ -317,3 +317,53 @@ def test_admin_issues_vouchers(page: tuple[Page, Watch], site: Site) -> None:
     page_.goto("/admin/statements")
     assert page_.locator("h1").inner_text() == "Royalty statements"
     screenshot(page_, "admin-statements")
+
+
+def test_a_partners_track_plays_in_full_from_the_library(browser: Browser, tmp_path: Path) -> None:
+    """Two instances: a listener on A follows an artist on B (a partner of A), finds the
+    release in the library feed, makes it playable here and plays it through the player:
+    A charges its own listener (issue 7 in the browser)."""
+    a = make_instance(tmp_path / "a", "127.0.0.6", f"sqlite+aiosqlite:///{tmp_path}/a.db")
+    b = make_instance(tmp_path / "b", "127.0.0.7", f"sqlite+aiosqlite:///{tmp_path}/b.db")
+    b.env["PLAYFAIR_FEDERATION__PARTNERSHIPS"] = "auto"
+    b.cli("user", "add", "mira", "--role", "artist", stdin=PASSWORD + "\n")
+    b.cli("artist", "add", "aurora", "--owner", "mira", "--display-name", "Aurora Lane")
+    a.cli("user", "add", "lena", stdin=PASSWORD + "\n")
+    try:
+        a.start()
+        b.start()
+        a.cli("partners", "request", b.base.split("://", 1)[1])
+        a.wait_for(r"\(Accept from .*/actor\): done: Accept of our partnership")
+        context = browser.new_context(viewport=PHONE, base_url=a.base)
+        page_ = context.new_page()
+        watch = Watch(a.base)
+        watch.attach(page_)
+        log_in(page_, "lena")
+        page_.goto("/library")
+        page_.fill("input[name=account]", f"@aurora@{b.base.split('://', 1)[1]}")
+        page_.click("form[action='/follow'] button")
+        a.wait_for(r"\(Accept from .*/artists/aurora\): done")
+        album = tmp_path / "Far Shore"
+        album.mkdir()
+        make_audio(album / "01 - Distant.mp3", "mp3", seconds=TRACK_SECONDS)
+        b.cli("import", str(album), "--artist", "aurora")
+        a.wait_for(r"\(Create from .*/artists/aurora\): done")
+        page_.goto("/library")
+        page_.click("form[action='/library/remote-release'] button")
+        page_.wait_for_load_state()
+        button = page_.locator("button[data-play-kind=remote]")
+        assert button.count() == 1
+        before = balance(page_)
+        button.click()
+        page_.wait_for_function("window.playfairPlayer.state().claimed", timeout=30_000)
+        assert before - balance(page_) == 2
+        assert player_state(page_)["trackId"].startswith("remote-")
+        screenshot(page_, "library-partner-track")
+        context.close()
+        # B learns of the play from A's Listen
+        b.wait_for(r"\(Listen from .*/actor\): done: Listen of track")
+        assert watch.errors == []
+    finally:
+        for instance in (a, b):
+            if instance.process is not None:
+                instance.stop()

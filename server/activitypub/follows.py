@@ -191,6 +191,7 @@ class FeedItem:
     previews: list[dict[str, Any]]
     cover: str | None
     local_release_id: int | None
+    release_uri: str | None = None  # a playfair peer's release (playable when a partner)
 
 
 async def feed(
@@ -219,6 +220,7 @@ async def feed(
             [a for a in post.attachments if a.get("kind") == "audio"][:4],
             next((a["url"] for a in post.attachments if a.get("kind") == "image"), None),
             None,
+            post.release_uri,
         )
         for post, actor in remote
     ]

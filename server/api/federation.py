@@ -80,6 +80,7 @@ class FeedItemOut(BaseModel):
     previews: list[dict[str, Any]]
     cover: str | None
     local_release_id: int | None
+    release_uri: str | None
 
 
 class Feed(BaseModel):
