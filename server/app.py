@@ -18,6 +18,7 @@ from server.api.catalogue import catalogue_api
 from server.api.earnings import earnings_api
 from server.api.federation import federation_api
 from server.api.membership import membership_api
+from server.api.playlists import playlists_api
 from server.api.plays import payments_hooks, plays_api
 from server.api.remote import remote_api, remote_media
 from server.api.uploads import UPLOAD_PATH, uploads_api
@@ -165,6 +166,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(membership_api, url_prefix="/api/v1")
     app.register_blueprint(federation_api, url_prefix="/api/v1")
     app.register_blueprint(remote_api, url_prefix="/api/v1")
+    app.register_blueprint(playlists_api, url_prefix="/api/v1")
     app.register_blueprint(remote_media)
     app.register_blueprint(plays_api, url_prefix="/api/v1")
     app.register_blueprint(payments_hooks)

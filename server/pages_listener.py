@@ -31,11 +31,13 @@ from models.plays import ListenerTrack, Play
 from models.remote_plays import RemoteTrack
 from models.search import DocumentKind, search
 from models.users import User
+from server import playlists
 from server.activitypub import follows as following
 from server.activitypub.context import federation_of
 from server.i18n import gettext as _
 from server.money import MoneyError, quote, redeem_voucher
 from server.payments import PaymentError, create_checkout, find_pack
+from server.playlists import PlaylistError
 from server.remote_plays import RemoteTrackError, resolve_release
 from server.resources import resources_of
 from server.sessions import check_csrf, user_for_session
@@ -390,3 +392,72 @@ async def remote_release_form() -> ResponseReturnValue:
     except RemoteTrackError as error:
         return redirect(url_for("listener.library", error=str(error)[:300]))
     return redirect(url_for("listener.library"))
+
+
+def _playlist_error(error: PlaylistError) -> ResponseReturnValue:
+    if error.status == 404:
+        raise NotFound(str(error))
+    return redirect(url_for("listener.library", error=str(error)))
+
+
+@listener.post("/playlists")
+async def create_playlist_form() -> ResponseReturnValue:
+    user = await _signed_in()
+    await check_csrf()
+    form = await request.form
+    async with resources_of(current_app).sessionmaker() as session:
+        try:
+            made = await playlists.create(
+                session, user.id, form.get("title", ""), public=form.get("public") == "1"
+            )
+        except PlaylistError as error:
+            return _playlist_error(error)
+        return redirect(f"/playlists/{made.id}")
+
+
+@listener.post("/playlist-items")
+async def add_to_playlist_form() -> ResponseReturnValue:
+    """From a track's page: the playlist and the track are form fields."""
+    user = await _signed_in()
+    await check_csrf()
+    form = await request.form
+    track, playlist = form.get("track_id", ""), form.get("playlist", "")
+    if not track.isdigit() or not playlist.isdigit():
+        raise BadRequest(_("Choose a playlist and a track."))
+    playlist_id = int(playlist)
+    async with resources_of(current_app).sessionmaker() as session:
+        try:
+            await playlists.add(session, user.id, playlist_id, int(track))
+        except PlaylistError as error:
+            return _playlist_error(error)
+    return redirect(back(f"/playlists/{playlist_id}"))
+
+
+@listener.post("/playlists/<int:playlist_id>/items/<int:position>/delete")
+async def remove_from_playlist_form(playlist_id: int, position: int) -> ResponseReturnValue:
+    user = await _signed_in()
+    await check_csrf()
+    async with resources_of(current_app).sessionmaker() as session:
+        try:
+            await playlists.remove(session, user.id, playlist_id, position)
+        except PlaylistError as error:
+            return _playlist_error(error)
+    return redirect(f"/playlists/{playlist_id}")
+
+
+@listener.get("/playlists/<int:playlist_id>")
+async def playlist_page(playlist_id: int) -> ResponseReturnValue:
+    user = await user_for_session()
+    async with resources_of(current_app).sessionmaker() as session:
+        try:
+            seen = await playlists.view(session, user.id if user else None, playlist_id)
+        except PlaylistError as error:
+            raise NotFound(str(error)) from None
+        prices = await prices_for(session, user, [(t, a) for _p, t, _r, a in seen.rows])
+    return await render(
+        "playlist.html",
+        playlist=seen.playlist,
+        rows=seen.rows,
+        prices=prices,
+        mine=user is not None and seen.playlist.user_id == user.id,
+    )

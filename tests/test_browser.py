@@ -254,6 +254,21 @@ def test_listener_favourites_follows_and_searches(page: tuple[Page, Watch], site
     assert "Harbour Songs" in page_.locator("#feed-heading + ul.feed").inner_text()
     assert page_.locator("#favourites-heading + ol.tracks li").count() == 1
 
+    # a playlist: made in the library, filled from a track's page, played from its page
+    page_.fill("form[action='/playlists'] input[name=title]", "Evening")
+    page_.click("form[action='/playlists'] button")
+    page_.wait_for_url(re.compile(r"/playlists/\d+$"))
+    playlist_url = page_.url
+    page_.goto("/search?q=salt")
+    page_.click("ol.tracks a")
+    page_.select_option("#add-to-playlist select", label="Evening")
+    page_.click("#add-to-playlist button")
+    page_.wait_for_load_state()
+    page_.goto(playlist_url)
+    assert page_.locator("ol.tracks li").count() == 1
+    assert "Salt Light" in page_.locator("ol.tracks").inner_text()
+    screenshot(page_, "playlist")
+
 
 def test_keyboard_only(page: tuple[Page, Watch], site: Site) -> None:
     """Reach a play button with Tab alone, start it with Enter, pause it with the

@@ -26,7 +26,7 @@ from federation.objects import (
     track_object,
 )
 from federation.royalties import ListenRecord, listen_activity
-from models.catalogue import Artist, Favourite, Release, Track, Visibility
+from models.catalogue import Artist, Favourite, Playlist, Release, Track, Visibility
 from models.federation import Follow, FollowState, Interaction, InteractionKind, RemoteActor
 from models.handles import Handle, HandleKind
 from models.remote_plays import (
@@ -342,6 +342,13 @@ async def track_page(track_id: int) -> ResponseReturnValue:
         favourite = user is not None and (
             await session.get(Favourite, (user.id, track_id)) is not None
         )
+        lists = []
+        if user is not None:
+            lists = list(
+                await session.scalars(
+                    select(Playlist).where(Playlist.user_id == user.id).order_by(Playlist.title)
+                )
+            )
     return await _html(
         "track.html",
         release=info,
@@ -349,6 +356,7 @@ async def track_page(track_id: int) -> ResponseReturnValue:
         base=base,
         price=prices.get(track_id),
         favourite=favourite,
+        playlists=lists,
     )
 
 
