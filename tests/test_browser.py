@@ -382,3 +382,23 @@ def test_a_partners_track_plays_in_full_from_the_library(browser: Browser, tmp_p
         for instance in (a, b):
             if instance.process is not None:
                 instance.stop()
+
+
+def test_the_shell_works_offline(browser: Browser, site: Site) -> None:
+    """Installable and offline (issue 8): the manifest is served, the service worker takes
+    over, and with the network gone a page seen before still opens, and one never seen
+    gets the offline page instead of the browser's error."""
+    context = browser.new_context(viewport=PHONE, base_url=site.base)
+    page_ = context.new_page()
+    manifest = page_.request.get("/manifest.webmanifest")
+    assert manifest.ok and manifest.json()["start_url"] == "/"
+    page_.goto(f"/releases/{site.release_id}")
+    page_.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page_.reload()  # now under the worker's control, which keeps a copy of the page
+    page_.wait_for_function("navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    page_.reload()
+    assert page_.locator("h1").inner_text() == "Harbour Songs"
+    page_.goto("/search?q=never-seen")
+    assert "offline" in page_.locator("h1").inner_text().lower()
+    context.close()
