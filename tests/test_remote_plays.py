@@ -188,16 +188,14 @@ def trio(tmp_path: Path, database_url: str) -> Iterator[tuple[Instance, Instance
             assert "Traceback" not in output, output
 
 
-def test_the_hub_settles_what_a_owes_b(
-    trio: tuple[Instance, Instance, Instance], tmp_path: Path
-) -> None:
-    """Issue 7's three-instance scenario: A's listener pays 1022 tokens for B's track and
-    owns it, B's artist is credited the share, A's statement is accepted, and the hub's
-    settlement says A pays B exactly that; both book it and owe each other nothing."""
-    a, b, hub = trio
+def start_three(
+    a: Instance, b: Instance, hub: Instance, folder: Path
+) -> tuple[dict[str, str], str]:
+    """An artist with a short track on B, a listener on A with a voucher of 1022 tokens,
+    the three started, and the partnerships A-B, A-hub and B-hub in place."""
     b.cli("user", "add", "mira", "--role", "artist", stdin="a long password\n")
     b.cli("artist", "add", "aurora", "--owner", "mira")
-    folder = tmp_path / "Tide Tables"
+    folder = folder / "Tide Tables"
     folder.mkdir()
     make_audio(folder / "01 - Ebb.mp3", "mp3", seconds=TRACK_SECONDS)
     b.cli("import", str(folder), "--artist", "aurora")
@@ -213,6 +211,17 @@ def test_the_hub_settles_what_a_owes_b(
     b.cli("partners", "request", host_of(hub))
     a.wait_for_count(r"\(Accept from .*/actor\): done: Accept of our partnership", 2)
     b.wait_for(r"\(Accept from .*/actor\): done: Accept of our partnership")
+    return lena, voucher
+
+
+def test_the_hub_settles_what_a_owes_b(
+    trio: tuple[Instance, Instance, Instance], tmp_path: Path
+) -> None:
+    """Issue 7's three-instance scenario: A's listener pays 1022 tokens for B's track and
+    owns it, B's artist is credited the share, A's statement is accepted, and the hub's
+    settlement says A pays B exactly that; both book it and owe each other nothing."""
+    a, b, hub = trio
+    lena, voucher = start_three(a, b, hub, tmp_path)
 
     with httpx.Client(timeout=30) as http:
         assert (
@@ -257,24 +266,7 @@ def test_a_brown_out_at_b_loses_nothing(
         {"PLAYFAIR_FEDERATION__DELIVERY_RETRY_BASE": "1s",
          "PLAYFAIR_FEDERATION__DELIVERY_RETRY_MAX": "2s"}
     )  # fmt: skip
-    b.cli("user", "add", "mira", "--role", "artist", stdin="a long password\n")
-    b.cli("artist", "add", "aurora", "--owner", "mira")
-    folder = tmp_path / "Tide Tables"
-    folder.mkdir()
-    make_audio(folder / "01 - Ebb.mp3", "mp3", seconds=TRACK_SECONDS)
-    b.cli("import", str(folder), "--artist", "aurora")
-    a.cli("user", "add", "lena", stdin="a long password\n")
-    token = a.cli("token", "issue", "lena", "--scopes", "read write play")
-    lena = {"Authorization": f"Bearer {token}"}
-    [voucher] = a.cli("voucher", "issue", "--tokens", "1022").split()
-    for instance in (a, b, hub):
-        instance.start()
-    b.wait_for(r"release (\d+) announced")
-    a.cli("partners", "request", host_of(b))
-    a.cli("partners", "request", host_of(hub))
-    b.cli("partners", "request", host_of(hub))
-    a.wait_for_count(r"\(Accept from .*/actor\): done: Accept of our partnership", 2)
-    b.wait_for(r"\(Accept from .*/actor\): done: Accept of our partnership")
+    lena, voucher = start_three(a, b, hub, tmp_path)
 
     with httpx.Client(timeout=30) as http:
         redeemed = http.post(f"{a.base}/api/v1/me/vouchers", json={"code": voucher}, headers=lena)
