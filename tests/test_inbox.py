@@ -568,3 +568,51 @@ async def test_reply_edits_are_applied(app: Quart, client: Client, scene: dict[s
     assert stored is not None
     assert "Edited: still <em>lovely</em>" in stored.content_html
     assert "script" not in stored.content_html
+
+
+async def test_a_label_announces_its_artists_releases(
+    app: Quart, client: Client, scene: dict[str, int]
+) -> None:
+    """The label's followers get an Announce of the release's Note; the label's outbox
+    lists it too."""
+    from server.activitypub.publish import run_published
+    from server.catalogue import create_label
+
+    async with resources_of(app).sessionmaker() as session:
+        owner = await session.scalar(select(User).where(User.username == "owner"))
+        assert owner is not None
+        label = await create_label(session, "tidal_records", owner)
+        release = await session.get_one(Release, scene["release"])
+        release.label_id = label.id
+        fan = RemoteActor(
+            uri="https://other.example/users/fan", domain="other.example", type="Person",
+            inbox="https://other.example/users/fan/inbox",
+        )  # fmt: skip
+        session.add(fan)
+        await session.flush()
+        session.add(
+            Follow(
+                activity_uri="https://other.example/follows/1",
+                follower_actor_id=fan.id,
+                followed_name="tidal_records",
+                state=FollowState.ACCEPTED,
+            )
+        )
+        await session.commit()
+
+    context = JobContext(ClaimedJob(1, PUBLISHED_JOB, {}, 1, 3, "lease"), resources_of(app))
+    await run_published(context, {"release": scene["release"]})
+    async with resources_of(app).sessionmaker() as session:
+        announce = await session.scalar(
+            select(OutboundActivity).where(OutboundActivity.type == "Announce")
+        )
+        assert announce is not None
+        inboxes = (
+            await session.scalars(select(Delivery.inbox).where(Delivery.activity_id == announce.id))
+        ).all()
+    assert announce.document["actor"] == f"{BASE}/labels/tidal_records"
+    assert announce.document["object"] == f"{BASE}/releases/{scene['release']}/note"
+    assert list(inboxes) == ["https://other.example/users/fan/inbox"]
+    ap = {"Accept": ACTIVITY_TYPE}
+    page = await (await client.get("/labels/tidal_records/outbox?page=1", headers=ap)).get_json()
+    assert [item["type"] for item in page["orderedItems"]] == ["Announce"]
