@@ -3,11 +3,19 @@ on a loopback address of their own, driven through the command line and HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.keys import InstanceKeys, load_instance_keys
+from models.database import DatabaseOptions, create_engine, create_sessionmaker
+from models.ledger import AccountKind, LedgerAccount
 from tests.conftest import TEST_SECRET
 from tests.processes import PlayfairProcess, run_playfair
 
@@ -62,3 +70,29 @@ def make_instance(folder: Path, host: str, database_url: str) -> Instance:
     instance = Instance(env, base)
     instance.cli("init")
     return instance
+
+
+@contextlib.asynccontextmanager
+async def database_of(instance: Instance) -> AsyncIterator[AsyncSession]:
+    """A session on the instance's own database (tests look behind its API with it)."""
+    engine = create_engine(DatabaseOptions(url=instance.env["PLAYFAIR_DATABASE__URL"]))
+    try:
+        async with create_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
+async def instance_keys(instance: Instance) -> InstanceKeys:
+    """The instance's keys, decrypted: to sign as its instance actor from a test."""
+    async with database_of(instance) as session:
+        return await load_instance_keys(session, TEST_SECRET)
+
+
+async def peer_balances(instance: Instance) -> list[int]:
+    """Balances of the instance's accounts with other instances (owed either way)."""
+    async with database_of(instance) as session:
+        rows = await session.scalars(
+            select(LedgerAccount.balance).where(LedgerAccount.kind == AccountKind.PEER)
+        )
+        return list(rows)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,8 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from federation.signatures import sign_request
 from tests.audio import make_audio
-from tests.conftest import TEST_SECRET
-from tests.instances import Instance, make_instance
+from tests.instances import Instance, instance_keys, make_instance
 
 # A on SQLite, B on the last test database: one run covers both kinds.
 pytestmark = pytest.mark.mixed_databases
@@ -129,20 +127,6 @@ def test_follow_publish_reply_like_across_instances(
         assert followers["totalItems"] == 0
 
 
-async def instance_key(instance: Instance) -> tuple[str, Any]:
-    """The instance actor's key id and private RSA key, read from its own database."""
-    from federation.keys import load_instance_keys
-    from models.database import DatabaseOptions, create_engine, create_sessionmaker
-
-    engine = create_engine(DatabaseOptions(url=instance.env["PLAYFAIR_DATABASE__URL"]))
-    try:
-        async with create_sessionmaker(engine)() as session:
-            keys = await load_instance_keys(session, TEST_SECRET)
-    finally:
-        await engine.dispose()
-    return f"{instance.base}/actor#{keys.rsa_name}", keys.rsa
-
-
 async def test_partners_fetch_full_audio(pair: tuple[Instance, Instance], tmp_path: Path) -> None:
     """A asks B for a partnership, B's admin accepts, and A's signed GET gets B's full
     audio; unsigned or non-partner requests get none, and refusing ends it."""
@@ -158,7 +142,8 @@ async def test_partners_fetch_full_audio(pair: tuple[Instance, Instance], tmp_pa
     b.wait_for(r"release \d+ announced")
     host_b = b.base.split("://", 1)[1]
     stream = f"{b.base}/tracks/1/stream?format=mp3"
-    key_id, key = await instance_key(a)
+    keys = await instance_keys(a)
+    key_id, key = f"{a.base}/actor#{keys.rsa_name}", keys.rsa
 
     def signed_get() -> httpx.Response:
         headers = sign_request("GET", stream, None, key_id, key)

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
 
 from federation.objects import activity
 from federation.proofs import sign_object
@@ -31,8 +30,7 @@ from federation.royalties import (
 )
 from federation.signatures import sign_request
 from tests.audio import make_audio
-from tests.conftest import TEST_SECRET
-from tests.instances import Instance, make_instance
+from tests.instances import Instance, instance_keys, make_instance, peer_balances
 
 TRACK_SECONDS = 1.0
 
@@ -148,22 +146,6 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
         assert signed["totalOwed"] == 1430
         # nothing new to state: nothing sent
         assert a.cli("statements", "send").endswith("0 statements queued for delivery")
-
-
-async def peer_balances(instance: Instance) -> list[int]:
-    """Balances of the instance's accounts with other instances (owed either way)."""
-    from models.database import DatabaseOptions, create_engine, create_sessionmaker
-    from models.ledger import AccountKind, LedgerAccount
-
-    engine = create_engine(DatabaseOptions(url=instance.env["PLAYFAIR_DATABASE__URL"]))
-    try:
-        async with create_sessionmaker(engine)() as session:
-            rows = await session.scalars(
-                select(LedgerAccount.balance).where(LedgerAccount.kind == AccountKind.PEER)
-            )
-            return list(rows)
-    finally:
-        await engine.dispose()
 
 
 def host_of(instance: Instance) -> str:
@@ -304,18 +286,6 @@ def test_a_brown_out_at_b_loses_nothing(
     assert len(listens) <= 9  # the ones queued while B was away (any not yet arrived were fetched)
     assert asyncio.run(peer_balances(a)) == [0]
     assert asyncio.run(peer_balances(b)) == [0]
-
-
-async def instance_keys(instance: Instance) -> Any:
-    from federation.keys import load_instance_keys
-    from models.database import DatabaseOptions, create_engine, create_sessionmaker
-
-    engine = create_engine(DatabaseOptions(url=instance.env["PLAYFAIR_DATABASE__URL"]))
-    try:
-        async with create_sessionmaker(engine)() as session:
-            return await load_instance_keys(session, TEST_SECRET)
-    finally:
-        await engine.dispose()
 
 
 def test_bad_statements_are_refused_with_their_reason(

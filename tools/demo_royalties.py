@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.audio import make_audio  # noqa: E402 - the harness of the tests, reused
-from tests.instances import Instance, make_instance  # noqa: E402
+from tests.instances import Instance, make_instance, peer_balances  # noqa: E402
 
 SHARE_PERCENT = 70
 TRACK_SECONDS = 1.0
@@ -29,23 +29,6 @@ PASSWORD = "a long password\n"  # noqa: S105 - the demo accounts, thrown away
 
 def say(line: str) -> None:
     print(line, flush=True)
-
-
-async def peer_balances(instance: Instance) -> list[int]:
-    from sqlalchemy import select
-
-    from models.database import DatabaseOptions, create_engine, create_sessionmaker
-    from models.ledger import AccountKind, LedgerAccount
-
-    engine = create_engine(DatabaseOptions(url=instance.env["PLAYFAIR_DATABASE__URL"]))
-    try:
-        async with create_sessionmaker(engine)() as session:
-            rows = await session.scalars(
-                select(LedgerAccount.balance).where(LedgerAccount.kind == AccountKind.PEER)
-            )
-            return list(rows)
-    finally:
-        await engine.dispose()
 
 
 def host(instance: Instance) -> str:

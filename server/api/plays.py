@@ -130,7 +130,7 @@ def money_http_error(exc: MoneyError) -> HTTPException:
     return _ERRORS.get(exc.status, UnprocessableEntity)(str(exc))
 
 
-async def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+async def in_money_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run a money operation, again if another request changed the same count first."""
     for _ in range(RETRIES):
         async with resources_of(current_app).sessionmaker() as session:
@@ -210,7 +210,7 @@ async def claim_play(token: str) -> PlayDone:
     charged once, however often it is claimed."""
     viewer = viewer_required()
     settings = resources_of(current_app).settings.money
-    result = await _in_transaction(lambda s: claim(s, token, viewer.user_id, settings))
+    result = await in_money_transaction(lambda s: claim(s, token, viewer.user_id, settings))
     return PlayDone(
         outcome=result.outcome.value,
         tokens=result.tokens,
@@ -232,7 +232,7 @@ async def buy_now(track_id: int) -> PlayDone:
         track, artist = await _visible_track(session, track_id, viewer.user_id)
         return await buy(session, viewer.user_id, track, artist, settings)
 
-    result = await _in_transaction(work)
+    result = await in_money_transaction(work)
     return PlayDone(
         outcome=result.outcome.value,
         tokens=result.tokens,
@@ -250,7 +250,7 @@ async def redeem(data: VoucherIn) -> Wallet:
     viewer = viewer_required()
     money = resources_of(current_app).settings.money
     rate = {"tokens": money.rate_tokens, "cents": money.rate_cents, "currency": money.currency}
-    await _in_transaction(lambda s: redeem_voucher(s, viewer.user_id, data.code, rate))
+    await in_money_transaction(lambda s: redeem_voucher(s, viewer.user_id, data.code, rate))
     return await wallet()
 
 

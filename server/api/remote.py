@@ -3,9 +3,6 @@ tracks, the price of the next play, play sessions and claims, and the cached aud
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 from pydantic import BaseModel, Field
 from quart import Blueprint, current_app, request
 from quart.typing import ResponseReturnValue
@@ -19,16 +16,14 @@ from models.remote_plays import RemoteTrack
 from models.tokens import Scope
 from server import remote_plays as rp
 from server.activitypub.context import federation_of
-from server.api.plays import PlayDone, PlayStart, Price, money_http_error
+from server.api.plays import PlayDone, PlayStart, Price, in_money_transaction
 from server.auth import current_viewer, require, viewer_required
 from server.media.routes import send_media
 from server.media.storage import LocalStorage
-from server.money import ConcurrentChange, MoneyError
 from server.resources import resources_of
 
 remote_api = Blueprint("remote_api", __name__)
 remote_media = Blueprint("remote_media", __name__)
-T = TypeVar("T")
 
 
 class ReleaseRef(BaseModel):
@@ -115,19 +110,6 @@ async def start(track_id: int) -> tuple[PlayStart, int]:
     ), 201
 
 
-async def _retrying(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    for _ in range(5):
-        async with resources_of(current_app).sessionmaker() as session:
-            try:
-                return await work(session)
-            except ConcurrentChange:
-                await session.rollback()
-            except MoneyError as exc:
-                await session.rollback()
-                raise money_http_error(exc) from None
-    raise Conflict("too many plays of this track at once; try again")
-
-
 @remote_api.post("/remote-plays/<token>/claim")
 @require(Scope.PLAY)
 @validate_response(PlayDone)
@@ -136,7 +118,7 @@ async def claim(token: str) -> PlayDone:
     viewer = viewer_required()
     resources = resources_of(current_app)
     fed = federation_of(resources)
-    result = await _retrying(
+    result = await in_money_transaction(
         lambda s: rp.claim(s, fed, token, viewer.user_id, resources.settings.money)
     )
     return PlayDone(
@@ -197,7 +179,7 @@ async def buy_now(track_id: int) -> PlayDone:
         track = await _track(session, track_id)
         return await rp.buy(session, fed, viewer.user_id, track, resources.settings.money)
 
-    result = await _retrying(work)
+    result = await in_money_transaction(work)
     return PlayDone(
         outcome=result.outcome, tokens=result.tokens, paid_number=None, owned=True,
         balance=result.balance,
