@@ -189,7 +189,29 @@ async def claim(
     settings: MoneySettings,
     now: datetime | None = None,
 ) -> ClaimResult:
-    """Charge a play once enough of it has been heard; the same claim twice is one play."""
+    """The player says the play was heard: charge it once min(45 s, length) has passed
+    since the session opened, by the server's clock. The same claim twice is one play."""
+    return await charge_session(session, token, user_id, settings, now, heard_check=True)
+
+
+async def charge_session(
+    session: AsyncSession,
+    token: str,
+    user_id: int,
+    settings: MoneySettings,
+    now: datetime | None = None,
+    *,
+    heard_check: bool,
+) -> ClaimResult:
+    """Charge the play of a session once, whoever asks first (the player's claim, or the
+    stream reaching the end of the free part, which passes ``heard_check=False``).
+
+    One winner under any concurrency: the session row is marked first with a guarded
+    update (on PostgreSQL a concurrent charger waits for its lock, then finds it taken
+    and raises ConcurrentChange, and its retry reads the result); the count is moved
+    with a guard on the count read and on the track not being owned, so that a "buy now"
+    that committed in between is never written over.
+    """
     now = now or utcnow()
     play_session = await session.scalar(
         select(PlaySession).where(PlaySession.token == token, PlaySession.user_id == user_id)
@@ -205,13 +227,22 @@ async def claim(
     assert artist is not None
     if now - play_session.started_at > settings.play_session_lifetime:
         raise MoneyError("the play session has expired: start the track again", 410)
-    needed = min(PLAY_THRESHOLD, timedelta(milliseconds=track.duration_ms))
-    heard = now - play_session.started_at
-    if heard < needed:
-        left = (needed - heard).total_seconds()
-        raise MoneyError(
-            f"a play counts after {needed.total_seconds():g} s: {left:.1f} s to go", 425
-        )
+    if heard_check:
+        needed = min(PLAY_THRESHOLD, timedelta(milliseconds=track.duration_ms))
+        heard = now - play_session.started_at
+        if heard < needed:
+            left = (needed - heard).total_seconds()
+            raise MoneyError(
+                f"a play counts after {needed.total_seconds():g} s: {left:.1f} s to go", 425
+            )
+    taken = await session.execute(
+        update(PlaySession)
+        .where(PlaySession.id == play_session.id, PlaySession.claimed_at.is_(None))
+        .values(claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not taken.rowcount:  # type: ignore[attr-defined]
+        raise ConcurrentChange()
     state = await _listener_track(session, user_id, track.id)
     free = track.price_model is PriceModel.FREE or artist.owner_id == user_id
     cost = 0 if (free or state.owned_at) else play_cost(state.paid_plays)
@@ -220,18 +251,18 @@ async def claim(
     if cost:
         paid_number = state.paid_plays + 1
         owns_now = paid_number >= PAID_PLAYS_TO_OWN
+        values: dict[str, object] = {"paid_plays": paid_number}
+        if owns_now:
+            values.update(owned_at=now, owned_via="plays")
         moved = await session.execute(
             update(ListenerTrack)
             .where(
                 ListenerTrack.user_id == user_id,
                 ListenerTrack.track_id == track.id,
                 ListenerTrack.paid_plays == state.paid_plays,
+                ListenerTrack.owned_at.is_(None),
             )
-            .values(
-                paid_plays=paid_number,
-                owned_at=now if owns_now else None,
-                owned_via="plays" if owns_now else None,
-            )
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
         if not moved.rowcount:  # type: ignore[attr-defined]
@@ -257,8 +288,12 @@ async def claim(
     )
     session.add(play)
     await session.flush()
-    play_session.claimed_at = now
-    play_session.play_id = play.id
+    await session.execute(
+        update(PlaySession)
+        .where(PlaySession.id == play_session.id)
+        .values(play_id=play.id)
+        .execution_options(synchronize_session=False)
+    )
     await session.commit()
     return await _result_of(session, play.id, user_id)
 

@@ -208,6 +208,16 @@ async def claim(
         raise MoneyError(
             f"a play counts after {needed.total_seconds():g} s: {left:.1f} s to go", 425
         )
+    # One winner per session: a concurrent claimer waits for this row's lock, then finds
+    # it claimed, and its retry reads the result.
+    taken = await session.execute(
+        update(RemotePlaySession)
+        .where(RemotePlaySession.id == play_session.id, RemotePlaySession.play_id.is_(None))
+        .values(play_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    if not taken.rowcount:  # type: ignore[attr-defined]
+        raise ConcurrentChange()
     state = await session.get(RemoteListenerTrack, (user_id, track.id))
     if state is None:
         try:
@@ -230,8 +240,9 @@ async def claim(
                 RemoteListenerTrack.user_id == user_id,
                 RemoteListenerTrack.remote_track_id == track.id,
                 RemoteListenerTrack.paid_plays == state.paid_plays,
+                RemoteListenerTrack.owned_at.is_(None),
             )
-            .values(paid_plays=paid_number, owned_at=now if owns_now else None)
+            .values(paid_plays=paid_number, **({"owned_at": now} if owns_now else {}))
             .execution_options(synchronize_session=False)
         )
         if not moved.rowcount:  # type: ignore[attr-defined]

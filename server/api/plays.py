@@ -11,6 +11,7 @@ from quart import Blueprint, current_app, jsonify, request
 from quart.typing import ResponseReturnValue
 from quart_schema import validate_request, validate_response
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import (
     BadGateway,
@@ -25,6 +26,7 @@ from werkzeug.exceptions import (
 
 from models import ledger
 from models.catalogue import Artist, Track
+from models.ledger import DuplicateTransaction
 from models.plays import ListenerTrack, Play
 from models.tokens import Scope
 from models.users import User
@@ -63,7 +65,9 @@ class TooEarly(HTTPException):
 
 
 T = TypeVar("T")
-RETRIES = 5
+RETRIES = 8
+# serialization_failure, deadlock_detected
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 class Price(BaseModel):
@@ -131,17 +135,24 @@ def money_http_error(exc: MoneyError) -> HTTPException:
 
 
 async def in_money_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run a money operation, again if another request changed the same count first."""
+    """Run a money operation, again if a concurrent one got in first: a guarded update
+    that found its row changed, a unique key taken meanwhile, or a PostgreSQL
+    serialization failure or deadlock. The loser's retry reads the winner's result (or
+    gets its own clear refusal); it never ends in a 500."""
     for _ in range(RETRIES):
         async with resources_of(current_app).sessionmaker() as session:
             try:
                 return await work(session)
-            except ConcurrentChange:
+            except (ConcurrentChange, DuplicateTransaction, IntegrityError):
                 await session.rollback()
+            except DBAPIError as exc:
+                await session.rollback()
+                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+                    raise
             except MoneyError as exc:
                 await session.rollback()
                 raise money_http_error(exc) from None
-    raise Conflict("too many plays of this track at once; try again")
+    raise Conflict("too many changes to this at once; try again")
 
 
 async def _visible_track(
