@@ -214,13 +214,18 @@ async def test_a_seek_past_the_free_part_charges_first(scene: Scene) -> None:
 
 
 async def test_a_thin_wallet_gets_the_free_part_and_no_more(scene: Scene) -> None:
-    """The balance covered the play when the session opened and was spent meanwhile."""
+    """The balance covered the play when the session opened and was spent meanwhile: a
+    player's ranged request gets the free part (a 206 that stops before the mark, shorter
+    than asked), and its request for the rest is refused with 402."""
     _file, content = await scene.file()
     free = free_part(timeline_of_bytes(content))
     session = await scene.open()
     await scene.empty_wallet()
-    whole = await scene.client.get(scene.url(session), headers=scene.listener.headers)
-    assert await whole.get_data() == content[: free.mark]  # the body ends at the mark
+    ranged = {**scene.listener.headers, "Range": "bytes=0-"}
+    first = await scene.client.get(scene.url(session), headers=ranged)
+    assert first.status_code == 206
+    assert first.headers["Content-Range"] == f"bytes 0-{free.mark - 1}/{len(content)}"
+    assert await first.get_data() == content[: free.mark]
     seek = {**scene.listener.headers, "Range": f"bytes={free.mark}-"}
     refused = await scene.client.get(scene.url(session), headers=seek)
     assert refused.status_code == 402
@@ -228,6 +233,24 @@ async def test_a_thin_wallet_gets_the_free_part_and_no_more(scene: Scene) -> Non
     assert await scene.plays() == 0
     assert await scene.balance() == 0
     await ledger_sums_to_zero(resources_of(scene.app))
+
+
+async def test_a_ranged_stream_stops_before_the_mark_and_the_rest_charges(scene: Scene) -> None:
+    """What a browser does: ``bytes=0-``, then (after the short answer) the rest."""
+    _file, content = await scene.file()
+    free = free_part(timeline_of_bytes(content))
+    before = await scene.balance()
+    session = await scene.open()
+    ranged = {**scene.listener.headers, "Range": "bytes=0-"}
+    first = await scene.client.get(scene.url(session), headers=ranged)
+    assert await first.get_data() == content[: free.mark]
+    assert await scene.balance() == before  # the free part is free
+    assert scene.clock.waited >= 45 - 0.5  # and it took listening time
+    rest = {**scene.listener.headers, "Range": f"bytes={free.mark}-"}
+    second = await scene.client.get(scene.url(session), headers=rest)
+    assert second.status_code == 206
+    assert await second.get_data() == content[free.mark :]
+    assert await scene.balance() == before - 2
 
 
 async def test_the_ogg_tail_is_free_and_heads_cost_nothing(scene: Scene) -> None:

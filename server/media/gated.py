@@ -99,25 +99,48 @@ def _consume(task: asyncio.Future[Any]) -> None:
             log.error("charging a play failed", exc_info=error)
 
 
-async def gated_body(
-    gate: Gate, path: Path, start: int, length: int
-) -> AsyncIterator[bytes] | None:
-    """The body of a request from byte ``start`` of a session not charged yet, or None to
-    send the bytes as asked: free bytes (Ogg's last page), or a request past the free
-    part once its play is charged here (an HTTP error if it cannot be)."""
+class StreamCut(Exception):
+    """A whole-file answer (no Range) reached the free part's end and its play could not
+    be charged: the connection is closed there, short of its Content-Length, so the
+    client knows the body is incomplete. Expected, so logged as one line (serve.py)."""
+
+
+@dataclass(frozen=True)
+class Gated:
+    """How to answer: ``body`` None sends the bytes as asked; ``last`` is the last byte a
+    ranged answer may include (the byte before the free part's end), or None."""
+
+    body: AsyncIterator[bytes] | None = None
+    last: int | None = None
+
+
+async def gated_body(gate: Gate, path: Path, start: int, end: int, *, ranged: bool) -> Gated:
+    """The answer to a request for bytes ``start``–``end`` (inclusive) of a session whose
+    play is not charged yet.
+
+    Free bytes (an Ogg file's last 96 KiB) go as asked. A request that starts past the
+    free part charges the play first (an HTTP error if it cannot be). Otherwise the free
+    part goes at listening speed: a ranged answer stops before the mark (a 206 with a
+    shorter Content-Range than asked, which players follow with a request for the rest,
+    and that one charges); a whole-file answer goes on past the mark once the play is
+    charged, and is cut there if it cannot be.
+    """
     if gate.timeline is None:
         decision, free = Plan.CHARGE_FIRST, None
     else:
         free = free_part(gate.timeline)
         decision = plan(free, start)
     if decision is Plan.FREE:
-        return None
+        return Gated()
     if decision is Plan.CHARGE_FIRST or gate.timeline is None or free is None:
         refused = await charge_shielded(gate.charge)
         if refused is not None:
             raise refusal(refused)
-        return None
-    return paced_chunks(path, start, length, gate.timeline, free, gate.charge, gate.clock)
+        return Gated()
+    last = min(end, free.mark - 1) if ranged else end
+    body = paced_chunks(path, start, last - start + 1, gate.timeline, free, gate.charge,
+                        gate.clock)  # fmt: skip
+    return Gated(body, last if ranged else None)
 
 
 async def paced_chunks(
@@ -130,8 +153,7 @@ async def paced_chunks(
     clock: Clock,
 ) -> AsyncIterator[bytes]:
     """Bytes ``start``… of the file: up to the mark no faster than listening speed plus
-    the read-ahead, past it only once the play is charged (the body ends at the mark if
-    it cannot be)."""
+    the read-ahead, past it only once the play is charged (StreamCut if it cannot be)."""
     began = clock.monotonic()
     charged = False
     position, end = start, start + length
@@ -144,8 +166,8 @@ async def paced_chunks(
                 if position >= free.mark:
                     refused = await charge_shielded(charge)
                     if refused is not None:
-                        log.info("stream ended at the free part: %s", refused)
-                        return
+                        log.info("a stream ends at the free part: %s", refused)
+                        raise StreamCut(str(refused))
                     charged = True
                     continue
                 elapsed = int((clock.monotonic() - began) * 1000)

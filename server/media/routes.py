@@ -30,6 +30,7 @@ from server.auth import current_viewer
 from server.media.access import SessionState, may_preview, may_stream_full, visible_track
 from server.media.gated import Charger, Gate, gated_body, read_timeline, stored_timeline
 from server.media.ranges import (
+    ByteRange,
     RangeError,
     http_date,
     if_range_allows,
@@ -255,7 +256,11 @@ async def send_media(
     if request.method != "HEAD":
         body = _chunks(path, start, length)
     if gate is not None and request.method != "HEAD":
-        body = await gated_body(gate, path, start, length) or body
+        gated = await gated_body(gate, path, start, start + length - 1, ranged=bool(byte_range))
+        if gated.last is not None and byte_range is not None:
+            byte_range = ByteRange(start, gated.last)
+            length = byte_range.length
+        body = gated.body or _chunks(path, start, length)
     elif settings.x_accel_redirect and gate is None:
         headers["X-Accel-Redirect"] = settings.x_accel_redirect + file.storage_key
         return Response(b"", 200, headers)
