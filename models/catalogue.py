@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, BigIntId, UTCDateTime, str_enum, utcnow
+from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
 
 
 class ArtistKind(StrEnum):
@@ -209,6 +210,9 @@ class MediaFile(Base):
     bitrate: Mapped[int | None] = mapped_column(Integer, default=None)  # bits per second
     duration_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # For streaming renditions: which byte holds which moment (models.stream_gate), made
+    # from the file on first use, so that the free part of a paid track can be enforced.
+    timeline: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, default=None)
 
     track: Mapped[Track | None] = relationship(
         back_populates="files", lazy="raise", foreign_keys=[track_id]

@@ -43,6 +43,8 @@ class RemoteTrack(Base):
     cache_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     cache_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     cache_type: Mapped[str | None] = mapped_column(String(100), default=None)
+    # Which byte of the cached file holds which moment (models.stream_gate).
+    cache_timeline: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, default=None)
     cached_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
 

@@ -258,8 +258,9 @@ class MoneySettings(_Section):
     artist_share: float = Field(default=70.0, ge=0.0, le=100.0)
     # Tokens a new account starts with.
     starter_balance: int = Field(default=128, ge=0, le=1_000_000)
-    # How long after a play session opens it may still be claimed.
-    play_session_lifetime: Duration = timedelta(hours=6)
+    # How long after a play session opens its stream URL works (for the listener who
+    # opened it only) and its play may be claimed: the longest track with its pauses.
+    play_session_lifetime: Duration = timedelta(hours=2)
     # What tokens are worth: rate_tokens tokens = rate_cents cents of currency. Recorded
     # with every top-up and payout, so history stays true when it changes.
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")

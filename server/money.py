@@ -7,18 +7,20 @@ ownership change commit together or not at all (DESIGN.md §4).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import ledger
 from models.accounts import secret_digest
 from models.base import utcnow
 from models.catalogue import Artist, PriceModel, Track, TrackStatus
-from models.ledger import AccountKind, InsufficientBalance
+from models.ledger import AccountKind, DuplicateTransaction, InsufficientBalance
 from models.plays import ListenerTrack, Play, PlayOutcome, PlaySession
 from models.pricing import (
     PAID_PLAYS_TO_OWN,
@@ -43,6 +45,35 @@ class MoneyError(ValueError):
 
 class ConcurrentChange(Exception):
     """Another request changed the same play count first; run the operation again."""
+
+
+T = TypeVar("T")
+RETRIES = 8
+# serialization_failure, deadlock_detected
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+async def retrying(
+    sessionmaker: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    """Run a money operation in a session of its own, again if a concurrent one got in
+    first: a guarded update that found its row changed, a unique key taken meanwhile, or
+    a PostgreSQL serialization failure or deadlock. The loser's retry reads the winner's
+    result or gets its own clear refusal (a MoneyError); it never ends in a crash."""
+    for _ in range(RETRIES):
+        async with sessionmaker() as session:
+            try:
+                return await work(session)
+            except (ConcurrentChange, DuplicateTransaction, IntegrityError):
+                await session.rollback()
+            except DBAPIError as exc:
+                await session.rollback()
+                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+                    raise
+            except MoneyError:
+                await session.rollback()
+                raise
+    raise MoneyError("too many changes to this at once; try again", 409)
 
 
 async def grant_starter_balance(session: AsyncSession, user_id: int, tokens: int) -> None:

@@ -184,8 +184,24 @@ async def claim(
     settings: MoneySettings,
     now: datetime | None = None,
 ) -> RemoteClaim:
-    """Charge a remote play once (like a local one) and queue its Listen to the payee, in
-    one transaction: the money and the report of it commit together or not at all."""
+    """The player says the play was heard: charged once min(45 s, length) has passed
+    since the session opened (like a local play)."""
+    return await charge_session(session, fed, token, user_id, settings, now, heard_check=True)
+
+
+async def charge_session(
+    session: AsyncSession,
+    fed: Federation,
+    token: str,
+    user_id: int,
+    settings: MoneySettings,
+    now: datetime | None = None,
+    *,
+    heard_check: bool,
+) -> RemoteClaim:
+    """Charge a remote play once (like a local one: the player's claim, or the stream
+    reaching the end of the free part) and queue its Listen to the payee, in one
+    transaction: the money and the report of it commit together or not at all."""
     now = now or utcnow()
     play_session = await session.scalar(
         select(RemotePlaySession).where(
@@ -203,7 +219,7 @@ async def claim(
     if now - play_session.started_at > settings.play_session_lifetime:
         raise MoneyError("the play session has expired: start the track again", 410)
     needed = min(PLAY_THRESHOLD, timedelta(milliseconds=track.duration_ms))
-    if now - play_session.started_at < needed:
+    if heard_check and now - play_session.started_at < needed:
         left = (needed - (now - play_session.started_at)).total_seconds()
         raise MoneyError(
             f"a play counts after {needed.total_seconds():g} s: {left:.1f} s to go", 425
@@ -388,28 +404,6 @@ async def _result(session: AsyncSession, play_id: int, user_id: int) -> RemoteCl
     )
 
 
-async def may_stream(
-    session: AsyncSession,
-    track: RemoteTrack,
-    user_id: int | None,
-    token: str | None,
-    lifetime: timedelta,
-) -> bool:
-    """A live play session of this track in the URL, or a listener who owns it."""
-    if token:
-        started = await session.scalar(
-            select(RemotePlaySession.started_at).where(
-                RemotePlaySession.token == token, RemotePlaySession.remote_track_id == track.id
-            )
-        )
-        if started is not None and utcnow() - started <= lifetime:
-            return True
-    if user_id is not None:
-        state = await session.get(RemoteListenerTrack, (user_id, track.id))
-        return bool(state and state.owned_at)
-    return False
-
-
 async def cached_audio(
     fed: Federation, storage: LocalStorage, track_id: int, max_bytes: int, cache_limit: int
 ) -> RemoteTrack:
@@ -451,6 +445,7 @@ async def cached_audio(
         )
         track.cache_type = response.headers.get("Content-Type", "audio/mpeg").split(";")[0]
         track.cached_at = track.last_used_at = utcnow()
+        track.cache_timeline = None  # made from the new file on first use
         await session.commit()
         await _evict(session, storage, cache_limit, keep=track.id)
         return track
@@ -477,4 +472,5 @@ async def _evict(session: AsyncSession, storage: LocalStorage, limit: int, keep:
         storage.delete(oldest.cache_key)
         total -= oldest.cache_bytes or 0
         oldest.cache_key = oldest.cache_bytes = oldest.cache_sha256 = None
+        oldest.cache_timeline = None
         await session.commit()

@@ -6,7 +6,7 @@ nothing here is made at import time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from quart import Quart
@@ -23,6 +23,7 @@ from models.database import (
     create_sessionmaker,
     describe_url,
 )
+from server.clock import Clock, SystemClock
 from server.config import Settings
 from server.instance import read_secret
 
@@ -43,6 +44,7 @@ class Resources:
     secret: str
     fetcher: GuardedClient
     key_cache: KeyCache
+    clock: Clock = field(default_factory=SystemClock)
 
     async def close(self) -> None:
         await self.http.aclose()

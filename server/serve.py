@@ -20,6 +20,7 @@ from hypercorn.config import Config as HypercornConfig
 from server.app import create_app
 from server.config import Settings
 from server.jobs import build_worker
+from server.media.gated import StreamCut
 from server.resources import open_resources
 
 log = logging.getLogger("playfair")
@@ -74,7 +75,7 @@ async def serve(
     config = HypercornConfig()
     config.bind = [f"fd://{sock.detach()}"]
     config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
+    config.errorlog = _hypercorn_errors()
     config.graceful_timeout = settings.server.shutdown_timeout.total_seconds()
     config.include_server_header = False
 
@@ -106,6 +107,21 @@ async def serve(
         stop.set()
         if worker_task is not None:
             await worker_task
+
+
+class _DeliberateCuts(logging.Filter):
+    """Hypercorn logs every response an app ends early as an error with a traceback; a
+    stream cut at the free part (StreamCut) is deliberate and logged where it happens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StreamCut))
+
+
+def _hypercorn_errors() -> logging.Logger:
+    logger = logging.getLogger("hypercorn.error")
+    if not any(isinstance(existing, _DeliberateCuts) for existing in logger.filters):
+        logger.addFilter(_DeliberateCuts())
+    return logger
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -33,7 +33,7 @@
      data-no-pjax on the element or an ancestor; /static, /api, /logout, audio files,
      links with target or download, and in-page # links are never intercepted.
    * Test hook: window.playfairPlayer.state() →
-       {trackId, mode, heardSeconds, claimed, queueLength}
+       {trackId, mode, heardSeconds, claimed, released, queueLength}
 */
 (function () {
   "use strict";
@@ -42,6 +42,10 @@
   const CLAIM_RETRY_MS = 1000; // after a 425 from the server
   const CLAIM_MAX_ATTEMPTS = 8;
   const CLAIM_MARGIN_MS = 300; // wait this much beyond the server's minimum
+  // Paused before its play is charged, a stream is let go after this long: the server
+  // sends the free part at listening speed whatever the player does with it, so a
+  // browser that kept buffering during a long pause would reach the paid part unheard.
+  const PAUSE_RELEASE_MS = 4000;
   const MAX_TICK = 2; // seconds; a bigger jump between timeupdates is a seek
   const SEEK_STEP = 10;
   const PLAYS_TO_OWN = 9;
@@ -351,7 +355,8 @@
     if (!player.ui) return;
     const ui = player.ui;
     const total = duration();
-    const now = player.audio ? player.audio.currentTime || 0 : 0;
+    const released = player.play ? player.play.releasedAt : null;
+    const now = released !== null ? released : (player.audio ? player.audio.currentTime || 0 : 0);
     ui.seek.max = String(Math.max(0, Math.floor(total)));
     if (!ui.dragging) ui.seek.value = String(Math.floor(now));
     ui.seek.setAttribute("aria-valuetext", clock(now) + " of " + clock(total));
@@ -362,6 +367,7 @@
 
   function onPlayState() {
     const playing = !player.audio.paused;
+    schedulePauseRelease(playing);
     const ui = player.ui;
     ui.toggle.setAttribute("aria-label", playing ? "Pause" : "Play");
     ui.toggle.setAttribute("title", playing ? "Pause" : "Play");
@@ -371,6 +377,41 @@
       navigator.mediaSession.playbackState = playing ? "playing" : "paused";
     }
     markButtons();
+  }
+
+  /* A full stream paused before its play is charged is let go after a while (its
+     position kept); pressing play picks it up again from there in the same session. */
+  function schedulePauseRelease(playing) {
+    const play = player.play;
+    if (!play) return;
+    window.clearTimeout(play.pauseTimer);
+    if (playing || play.mode !== "full" || play.claimed || !play.streamUrl) return;
+    play.pauseTimer = window.setTimeout(() => {
+      if (play !== player.play || !player.audio.paused || play.claimed) return;
+      if (player.audio.ended || !player.audio.getAttribute("src")) return;
+      play.releasedAt = player.audio.currentTime;
+      player.audio.removeAttribute("src");
+      player.audio.load();
+      renderTime();
+    }, PAUSE_RELEASE_MS);
+  }
+
+  function resumeReleased(play) {
+    const audio = player.audio;
+    const at = play.releasedAt || 0;
+    play.releasedAt = null;
+    audio.addEventListener("loadedmetadata", function seekBack() {
+      audio.removeEventListener("loadedmetadata", seekBack);
+      try {
+        audio.currentTime = at;
+      } catch (err) {
+        return;
+      }
+      play.last = at;
+    });
+    audio.src = play.streamUrl;
+    play.last = at;
+    resume();
   }
 
   function renderMute() {
@@ -446,8 +487,9 @@
     if (!clicked) return;
     // the loaded track's own button pauses and resumes; once it has ended it starts a
     // new play (and a new play session)
-    if (player.play && player.play.track.id === clicked.id && player.audio.getAttribute("src") &&
-      !player.audio.ended) {
+    const loaded = player.play &&
+      (player.audio.getAttribute("src") || player.play.releasedAt !== null);
+    if (loaded && player.play.track.id === clicked.id && !player.audio.ended) {
       togglePlay();
       return;
     }
@@ -467,7 +509,8 @@
 
   function newPlay(track) {
     return { gen: ++player.gen, track, mode: null, claimUrl: null, heard: 0, last: 0,
-      openedAt: 0, claimed: false, claimStarted: false, attempts: 0 };
+      openedAt: 0, claimed: false, claimStarted: false, attempts: 0, streamUrl: null,
+      releasedAt: null, pauseTimer: 0 };
   }
 
   async function start(index) {
@@ -516,7 +559,15 @@
       showMessage([(started.reason || "Your balance does not cover this play") + ". ",
         ["Top up your wallet", bodyUrl("data-wallet-url", "/wallet")]], true);
     }
-    load(localPath(started.stream_url));
+    play.streamUrl = play.mode === "full" ? mp3(localPath(started.stream_url)) : null;
+    load(play.streamUrl || localPath(started.stream_url));
+  }
+
+  /* The web player asks for the MP3 rendition: browsers read an MP3 from its start in one
+     request and seek in it with one more, where Ogg makes them read the file's end and
+     search in it (requests that a play session's free part would have to charge). */
+  function mp3(url) {
+    return url + (url.indexOf("?") >= 0 ? "&" : "?") + "format=mp3";
   }
 
   function signedOut(play) {
@@ -665,7 +716,35 @@
   }
 
   function onAudioError() {
-    if (!player.play || !player.audio.getAttribute("src")) return;
+    const play = player.play;
+    if (!play || !player.audio.getAttribute("src")) return;
+    if (play.mode === "full" && !play.claimed) {
+      later(() => explainStop(play), 0);
+      return;
+    }
+    showMessage(["The audio could not be loaded. Check your connection, then press play " +
+      "or choose the track again."], true);
+  }
+
+  /* The server refuses the rest of a paid track whose play it cannot charge (the
+     balance was spent meanwhile): the free part played, then the audio stopped. */
+  async function explainStop(play) {
+    let quote = null;
+    try {
+      const priced = await api("GET", priceUrl(play.track));
+      if (priced.ok) quote = priced.body;
+    } catch (err) {
+      quote = null;
+    }
+    if (play !== player.play) return;
+    if (quote && !quote.owned && !quote.free && quote.balance < quote.price) {
+      showPrice(play.track.id, quote);
+      updateAll("[data-balance]", quote.balance);
+      showMessage(["Your balance (" + plural(quote.balance, "token", "tokens") + ") does not " +
+        "cover the rest of this play (" + plural(quote.price, "token", "tokens") + "). ",
+        ["Top up your wallet", bodyUrl("data-wallet-url", "/wallet")]], true);
+      return;
+    }
     showMessage(["The audio could not be loaded. Check your connection, then press play " +
       "or choose the track again."], true);
   }
@@ -678,7 +757,8 @@
 
   function togglePlay() {
     if (!active()) return;
-    if (!player.audio.getAttribute("src")) start(player.index); // it never loaded: try again
+    if (player.play.releasedAt !== null) resumeReleased(player.play);
+    else if (!player.audio.getAttribute("src")) start(player.index); // it never loaded: try again
     else if (player.audio.paused) resume();
     else player.audio.pause();
   }
@@ -697,6 +777,11 @@
     if (!active()) return;
     const total = duration();
     const target = Math.max(0, total ? Math.min(seconds, total) : seconds);
+    if (player.play.releasedAt !== null) {
+      player.play.releasedAt = target; // picked up from there when play is pressed
+      renderTime();
+      return;
+    }
     try {
       player.audio.currentTime = target;
     } catch (err) {
@@ -719,7 +804,8 @@
   function setupMediaSession() {
     if (!("mediaSession" in navigator)) return;
     const handlers = {
-      play: () => resume(),
+      play: () => (player.play && player.play.releasedAt !== null ?
+        resumeReleased(player.play) : resume()),
       pause: () => player.audio.pause(),
       previoustrack: previous,
       nexttrack: next,
@@ -977,6 +1063,7 @@
           mode: play ? play.mode : null,
           heardSeconds: play ? Math.round(play.heard * 10) / 10 : 0,
           claimed: play ? play.claimed : false,
+          released: play ? play.releasedAt !== null : false,
           queueLength: player.queue.length,
         };
       },

@@ -3,7 +3,7 @@
    then to /offline. Audio and the API are never cached here (they are money and
    ranges). */
 "use strict";
-const SHELL = "playfair-shell-v1";
+const SHELL = "playfair-shell-v2";
 const PAGES = "playfair-pages-v1";
 const SHELL_FILES = ["/static/style.css", "/static/player.css", "/static/player.js",
   "/static/app.js", "/static/icon.svg", "/offline"];

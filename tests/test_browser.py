@@ -402,3 +402,41 @@ def test_the_shell_works_offline(browser: Browser, site: Site) -> None:
     page_.goto("/search?q=never-seen")
     assert "offline" in page_.locator("h1").inner_text().lower()
     context.close()
+
+
+def test_skipping_early_is_free_and_pausing_lets_the_stream_go(
+    page: tuple[Page, Watch], site: Site, tmp_path: Path
+) -> None:
+    """Stream-to-own enforced by the server, as the player meets it: a track skipped
+    before min(45 s, length) costs nothing; a track paused early is let go (no buffering
+    into the paid part) and picks up where it was; heard to the end, it costs its play,
+    charged by the server when the player asks for the paid part."""
+    page_, _watch = page
+    album = tmp_path / "Long Walks"
+    album.mkdir()
+    make_audio(album / "01 - First Mile.mp3", "mp3", seconds=8)
+    make_audio(album / "02 - Second Mile.mp3", "mp3", seconds=8, frequency=520)
+    site.instance.cli("import", str(album), "--artist", "aurora")
+    site.instance.wait_for_count(r"release \d+ announced", 2)
+    sign_up(page_, "pia")
+    found = page_.request.get("/api/v1/search?q=long walks").json()["items"]
+    [release] = [hit["release"]["id"] for hit in found if hit["kind"] == "release"]
+    page_.goto(f"/releases/{release}")
+    assert page_.locator("h1").inner_text() == "Long Walks"
+    start = balance(page_)
+    buttons = page_.locator("button[data-play-track]")
+    buttons.first.click()
+    page_.wait_for_function("window.playfairPlayer.state().heardSeconds >= 1.5")
+    page_.keyboard.press("Shift+N")  # skip to the second track after 1.5 s of the first
+    second = buttons.nth(1).get_attribute("data-play-track")
+    page_.wait_for_function(f"window.playfairPlayer.state().trackId === '{second}'")
+    page_.wait_for_function("window.playfairPlayer.state().heardSeconds >= 1")
+    page_.keyboard.press("k")  # pause
+    page_.wait_for_function("window.playfairPlayer.state().released", timeout=15_000)
+    assert balance(page_) == start  # nothing charged so far
+    page_.keyboard.press("k")  # play again: the same session, from where it was
+    page_.wait_for_function("!window.playfairPlayer.state().released")
+    page_.wait_for_function("window.playfairPlayer.state().claimed", timeout=30_000)
+    assert start - balance(page_) == 2  # the second track's play, once; the first is free
+    wallet = page_.request.get("/api/v1/me/wallet").json()
+    assert [play["tokens"] for play in wallet["plays"]] == [2]

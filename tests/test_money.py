@@ -125,9 +125,10 @@ async def test_a_listener_owns_a_track_after_nine_paid_plays(app: Quart, client:
         started = await client.post(f"/api/v1/tracks/{track_id}/plays", headers=listener.headers)
         body = await started.get_json()
         assert body["mode"] == "full"
-        # the session opens the full stream; this test track has no audio files, hence 409
-        # (a refused session would be 403)
-        assert (await client.get(body["stream_url"].split("8080", 1)[-1])).status_code == 409
+        # the session opens the stream to its listener; this test track has no audio files,
+        # hence 409 (a refused session would be 401 or 403)
+        stream = body["stream_url"].split("8080", 1)[-1]
+        assert (await client.get(stream, headers=listener.headers)).status_code == 409
         early = await client.post(body["claim_url"].split("8080", 1)[-1], headers=listener.headers)
         assert early.status_code == 425, "a claim before 45 s is refused"
         await heard(resources, body["session"])

@@ -95,9 +95,12 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
             assert opened.status_code == 201, opened.text
             play = opened.json()
             assert play["mode"] == "full"
-            audio = http.get(play["stream_url"])
+            # the session's stream is for its listener only; streaming it to the end
+            # charges the play, whether the player claims it or not
+            assert http.get(play["stream_url"], headers=omar).status_code == 403
+            audio = http.get(play["stream_url"], headers=lena)
             assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mpeg"
-            part = http.get(play["stream_url"], headers={"Range": "bytes=10-19"})
+            part = http.get(play["stream_url"], headers={"Range": "bytes=10-19", **lena})
             assert part.status_code == 206 and part.content == audio.content[10:20]
             time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)
             claimed = http.post(play["claim_url"], headers=lena)
@@ -219,7 +222,7 @@ def test_the_hub_settles_what_a_owes_b(
             play = http.post(
                 f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena
             ).json()
-            assert http.get(play["stream_url"]).status_code == 200
+            assert http.get(play["stream_url"], headers=lena).status_code == 200
             time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)
             assert http.post(play["claim_url"], headers=lena).status_code == 200
     b.wait_for_count(r"\(Listen from .*/actor\): done: Listen of track", 10)
@@ -264,7 +267,7 @@ def test_a_brown_out_at_b_loses_nothing(
                 f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena
             ).json()
             assert play["mode"] == "full", play
-            assert http.get(play["stream_url"]).status_code == 200  # from A's cache
+            assert http.get(play["stream_url"], headers=lena).status_code == 200  # from A's cache
             time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)
             paid.append(http.post(play["claim_url"], headers=lena).json()["tokens"])
     assert paid == [2, 4, 8, 16, 32, 64, 128, 256, 512, 0]

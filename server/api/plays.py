@@ -11,7 +11,6 @@ from quart import Blueprint, current_app, jsonify, request
 from quart.typing import ResponseReturnValue
 from quart_schema import validate_request, validate_response
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import (
     BadGateway,
@@ -26,20 +25,19 @@ from werkzeug.exceptions import (
 
 from models import ledger
 from models.catalogue import Artist, Track
-from models.ledger import DuplicateTransaction
 from models.plays import ListenerTrack, Play
 from models.tokens import Scope
 from models.users import User
 from server.auth import require, viewer_required
 from server.media.access import visible_track
 from server.money import (
-    ConcurrentChange,
     MoneyError,
     buy,
     claim,
     open_session,
     quote,
     redeem_voucher,
+    retrying,
 )
 from server.payments import (
     PaymentError,
@@ -65,9 +63,6 @@ class TooEarly(HTTPException):
 
 
 T = TypeVar("T")
-RETRIES = 8
-# serialization_failure, deadlock_detected
-RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 class Price(BaseModel):
@@ -135,24 +130,11 @@ def money_http_error(exc: MoneyError) -> HTTPException:
 
 
 async def in_money_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run a money operation, again if a concurrent one got in first: a guarded update
-    that found its row changed, a unique key taken meanwhile, or a PostgreSQL
-    serialization failure or deadlock. The loser's retry reads the winner's result (or
-    gets its own clear refusal); it never ends in a 500."""
-    for _ in range(RETRIES):
-        async with resources_of(current_app).sessionmaker() as session:
-            try:
-                return await work(session)
-            except (ConcurrentChange, DuplicateTransaction, IntegrityError):
-                await session.rollback()
-            except DBAPIError as exc:
-                await session.rollback()
-                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
-                    raise
-            except MoneyError as exc:
-                await session.rollback()
-                raise money_http_error(exc) from None
-    raise Conflict("too many changes to this at once; try again")
+    """A money operation with retries (``server.money.retrying``), refusals as HTTP errors."""
+    try:
+        return await retrying(resources_of(current_app).sessionmaker, work)
+    except MoneyError as exc:
+        raise money_http_error(exc) from None
 
 
 async def _visible_track(

@@ -7,19 +7,24 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, current_app, request
 from quart.typing import ResponseReturnValue
 from quart_schema import validate_request, validate_response
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import Conflict, Forbidden, NotFound, UnprocessableEntity
 
 from models.base import utcnow
 from models.catalogue import FileRole, MediaFile
-from models.remote_plays import RemoteTrack
+from models.remote_plays import RemoteListenerTrack, RemotePlaySession, RemoteTrack
+from models.stream_gate import Timeline
 from models.tokens import Scope
 from server import remote_plays as rp
 from server.activitypub.context import federation_of
 from server.api.plays import PlayDone, PlayStart, Price, in_money_transaction
 from server.auth import current_viewer, require, viewer_required
-from server.media.routes import send_media
+from server.media.access import Decision, SessionState, may_stream_full
+from server.media.gated import Charger, Gate, read_timeline, stored_timeline
+from server.media.routes import HTTP_ERRORS, send_media
 from server.media.storage import LocalStorage
+from server.money import retrying
 from server.resources import resources_of
 
 remote_api = Blueprint("remote_api", __name__)
@@ -132,17 +137,47 @@ async def claim(token: str) -> PlayDone:
 
 @remote_media.route("/remote-tracks/<int:track_id>/stream", methods=["GET", "HEAD"])
 async def stream(track_id: int) -> ResponseReturnValue:
-    """The partner's audio from our cache, for a live play session or an owner."""
+    """The partner's audio from our cache, by the same rule as local tracks
+    (``access.may_stream_full``): in full for an owner, the free part for a play session
+    that is not charged yet and the rest once it is."""
     viewer = await current_viewer()
     resources = resources_of(current_app)
+    token = request.args.get("session") or None
     async with resources.sessionmaker() as session:
         track = await _track(session, track_id)
-        allowed = await rp.may_stream(
-            session, track, viewer.user_id if viewer else None, request.args.get("session"),
-            resources.settings.money.play_session_lifetime,
-        )  # fmt: skip
-    if not allowed:
-        raise Forbidden("open a play session to hear the whole track, or play its preview")
+        state = (
+            await session.get(RemoteListenerTrack, (viewer.user_id, track.id))
+            if viewer is not None
+            else None
+        )
+        found = None
+        if token is not None:
+            found = (
+                await session.execute(
+                    select(
+                        RemotePlaySession.user_id,
+                        RemotePlaySession.started_at,
+                        RemotePlaySession.play_id,
+                    ).where(
+                        RemotePlaySession.token == token,
+                        RemotePlaySession.remote_track_id == track.id,
+                    )
+                )
+            ).first()
+    decision = may_stream_full(
+        viewer,
+        ready=Decision(True),
+        free=track.free,
+        own=False,
+        owned=bool(state and state.owned_at),
+        partner=False,
+        token=token,
+        play_session=SessionState(found[0], found[1], found[2] is not None) if found else None,
+        now=utcnow(),
+        lifetime=resources.settings.money.play_session_lifetime,
+    )
+    if not decision.allowed:
+        raise HTTP_ERRORS.get(decision.status, Forbidden)(decision.reason)
     storage = LocalStorage(resources.settings.media_dir)
     try:
         cached = await rp.cached_audio(
@@ -154,8 +189,8 @@ async def stream(track_id: int) -> ResponseReturnValue:
         )
     except rp.RemoteTrackError as error:
         raise Conflict(str(error)) from None
-    assert cached.cache_key is not None
-    assert cached.cache_sha256 is not None
+    if cached.cache_key is None or cached.cache_sha256 is None:
+        raise Conflict("the partner's audio is not in the cache")
     file = MediaFile(  # not stored: the shape send_media serves from
         role=FileRole.STREAM_MP3,
         storage_key=cached.cache_key,
@@ -163,7 +198,45 @@ async def stream(track_id: int) -> ResponseReturnValue:
         sha256=cached.cache_sha256,
         created_at=cached.cached_at or utcnow(),
     )
-    return await send_media(file, cache="private, max-age=3600")
+    if token is None:
+        return await send_media(file, cache="private, max-age=3600")
+    gate = None
+    if decision.gated and viewer is not None:
+        timeline = await _timeline(cached, storage)
+        gate = Gate(timeline, _charger(token, viewer.user_id), resources.clock)
+    return await send_media(file, cache="private, no-store", gate=gate)
+
+
+def _charger(token: str, user_id: int) -> Charger:
+    resources = resources_of(current_app)
+    fed = federation_of(resources)
+
+    async def charge() -> None:
+        await retrying(
+            resources.sessionmaker,
+            lambda session: rp.charge_session(
+                session, fed, token, user_id, resources.settings.money, heard_check=False
+            ),
+        )
+
+    return charge
+
+
+async def _timeline(track: RemoteTrack, storage: LocalStorage) -> Timeline | None:
+    """The cached file's timeline: kept with the track, made from the file on first use."""
+    assert track.cache_key is not None
+    timeline = stored_timeline(track.cache_timeline, track.cache_bytes or 0)
+    if timeline is None:
+        timeline = await read_timeline(storage.path(track.cache_key), track.cache_type or "")
+        if timeline is not None:
+            async with resources_of(current_app).sessionmaker() as session:
+                await session.execute(
+                    update(RemoteTrack)
+                    .where(RemoteTrack.id == track.id, RemoteTrack.cache_key == track.cache_key)
+                    .values(cache_timeline=timeline.to_json())
+                )
+                await session.commit()
+    return timeline
 
 
 @remote_api.post("/remote-tracks/<int:track_id>/buy")

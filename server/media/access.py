@@ -1,15 +1,15 @@
-"""Who may hear what. This is the one hook the money issue fills in: today a full paid
-track streams only for its own artist; play sessions will open it to paying listeners."""
+"""Who may hear what: drafts, previews, and whole tracks (local or a partner's)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import NotFound
 
-from models.catalogue import Artist, PriceModel, Release, Track, TrackStatus, Visibility
+from models.catalogue import Artist, Release, Track, TrackStatus, Visibility
 from server.auth import Viewer
 
 
@@ -17,6 +17,18 @@ from server.auth import Viewer
 class Decision:
     allowed: bool
     reason: str = ""
+    status: int = 403
+    # allowed, but only the free part until the play is charged (models.stream_gate)
+    gated: bool = False
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A play session named in a stream URL, as far as access is concerned."""
+
+    user_id: int
+    started_at: datetime
+    charged: bool
 
 
 def can_see(viewer: Viewer | None, track: Track, release: Release, artist: Artist) -> bool:
@@ -45,24 +57,50 @@ async def visible_track(
 
 def may_preview(track: Track) -> Decision:
     if track.status is not TrackStatus.READY:
-        return Decision(False, f"the track is {track.status.value}, not yet playable")
+        return Decision(False, f"the track is {track.status.value}, not yet playable", 409)
     return Decision(True)
 
 
 def may_stream_full(
-    viewer: Viewer | None, track: Track, artist: Artist, *, paid_for: bool = False
+    viewer: Viewer | None,
+    *,
+    ready: Decision,
+    free: bool,
+    own: bool,
+    owned: bool,
+    partner: bool,
+    token: str | None,
+    play_session: SessionState | None,
+    now: datetime,
+    lifetime: timedelta,
 ) -> Decision:
-    """Who hears a whole track (DESIGN.md §4); previews are always public. ``paid_for``:
-    the request carries a live play session for this track, or the listener owns it."""
-    ready = may_preview(track)
+    """Who hears a whole track (local or a partner's), the one rule for every client;
+    previews are always public.
+
+    In full: a free track, the artist's own, a listener who owns it, a partner instance
+    (signed request), or the listener whose play session the URL names once its play is
+    charged. Before the charge that listener gets the free part (``gated``), and nobody
+    else gets anything from the session's URL: it is bound to the listener who opened it
+    (signed in with the session cookie or a bearer token) and it expires.
+    """
     if not ready.allowed:
         return ready
-    if track.price_model is PriceModel.FREE or paid_for:
+    if free or own or owned or partner:
         return Decision(True)
-    if viewer is not None and viewer.user_id == artist.owner_id:
-        return Decision(True)
-    return Decision(
-        False,
-        "this track is stream-to-own: listen to the preview, or open a play session to "
-        "stream it in full",
-    )
+    if token is None:
+        return Decision(
+            False,
+            "this track is stream-to-own: listen to the preview, or open a play session to "
+            "stream it",
+        )
+    if play_session is None:
+        return Decision(False, "there is no such play session for this track")
+    if viewer is None:
+        return Decision(
+            False, "sign in as the listener who opened this play session to hear it", 401
+        )
+    if viewer.user_id != play_session.user_id:
+        return Decision(False, "this play session belongs to another listener")
+    if now - play_session.started_at > lifetime:
+        return Decision(False, "the play session has expired: start the track again", 410)
+    return Decision(True, gated=not play_session.charged)

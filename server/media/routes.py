@@ -9,16 +9,28 @@ from pathlib import Path
 
 from quart import Blueprint, Response, current_app, request
 from quart.typing import ResponseReturnValue
-from sqlalchemy import select
-from werkzeug.exceptions import Conflict, Forbidden, NotFound, RequestedRangeNotSatisfiable
+from sqlalchemy import select, update
+from werkzeug.exceptions import (
+    Conflict,
+    Forbidden,
+    Gone,
+    HTTPException,
+    NotFound,
+    RequestedRangeNotSatisfiable,
+    Unauthorized,
+)
 
 from models.base import utcnow
-from models.catalogue import Artist, FileRole, MediaFile, Release, Track
+from models.catalogue import Artist, FileRole, MediaFile, PriceModel, Release, Track
 from models.plays import ListenerTrack, PlaySession
+from models.stream_gate import Timeline
+from server import money
 from server.activitypub.signed import signed_by_partner
-from server.auth import Viewer, current_viewer
-from server.media.access import may_preview, may_stream_full, visible_track
+from server.auth import current_viewer
+from server.media.access import SessionState, may_preview, may_stream_full, visible_track
+from server.media.gated import Charger, Gate, gated_body, read_timeline, stored_timeline
 from server.media.ranges import (
+    ByteRange,
     RangeError,
     http_date,
     if_range_allows,
@@ -63,41 +75,94 @@ def _wants_mp3() -> bool:
 
 @media.route("/tracks/<int:track_id>/stream", methods=["GET", "HEAD"])
 async def stream(track_id: int) -> ResponseReturnValue:
+    """The whole track for those who may hear it (``access.may_stream_full``); for a play
+    session that is not charged yet, the free part, and the rest once it is charged."""
     track, _release, artist, files = await _track_for_viewer(track_id)
     viewer = await current_viewer()
-    paid_for = await _paid_for(track, viewer) or await _partner_request()
-    decision = may_stream_full(viewer, track, artist, paid_for=paid_for)
-    if not decision.allowed:
-        raise (Conflict if "not yet playable" in decision.reason else Forbidden)(decision.reason)
-    role = FileRole.STREAM_MP3 if _wants_mp3() else FileRole.STREAM_OPUS
-    if role not in files:
-        raise Conflict("the track's streaming files are not ready")
-    return await send_media(files[role], cache="private, max-age=3600")
-
-
-async def _paid_for(track: Track, viewer: Viewer | None) -> bool:
-    """A live play session in the URL (a capability: unguessable, for this track, expiring),
-    or a listener who owns the track."""
     resources = resources_of(current_app)
-    token = request.args.get("session")
+    token = request.args.get("session") or None
     async with resources.sessionmaker() as session:
-        if token:
-            started = await session.scalar(
-                select(PlaySession.started_at).where(
-                    PlaySession.token == token, PlaySession.track_id == track.id
-                )
-            )
-            lifetime = resources.settings.money.play_session_lifetime
-            if started is not None and utcnow() - started <= lifetime:
-                return True
-        if viewer is not None:
-            owned = await session.scalar(
+        owned = viewer is not None and (
+            await session.scalar(
                 select(ListenerTrack.owned_at).where(
                     ListenerTrack.user_id == viewer.user_id, ListenerTrack.track_id == track.id
                 )
             )
-            return owned is not None
-    return False
+            is not None
+        )
+        found = None
+        if token is not None:
+            found = (
+                await session.execute(
+                    select(PlaySession.user_id, PlaySession.started_at, PlaySession.play_id).where(
+                        PlaySession.token == token, PlaySession.track_id == track.id
+                    )
+                )
+            ).first()
+    decision = may_stream_full(
+        viewer,
+        ready=may_preview(track),
+        free=track.price_model is PriceModel.FREE,
+        own=viewer is not None and viewer.user_id == artist.owner_id,
+        owned=owned,
+        partner=await _partner_request(),
+        token=token,
+        play_session=SessionState(found[0], found[1], found[2] is not None) if found else None,
+        now=utcnow(),
+        lifetime=resources.settings.money.play_session_lifetime,
+    )
+    if not decision.allowed:
+        raise HTTP_ERRORS.get(decision.status, Forbidden)(decision.reason)
+    role = FileRole.STREAM_MP3 if _wants_mp3() else FileRole.STREAM_OPUS
+    if role not in files:
+        raise Conflict("the track's streaming files are not ready")
+    file = files[role]
+    if token is None:
+        return await send_media(file, cache="private, max-age=3600")
+    gate = None
+    if decision.gated and viewer is not None:
+        gate = Gate(await _timeline(file), _local_charger(token, viewer.user_id), resources.clock)
+    # a session's URL is for its listener alone: kept out of shared caches and history
+    return await send_media(file, cache="private, no-store", gate=gate)
+
+
+HTTP_ERRORS: dict[int, type[HTTPException]] = {
+    401: Unauthorized,
+    404: NotFound,
+    409: Conflict,
+    410: Gone,
+}
+
+
+def _local_charger(token: str, user_id: int) -> Charger:
+    resources = resources_of(current_app)
+
+    async def charge() -> None:
+        await money.retrying(
+            resources.sessionmaker,
+            lambda session: money.charge_session(
+                session, token, user_id, resources.settings.money, heard_check=False
+            ),
+        )
+
+    return charge
+
+
+async def _timeline(file: MediaFile) -> Timeline | None:
+    """The rendition's timeline: kept with the file, made from it on first use."""
+    path = storage().path(file.storage_key)
+    timeline = stored_timeline(file.timeline, file.size_bytes)
+    if timeline is None:
+        timeline = await read_timeline(path, file.mime_type)
+        if timeline is not None:
+            async with resources_of(current_app).sessionmaker() as session:
+                await session.execute(
+                    update(MediaFile)
+                    .where(MediaFile.id == file.id)
+                    .values(timeline=timeline.to_json())
+                )
+                await session.commit()
+    return timeline
 
 
 async def _partner_request() -> bool:
@@ -150,7 +215,12 @@ async def _chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
         await asyncio.to_thread(handle.close)
 
 
-async def send_media(file: MediaFile, *, cache: str) -> ResponseReturnValue:
+async def send_media(
+    file: MediaFile, *, cache: str, gate: Gate | None = None
+) -> ResponseReturnValue:
+    """The file with ranges, conditional requests and HEAD. With a ``gate`` (a play
+    session not charged yet) the body follows ``models.stream_gate``: free bytes as asked,
+    the free part at listening speed, the rest once the play is charged."""
     settings = resources_of(current_app).settings.media
     path = storage().path(file.storage_key)
     try:
@@ -173,9 +243,6 @@ async def send_media(file: MediaFile, *, cache: str) -> ResponseReturnValue:
         request.headers.get("If-Modified-Since"),
     ):  # fmt: skip
         return Response(b"", 304, headers)
-    if settings.x_accel_redirect:
-        headers["X-Accel-Redirect"] = settings.x_accel_redirect + file.storage_key
-        return Response(b"", 200, headers)
     byte_range = None
     if if_range_allows(etag, file.created_at, request.headers.get("If-Range")):
         try:
@@ -185,9 +252,20 @@ async def send_media(file: MediaFile, *, cache: str) -> ResponseReturnValue:
     start, length, status = 0, size, 200
     if byte_range is not None:
         start, length, status = byte_range.start, byte_range.length, 206
+    body: bytes | AsyncIterator[bytes] = b""
+    if request.method != "HEAD":
+        body = _chunks(path, start, length)
+    if gate is not None and request.method != "HEAD":
+        gated = await gated_body(gate, path, start, start + length - 1, ranged=bool(byte_range))
+        if gated.last is not None and byte_range is not None:
+            byte_range = ByteRange(start, gated.last)
+            length = byte_range.length
+        body = gated.body or _chunks(path, start, length)
+    elif settings.x_accel_redirect and gate is None:
+        headers["X-Accel-Redirect"] = settings.x_accel_redirect + file.storage_key
+        return Response(b"", 200, headers)
+    if byte_range is not None:
         headers["Content-Range"] = byte_range.content_range(size)
-    headers["Content-Length"] = str(length)
-    body = b"" if request.method == "HEAD" else _chunks(path, start, length)
     response = Response(body, status, headers)
     # Content-Length is ours: for HEAD it is what a GET would send.
     response.automatically_set_content_length = False
