@@ -455,6 +455,10 @@ async def test_deleting_a_real_account_leaves_no_trace(
     assert done.status_code == 303, await done.get_data(as_text=True)
     needles = _needles(user)
     if resources.engine.dialect.name == "sqlite":
+        async with resources.engine.connect() as connection:
+            # set by us: SQLite builds without SQLITE_SECURE_DELETE leave it off
+            assert (await connection.execute(text("PRAGMA secure_delete"))).scalar() == 1
+            await connection.rollback()
         _assert_absent(await _sqlite_files(app), needles)  # at once, without the worker
     else:
         assert await build_worker(resources).run_until_idle() >= 1  # the VACUUM job
