@@ -49,14 +49,21 @@ async def _driver(connection: Any) -> Any:
     return raw.driver_connection
 
 
-async def checkpoint_sqlite(engine: AsyncEngine) -> bool:
+async def checkpoint_sqlite(engine: AsyncEngine, wait_ms: int | None = None) -> bool:
     """Copy the write-ahead log into the database file and truncate it to nothing; True
-    if that was done (False when another connection still reads from the log)."""
+    if that was done (False when another connection was still reading from the log
+    after ``wait_ms``, by default the busy timeout)."""
     async with engine.connect() as connection:
         driver = await _driver(connection)
-        cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        busy, _log_frames, _done = await cursor.fetchone()
-        await cursor.close()
+        cursor = await driver.execute("PRAGMA busy_timeout")
+        (busy_timeout,) = await cursor.fetchone()
+        if wait_ms is not None:
+            await driver.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+        try:
+            cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _log_frames, _done = await cursor.fetchone()
+        finally:
+            await driver.execute(f"PRAGMA busy_timeout={int(busy_timeout)}")
     return not busy
 
 
@@ -80,7 +87,8 @@ async def vacuum_postgres(engine: AsyncEngine, tables: Iterable[str]) -> None:
 async def erase_now(engine: AsyncEngine) -> bool:
     """What can be done at once, right after the deleting transaction committed."""
     if engine.dialect.name == "sqlite":
-        return await checkpoint_sqlite(engine)
+        # a request waits a second at most for readers; the worker job waits longer
+        return await checkpoint_sqlite(engine, wait_ms=1000)
     return False  # PostgreSQL: VACUUM FULL waits for locks; the worker does it
 
 

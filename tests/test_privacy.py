@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from server.account_data import (
 )
 from server.activitypub.context import federation_of
 from server.activitypub.handlers import handle_item
+from server.app import create_app
 from server.config import Settings
 from server.jobs import build_worker
 from server.money import issue_vouchers
@@ -363,9 +366,9 @@ def _assert_absent(blobs: dict[str, bytes], needles: dict[bytes, str]) -> None:
     assert not found, found
 
 
-async def _sqlite_files(app: Quart) -> dict[str, bytes]:
+def _sqlite_files(app: Quart) -> dict[str, bytes]:
     path = Path(str(make_url(resources_of(app).settings.database.url).database))
-    files = {str(p.name): p.read_bytes() for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+    files = {p.name: p.read_bytes() for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"))
              if p.exists()}  # fmt: skip
     assert path.name in files
     return files
@@ -459,7 +462,7 @@ async def test_deleting_a_real_account_leaves_no_trace(
             # set by us: SQLite builds without SQLITE_SECURE_DELETE leave it off
             assert (await connection.execute(text("PRAGMA secure_delete"))).scalar() == 1
             await connection.rollback()
-        _assert_absent(await _sqlite_files(app), needles)  # at once, without the worker
+        _assert_absent(_sqlite_files(app), needles)  # at once, without the worker
     else:
         assert await build_worker(resources).run_until_idle() >= 1  # the VACUUM job
         _assert_absent(await _postgres_files(app), needles)
@@ -613,3 +616,35 @@ async def test_the_balance_goes_where_the_listener_chooses(app: Quart) -> None:
     assert entry.details == {"tokens_to_coop": 300}
     assert len(closings) == 4  # ada, ben, dora, eve: one balanced transaction each
     await ledger_sums_to_zero(resources_of(app))
+
+
+async def test_a_reader_in_the_way_delays_the_erasure_to_the_worker(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """SQLite only (it is about SQLite's log): another connection reading while the
+    account is deleted keeps the old pages in the write-ahead log; the worker's job
+    empties it once the reader is done."""
+    path = tmp_path / "busy.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    application = create_app(make_settings(tmp_path, f"sqlite+aiosqlite:///{path}"))
+    async with application.test_app() as test_app:
+        app: Quart = test_app.app  # type: ignore[attr-defined]
+        client = app.test_client()
+        assert (await sign_up(client, NAME, email=EMAIL)).status_code == 303
+        async with resources_of(app).sessionmaker() as session:
+            user = await session.scalar(select(User).where(User.username == NAME))
+        assert user is not None
+        reader = sqlite3.connect(path, isolation_level=None)
+        try:
+            reader.execute("BEGIN")
+            assert reader.execute("SELECT count(*) FROM users").fetchone() == (1,)
+            deleted = await _delete(client)
+            assert deleted.status_code == 303
+            log = _sqlite_files(app)[f"{path.name}-wal"]
+            assert any(needle in log for needle in _needles(user)), (
+                "the reader kept the log from being reset (else this test proves nothing)"
+            )
+        finally:
+            reader.close()
+        assert await build_worker(resources_of(app)).run_until_idle() == 1
+        _assert_absent(_sqlite_files(app), _needles(user))
