@@ -190,7 +190,7 @@ def row_filters(scope: AccountScope) -> dict[str, ColumnElement[bool]]:
         "media_files": or_(MediaFile.track_id.in_(tracks), MediaFile.release_id.in_(releases)),
         "payouts": or_(
             Payout.artist_id.in_(artists),
-            and_(Payout.paid_by == uid, Payout.requested_at >= scope.created_at),
+            and_(Payout.paid_by == uid, Payout.paid_at >= scope.created_at),
         ),
         "interactions": Interaction.release_id.in_(releases),
         "actor_keys": ActorKey.actor_name.in_(names),
@@ -225,10 +225,12 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _row(table_name: str, row: Mapping[str, Any]) -> dict[str, Any]:
+def _row(table_name: str, row: Mapping[Any, Any]) -> dict[str, Any]:
     secrets = SECRET_COLUMNS.get(table_name, frozenset())
     return {
-        key: (WITHHELD if value is not None else None) if key in secrets else _json_value(value)
+        str(key): (WITHHELD if value is not None else None)
+        if key in secrets
+        else _json_value(value)
         for key, value in row.items()
     }
 

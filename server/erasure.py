@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from asyncpg.exceptions import LockNotAvailableError
+from asyncpg.exceptions import LockNotAvailableError  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from models import jobs
