@@ -7,22 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from models.accounts import (
-    AuditEntry,
-    Invitation,
-    RetiredName,
-    WebSession,
-    keyed_digest,
-    secret_digest,
-)
+from models.accounts import AuditEntry, Invitation, RetiredName, keyed_digest, secret_digest
 from models.base import utcnow
-from models.catalogue import Artist, Favourite, Label, Playlist, PlaylistItem
+from models.catalogue import Artist, Label
+from models.federation import InboxItem, OutboundActivity
 from models.handles import Handle
-from models.membership import Member, ShareTransaction
-from models.tokens import AccessToken
 from models.users import AccountStatus, Role, User
+from server.account_closing import BalanceChoice, ClosingSplit, close_wallet
+from server.account_data import account_scope, export_document, row_filters, table
 from server.accounts import (
     AccountError,
     check_password,
@@ -31,6 +25,7 @@ from server.accounts import (
     verify_password,
 )
 from server.config import AccountSettings, SignupMode
+from server.erasure import erase_now, queue_erase
 
 # A hash to compare against when the user does not exist, so that an unknown name takes
 # as long to refuse as a wrong password (no user enumeration by timing).
@@ -118,115 +113,73 @@ async def change_password(session: AsyncSession, user: User, current: str, new: 
     await session.commit()
 
 
-async def export_account(session: AsyncSession, user: User) -> dict[str, Any]:
-    """Everything held about one account, as one JSON-ready document."""
-    artists = (await session.scalars(select(Artist).where(Artist.owner_id == user.id))).all()
-    labels = (await session.scalars(select(Label).where(Label.owner_id == user.id))).all()
-    favourites = (
-        await session.scalars(select(Favourite).where(Favourite.user_id == user.id))
-    ).all()
-    playlists = (await session.scalars(select(Playlist).where(Playlist.user_id == user.id))).all()
-    items = {
-        playlist.id: [
-            item.track_id
-            for item in await session.scalars(
-                select(PlaylistItem)
-                .where(PlaylistItem.playlist_id == playlist.id)
-                .order_by(PlaylistItem.position)
-            )
-        ]
-        for playlist in playlists
-    }
-    tokens = (
-        await session.scalars(select(AccessToken).where(AccessToken.user_id == user.id))
-    ).all()
-    sessions = (
-        await session.scalars(select(WebSession).where(WebSession.user_id == user.id))
-    ).all()
-    audit = (
-        await session.scalars(select(AuditEntry).where(AuditEntry.target_user_id == user.id))
-    ).all()
-    member = await session.scalar(select(Member).where(Member.user_id == user.id))
-    membership = None
-    if member is not None:
-        transactions = await session.scalars(
-            select(ShareTransaction).where(ShareTransaction.member_id == member.id)
-        )
-        membership = {
-            "number": member.number,
-            "class": member.membership_class,
-            "status": member.status.value,
-            "renewal_date": member.renewal_date.isoformat() if member.renewal_date else None,
-            "shares": member.shares,
-            "voting": member.voting.value,
-            "share_transactions": [
-                {
-                    "at": t.at.isoformat(),
-                    "shares": t.shares,
-                    "method": t.method.value,
-                    "reference": t.reference,
-                }
-                for t in transactions
-            ],
-        }
-    return {
-        "format": "playfair account export, version 1",
-        "exported_at": utcnow().isoformat(),
-        "account": {
-            "id": user.id,
-            "username": user.username,
-            "email": user.email,
-            "role": user.role.value,
-            "status": user.status.value,
-            "created_at": user.created_at.isoformat(),
-        },
-        "membership": membership,
-        "artist_profiles": [
-            {"name": a.name, "display_name": a.display_name, "summary": a.summary} for a in artists
-        ],
-        "label_profiles": [{"name": lb.name, "display_name": lb.display_name} for lb in labels],
-        "favourites": [
-            {"track_id": f.track_id, "added_at": f.created_at.isoformat()} for f in favourites
-        ],
-        "playlists": [
-            {
-                "title": p.title,
-                "description": p.description,
-                "visibility": p.visibility.value,
-                "created_at": p.created_at.isoformat(),
-                "track_ids": items[p.id],
-            }
-            for p in playlists
-        ],
-        "access_tokens": [
-            {
-                "name": t.name,
-                "scopes": t.scopes.split(),
-                "created_at": t.created_at.isoformat(),
-                "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
-            }
-            for t in tokens
-        ],
-        "sessions": [
-            {"created_at": s.created_at.isoformat(), "last_seen_at": s.last_seen_at.isoformat()}
-            for s in sessions
-        ],
-        "admin_actions_on_this_account": [
-            {"at": e.at.isoformat(), "action": e.action} for e in audit
-        ],
-    }
+async def export_account(session: AsyncSession, user: User, base_url: str) -> dict[str, Any]:
+    """Everything held about one account, as one JSON-ready document (server.account_data
+    describes its shape)."""
+    return await export_document(session, user, base_url)
+
+
+# Tables whose deleted rows held the account's names or texts (its name, e-mail and
+# password hash, playlist titles, token names, activity documents): PostgreSQL rewrites
+# those it touched (server.erasure). The others held only ids.
+TEXT_TABLES = (
+    "users",
+    "handles",
+    "playlists",
+    "access_tokens",
+    "follows",
+    "actor_keys",
+    "outbound_activities",
+    "inbox_items",
+)
 
 
 async def delete_account(
-    session: AsyncSession, user: User, *, name_key: str, actor_id: int | None = None
-) -> None:
-    """Remove the account and everything personal about it in one transaction.
+    session: AsyncSession,
+    user: User,
+    *,
+    name_key: str,
+    base_url: str,
+    balance: BalanceChoice | None = None,
+    recipient: str | None = None,
+    actor_id: int | None = None,
+) -> ClosingSplit:
+    """Remove the account and everything personal about it in one transaction, then make
+    sure the database file and its journal keep no copy (server.erasure).
 
-    Favourites, playlists, tokens and sessions go with the row (foreign keys cascade).
-    The name is retired as a keyed hash so nobody can take it over. An account that still
-    manages artist or label profiles is refused: those are public catalogue, and must be
-    handed over or removed first.
+    What the wallet holds is booked first as ``balance`` says (server.account_closing);
+    plays and ledger entries stay, with only pseudonymous ids. Favourites, playlists,
+    tokens, sessions, OAuth grants, follows and keys go with the user and its name
+    (foreign keys cascade); activities sent by the account or received for it, which
+    name it without a foreign key, are deleted here. The name is retired as a keyed hash
+    so nobody can take it over. An account that still manages artist or label profiles
+    is refused: those are public catalogue, and must be handed over or removed first.
     """
+    try:
+        split = await _delete(
+            session, user, name_key=name_key, base_url=base_url, balance=balance,
+            recipient=recipient, actor_id=actor_id,
+        )  # fmt: skip
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)
+    await erase_now(engine)
+    return split
+
+
+async def _delete(
+    session: AsyncSession,
+    user: User,
+    *,
+    name_key: str,
+    base_url: str,
+    balance: BalanceChoice | None,
+    recipient: str | None,
+    actor_id: int | None,
+) -> ClosingSplit:
     owned = (
         await session.scalar(
             select(func.count()).select_from(Artist).where(Artist.owner_id == user.id)
@@ -243,12 +196,24 @@ async def delete_account(
         raise AccountError(
             "this account manages artist or label profiles: hand them over or remove them first"
         )
+    split = await close_wallet(session, user, balance, recipient)
+    filters = row_filters(await account_scope(session, user, base_url))
+    touched = [
+        name
+        for name in TEXT_TABLES
+        if await session.scalar(select(func.count()).select_from(table(name)).where(filters[name]))
+    ]
+    # Named without a foreign key: deleted here (their deliveries go with them).
+    await session.execute(delete(InboxItem).where(filters["inbox_items"]))
+    await session.execute(delete(OutboundActivity).where(filters["outbound_activities"]))
     user_id, name = user.id, user.username
     await session.execute(delete(User).where(User.id == user_id))
     await session.execute(delete(Handle).where(Handle.name == name))
     session.add(RetiredName(digest=keyed_digest(name_key, name)))
     if actor_id is not None:
         session.add(
-            AuditEntry(actor_user_id=actor_id, action="account.delete", target_user_id=user_id)
-        )
-    await session.commit()
+            AuditEntry(actor_user_id=actor_id, action="account.delete", target_user_id=user_id,
+                       details={"tokens_to_coop": split.transferable} if split.balance else {})
+        )  # fmt: skip
+    await queue_erase(session, touched)
+    return split

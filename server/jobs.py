@@ -21,6 +21,7 @@ from server.activitypub.inbox import INBOX_JOB
 from server.activitypub.publish import run_deleted, run_published, run_updated
 from server.activitypub.statements import send_statements
 from server.config import Settings
+from server.erasure import ERASE_JOB, run_erase
 from server.media.ingest import TRANSCODE_JOB
 from server.media.transcode import transcode_track
 from server.resources import Resources
@@ -77,6 +78,7 @@ HANDLERS: dict[str, JobHandler] = {
     DELETED_JOB: run_deleted,
     PURGE_JOBS: purge_jobs,
     PURGE_ACCOUNTS: purge_accounts_state,
+    ERASE_JOB: run_erase,
     TRANSCODE_JOB: transcode_track,
 }
 

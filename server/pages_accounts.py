@@ -16,6 +16,8 @@ from models.handles import NameTaken
 from models.names import InvalidName
 from models.tokens import AccessToken, InvalidScope, new_token, parse_scopes, token_digest
 from models.users import AccountStatus, User
+from server.account_closing import BalanceChoice
+from server.account_closing import preview as closing_preview
 from server.accounts import AccountError
 from server.accounts_service import (
     change_password,
@@ -150,7 +152,10 @@ async def _settings_page(user: User, status: int = 200, **context: object) -> Re
                 .order_by(AccessToken.id)
             )
         ).all()
-    return await _page("settings.html", status, user=user, tokens=tokens, **context)
+        closing = await closing_preview(session, user.id)
+    return await _page(
+        "settings.html", status, user=user, tokens=tokens, closing=closing, **context
+    )
 
 
 @accounts.get("/settings")
@@ -233,8 +238,9 @@ async def export() -> ResponseReturnValue:
     user = await _signed_in()
     if isinstance(user, Response):
         return user
-    async with resources_of(current_app).sessionmaker() as session:
-        document = await export_account(session, user)
+    resources = resources_of(current_app)
+    async with resources.sessionmaker() as session:
+        document = await export_account(session, user, resources.settings.instance.base_url)
     return Response(
         json.dumps(document, indent=2, ensure_ascii=False),
         200,
@@ -254,6 +260,9 @@ async def delete() -> ResponseReturnValue:
     await check_csrf()
     form = await request.form
     resources = resources_of(current_app)
+    choice_text = form.get("balance", "")
+    if choice_text not in ("", *BalanceChoice):
+        return await _settings_page(user, 422, error="choose where your tokens go")
     refusal: tuple[int, str] | None = None
     async with resources.sessionmaker() as session:
         fresh = await check_login(session, user.username, form.get("password", ""))
@@ -261,9 +270,14 @@ async def delete() -> ResponseReturnValue:
             refusal = (422, "the password is not right")
         else:
             try:
-                await delete_account(session, fresh, name_key=resources.secret)
+                await delete_account(
+                    session, fresh, name_key=resources.secret,
+                    base_url=resources.settings.instance.base_url,
+                    balance=BalanceChoice(choice_text) if choice_text else None,
+                    recipient=form.get("recipient") or None,
+                )  # fmt: skip
             except AccountError as exc:
-                refusal = (409, str(exc))
+                refusal = (getattr(exc, "status", 409), str(exc))
     if refusal is not None:
         return await _settings_page(user, refusal[0], error=refusal[1])
     response = redirect(url_for("web.home"), 303)

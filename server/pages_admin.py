@@ -15,6 +15,7 @@ from models.accounts import AuditEntry, Invitation, WebSession, secret_digest
 from models.base import utcnow
 from models.membership import Member, MembershipStatus, ShareMethod
 from models.users import AccountStatus, Role, User
+from server.account_closing import BalanceChoice
 from server.accounts import AccountError
 from server.accounts_service import delete_account
 from server.membership import MembershipError, add_member, record_shares, update_member
@@ -66,7 +67,12 @@ async def account_action(user_id: int, action: str) -> ResponseReturnValue:
             raise Forbidden("admins cannot disable or delete their own account here")
         if action == "delete":
             try:
-                await delete_account(session, user, name_key=resources.secret, actor_id=actor.id)
+                # a balance left to decide about goes to the co-op (docs/decisions.md)
+                await delete_account(
+                    session, user, name_key=resources.secret,
+                    base_url=resources.settings.instance.base_url,
+                    balance=BalanceChoice.COOP, actor_id=actor.id,
+                )  # fmt: skip
             except AccountError as exc:
                 raise Forbidden(str(exc)) from None
             return redirect(url_for("admin.accounts_page"), 303)

@@ -273,14 +273,17 @@ async def test_export_holds_everything(app: Quart, client: Client) -> None:
     assert response.status_code == 200
     assert "attachment" in response.headers["Content-Disposition"]
     document = await response.get_json()
-    assert document["account"]["username"] == "lina_deleted"
-    assert document["account"]["email"] == "lina.deleted@example.org"
-    assert len(document["favourites"]) == 1
-    assert document["playlists"][0]["title"] == "Secret Mixtape of Lina"
-    assert document["playlists"][0]["track_ids"]
-    assert document["access_tokens"][0]["name"] == "lina's script"
-    assert document["sessions"]
-    assert "digest" not in str(document)
+    tables = document["tables"]
+    [account] = tables["users"]
+    assert account["username"] == "lina_deleted"
+    assert account["email"] == "lina.deleted@example.org"
+    assert account["password_hash"] == "withheld"
+    assert len(tables["favourites"]) == 1
+    assert tables["playlists"][0]["title"] == "Secret Mixtape of Lina"
+    assert tables["playlist_items"][0]["track_id"] == tables["favourites"][0]["track_id"]
+    assert tables["access_tokens"][0]["name"] == "lina's script"
+    assert tables["web_sessions"]
+    assert document["withheld"]["access_tokens"] == ["digest"]
 
 
 async def all_database_text(app: Quart) -> str:

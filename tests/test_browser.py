@@ -8,8 +8,10 @@ Screenshots of the main pages at phone and desktop width go to test-artifacts/.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,6 +334,33 @@ def test_admin_issues_vouchers(page: tuple[Page, Watch], site: Site) -> None:
     page_.goto("/admin/statements")
     assert page_.locator("h1").inner_text() == "Royalty statements"
     screenshot(page_, "admin-statements")
+
+
+def test_listener_downloads_their_data_and_leaves(page: tuple[Page, Watch], site: Site) -> None:
+    """The settings page's data section: the export downloads, and deletion gives the
+    remaining tokens to another listener, without waiting on anything."""
+    page_, _watch = page
+    sign_up(page_, "nadia")
+    page_.goto("/wallet")
+    page_.fill("input[name=code]", site.vouchers[3])
+    page_.click("form[action='/wallet/voucher'] button")
+    page_.wait_for_url(re.compile(r"/wallet\?message="))
+    page_.goto("/settings")
+    with page_.expect_download() as download:
+        page_.click("a[href='/settings/export']")
+    document = json.loads(Path(download.value.path()).read_text())
+    assert document["tables"]["users"][0]["username"] == "nadia"
+    assert "Where your other 1022 tokens go" in page_.inner_text("#data-heading + p + form")
+    page_.check("input[name=balance][value=listener]")
+    page_.fill("input[name=recipient]", "mira")
+    page_.fill("form[action='/settings/delete'] input[name=password]", PASSWORD)
+    screenshot(page_, "settings-delete")
+    started = time.monotonic()
+    page_.click("form[action='/settings/delete'] button")
+    page_.wait_for_url(re.compile(r"/$"))
+    assert time.monotonic() - started < 10, "the deletion waited on something"
+    page_.goto("/settings")
+    page_.wait_for_url(re.compile(r"/login"))  # signed out: the account is gone
 
 
 def test_a_partners_track_plays_in_full_from_the_library(browser: Browser, tmp_path: Path) -> None:

@@ -189,7 +189,8 @@ async def test_members_page_and_deletion_keeps_the_books(app: Quart) -> None:
     member_client = app.test_client()
     assert (await log_in(member_client, "lina_member")).status_code == 303
     export = await (await member_client.get("/settings/export")).get_json()
-    assert export["membership"]["shares"] == 2
+    assert export["tables"]["members"][0]["shares"] == 2
+    assert len(export["tables"]["share_transactions"]) == 1
     token = await csrf(member_client, "/settings")
     await member_client.post("/settings/delete", form={"csrf_token": token, "password": PASSWORD})
     async with resources_of(app).sessionmaker() as session:
