@@ -28,6 +28,9 @@ class AccountKind(StrEnum):
     VOUCHERS = "vouchers"  # where voucher top-ups come from
     PROVIDER = "provider"  # where paid top-ups come from (one per payment provider)
     PAYOUTS = "payouts"  # tokens paid out to artists as money
+    # Tokens an artist asked to be paid, moved out of their earnings when they asked and
+    # held here until a payout run pays them (never below zero).
+    PENDING_PAYOUTS = "pending-payouts"
     GRANTS = "grants"  # starter balances the instance gives new accounts
     # Another instance: what we owe it (positive) or it owes us (negative) for plays of
     # its artists' tracks by our listeners and the other way round (DESIGN.md §6).
@@ -36,7 +39,8 @@ class AccountKind(StrEnum):
     SETTLEMENTS = "settlements"
 
 
-NON_NEGATIVE = frozenset({AccountKind.WALLET, AccountKind.ARTIST})
+NON_NEGATIVE = frozenset({AccountKind.WALLET, AccountKind.ARTIST, AccountKind.PENDING_PAYOUTS})
+PENDING_PAYOUTS_KEY = "payouts:pending"
 
 
 class InsufficientBalance(Exception):
@@ -93,6 +97,9 @@ class LedgerEntry(Base):
 class PayoutState(StrEnum):
     REQUESTED = "requested"
     PAID = "paid"
+    # A request the earnings never covered (booked twice before requests reserved their
+    # tokens): a payout run refuses it and says so instead of failing.
+    CANCELLED = "cancelled"
 
 
 class Payout(Base):

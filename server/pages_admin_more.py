@@ -33,6 +33,7 @@ from server.activitypub.moderation import (
 )
 from server.earnings import run_payouts
 from server.i18n import gettext as _
+from server.i18n import ngettext
 from server.money import MoneyError, issue_vouchers
 from server.pages_admin import _admin
 from server.pages_listener import render
@@ -111,9 +112,14 @@ async def run_payouts_form() -> ResponseReturnValue:
     user = await _admin()
     await check_csrf()
     async with resources_of(current_app).sessionmaker() as session:
-        paid = await run_payouts(session, user.id)
-        await session.commit()
-    message = _("Paid %(count)s payouts.", count=len(paid))
+        run = await run_payouts(session, user.id)
+    message = _("Paid %(count)s payouts.", count=len(run.paid))
+    if run.refused:
+        message += " " + ngettext(
+            "Cancelled %(num)s payout that the earnings do not cover.",
+            "Cancelled %(num)s payouts that the earnings do not cover.",
+            len(run.refused),
+        )
     return redirect(url_for("admin_more.payouts_page", message=message), 303)
 
 

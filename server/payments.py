@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ledger
 from models.ledger import AccountKind, DuplicateTransaction
+from models.users import User
 from server.config import CreditPack, MoneySettings
 
 SIGNATURE_TOLERANCE = 300
+log = logging.getLogger(__name__)
 
 
 class PaymentError(ValueError):
@@ -133,6 +136,18 @@ async def handle_event(
         user_id = int(checkout["client_reference_id"])
     except (KeyError, TypeError, ValueError):
         raise PaymentError("the checkout names no account", 422) from None
+    if not 0 < user_id < 2**63 or await session.get(User, user_id) is None:
+        # Signed by Stripe, so paid, but for an account that is not (or no longer) here:
+        # credit nothing, and acknowledge it so that Stripe does not deliver it again
+        # (a later delivery could credit whoever gets that number next). The admin
+        # refunds it from the log line.
+        log.warning(
+            "Stripe checkout %s was paid for account %s, which does not exist: "
+            "nothing credited, refund it in Stripe",
+            checkout.get("id"),
+            user_id,
+        )
+        return f"ignored: there is no account {user_id}"
     provider = await ledger.account(session, "provider:stripe", AccountKind.PROVIDER)
     wallet = await ledger.account(session, ledger.wallet_key(user_id), AccountKind.WALLET, user_id)
     try:

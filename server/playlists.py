@@ -44,15 +44,25 @@ async def create(
     return playlist
 
 
-async def owned(session: AsyncSession, user_id: int, playlist_id: int) -> Playlist:
-    playlist = await session.get(Playlist, playlist_id)
+async def owned(
+    session: AsyncSession, user_id: int, playlist_id: int, *, lock: bool = False
+) -> Playlist:
+    """The user's playlist; ``lock`` holds its row until the transaction ends (on
+    PostgreSQL; a SQLite transaction holds the whole database's write lock anyway)."""
+    query = select(Playlist).where(Playlist.id == playlist_id)
+    if lock:
+        query = query.with_for_update()
+    playlist = await session.scalar(query)
     if playlist is None or playlist.user_id != user_id:
         raise PlaylistError("you have no such playlist", 404)
     return playlist
 
 
 async def add(session: AsyncSession, user_id: int, playlist_id: int, track_id: int) -> None:
-    playlist = await owned(session, user_id, playlist_id)
+    """Add a track at the end, once: a track is in a playlist at most once. Adds to one
+    playlist take turns on its row, so concurrent adds never take the same place and
+    the same track added twice at once lands once (the others are told it is there)."""
+    playlist = await owned(session, user_id, playlist_id, lock=True)
     track = await session.scalar(
         select(Track)
         .join(Release, Release.id == Track.release_id)
@@ -64,6 +74,13 @@ async def add(session: AsyncSession, user_id: int, playlist_id: int, track_id: i
     )
     if track is None:
         raise PlaylistError("there is no such track to add", 404)
+    there = await session.scalar(
+        select(PlaylistItem.position).where(
+            PlaylistItem.playlist_id == playlist.id, PlaylistItem.track_id == track_id
+        )
+    )
+    if there is not None:
+        raise PlaylistError(f"this track is in the playlist already, at {there}", 409)
     last = await session.scalar(
         select(func.max(PlaylistItem.position)).where(PlaylistItem.playlist_id == playlist.id)
     )

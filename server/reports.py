@@ -77,7 +77,9 @@ async def report(
         totals: dict[str, list[int]] = {}
         for key, transaction_kind, amount in rows:
             earned, paid_out = totals.setdefault(key, [0, 0])
-            if transaction_kind == "payout":
+            # tokens leave an artist's earnings when the payout is asked for (reserved),
+            # or, for requests made before reservations, when it is paid
+            if transaction_kind in ("payout-request", "payout"):
                 totals[key] = [earned, paid_out - amount]
             else:
                 totals[key] = [earned + amount, paid_out]

@@ -10,6 +10,7 @@ PostgreSQL; CI runs both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -70,22 +71,34 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def database_url(
-    database_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+@contextlib.contextmanager
+def fresh_database(
+    database_kind: str, request: pytest.FixtureRequest, folder: Path
 ) -> Iterator[str]:
-    """A fresh database at the head revision, copied from a migrated template."""
+    """A fresh database at the head revision, copied from a migrated template; for
+    fixtures of any scope (a module can share one running instance)."""
     if database_kind == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "playfair.sqlite3"
+        path = folder / "playfair.sqlite3"
         shutil.copyfile(template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
     name = f"test_{os.getpid()}_{next(_counter)}"
     asyncio.run(_admin(server, f'CREATE DATABASE "{name}" TEMPLATE playfair_template'))
-    yield server.url(name)
-    asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield server.url(name)
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def database_url(
+    database_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """A fresh database at the head revision, copied from a migrated template."""
+    with fresh_database(database_kind, request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -56,7 +56,9 @@ class Instance:
         return self.process.output
 
 
-def make_instance(folder: Path, host: str, database_url: str) -> Instance:
+def make_instance(folder: Path, host: str, database_url: str, *, init: bool = True) -> Instance:
+    """An instance's settings, and its folder and database made by `playfair init` (leave
+    that to `run` with ``init=False`` when the database is migrated already)."""
     base = f"http://{host}:{free_port(host)}"
     env = {
         "PLAYFAIR_INSTANCE__DATA_DIR": str(folder),
@@ -68,7 +70,8 @@ def make_instance(folder: Path, host: str, database_url: str) -> Instance:
         "PLAYFAIR_SERVER__ACCESS_LOG": "false",
     }
     instance = Instance(env, base)
-    instance.cli("init")
+    if init:
+        instance.cli("init")
     return instance
 
 

@@ -35,6 +35,7 @@ from server.money import (
 )
 from server.resources import Resources, resources_of
 from tests.catalogue_fixtures import make_account
+from tests.money_invariants import check_money_invariants
 
 PRICES = [2, 4, 8, 16, 32, 64, 128, 256, 512]
 
@@ -80,18 +81,9 @@ async def heard(resources: Resources, token: str, seconds: int = 60) -> None:
 
 
 async def ledger_sums_to_zero(resources: Resources) -> None:
+    """The ledger balances and every money invariant holds (tests/money_invariants.py)."""
     async with resources.sessionmaker() as session:
-        assert (await session.scalar(select(func.sum(LedgerEntry.amount)))) in (0, None)
-        assert (await session.scalar(select(func.sum(LedgerAccount.balance)))) in (0, None)
-        negative = await session.scalar(
-            select(func.count())
-            .select_from(LedgerAccount)
-            .where(
-                LedgerAccount.kind.in_([AccountKind.WALLET, AccountKind.ARTIST]),
-                LedgerAccount.balance < 0,
-            )
-        )
-        assert negative == 0
+        await check_money_invariants(session, resources.settings.money.artist_share_bp)
 
 
 async def test_a_listener_owns_a_track_after_nine_paid_plays(app: Quart, client: Client) -> None:

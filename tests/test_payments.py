@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 from quart import Quart
+from sqlalchemy import func, select
 
 from models import ledger
+from models.ledger import LedgerAccount
 from models.users import Role
 from server.app import create_app
 from server.payments import PaymentError, sign, verify_signature
@@ -128,3 +130,23 @@ async def test_checkout_without_a_provider(app: Quart) -> None:
     )
     assert response.status_code == 503
     assert "use a voucher" in (await response.get_json())["reason"]
+
+
+async def test_a_checkout_for_no_account_credits_nothing(stripe_app: Any) -> None:
+    """Signed by Stripe but for an account that does not exist (deleted after paying, or
+    never here): nothing is credited and no wallet is made; it is acknowledged, so Stripe
+    stops delivering it, and logged for a refund."""
+    test_app, _seen = stripe_app
+    client = test_app.test_client()
+    now = int(time.time())
+    for nobody in (424242, -1, 2**70):
+        payload = event(nobody, event_id=f"evt_{nobody}")
+        answer = await client.post(
+            "/payments/stripe/webhook", data=payload,
+            headers={"Stripe-Signature": sign(payload, SECRET, now),
+                     "Content-Type": "application/json"},
+        )  # fmt: skip
+        assert answer.status_code == 200, await answer.get_data(as_text=True)
+        assert (await answer.get_json())["outcome"] == f"ignored: there is no account {nobody}"
+    async with resources_of(test_app.app).sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(LedgerAccount)) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from quart import Blueprint, Response, current_app
 from quart.typing import ResponseReturnValue
 from quart_schema import validate_querystring, validate_response
@@ -56,8 +56,18 @@ class PayoutOut(BaseModel):
     currency: str
 
 
+class RefusedPayout(BaseModel):
+    id: int
+    artist_id: int
+    tokens: int
+    reason: str
+
+
 class PayoutRun(BaseModel):
     paid: list[PayoutOut]
+    refused: list[RefusedPayout] = Field(
+        description="requests the run could not pay (cancelled), and why"
+    )
 
 
 async def own_artist(name: str, refusal: str = "only the artist's own account sees this") -> Artist:
@@ -123,13 +133,20 @@ async def ask_for_payout(name: str) -> tuple[PayoutOut, int]:
 @require(Scope.ADMIN)
 @validate_response(PayoutRun)
 async def payout_run() -> PayoutRun:
-    """Pay all requested payouts and record them in the ledger (admins)."""
+    """Pay all requested payouts and record them in the ledger (admins); what cannot be
+    paid is listed with the reason, never a failure of the run."""
     viewer = viewer_required()
     if not viewer.is_admin:
         raise Forbidden("this is for the instance's admins")
     async with resources_of(current_app).sessionmaker() as session:
-        paid = await run_payouts(session, viewer.user_id)
-    return PayoutRun(paid=[_payout_out(p) for p in paid])
+        run = await run_payouts(session, viewer.user_id)
+    return PayoutRun(
+        paid=[_payout_out(p) for p in run.paid],
+        refused=[
+            RefusedPayout(id=p.id, artist_id=p.artist_id, tokens=p.tokens, reason=reason)
+            for p, reason in run.refused
+        ],
+    )
 
 
 class ReportQuery(BaseModel):
