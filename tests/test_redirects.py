@@ -51,9 +51,9 @@ async def test_log_in_never_sends_anyone_elsewhere(app: Quart, client: Client) -
     token = await csrf(client, "/login")
     form = {"csrf_token": token, "username": "lina", "password": PASSWORD}
     # raw query strings, as a link would carry them: %5C arrives as a backslash
-    for raw in ("/%5Cevil.example", "//evil.example", "/%5C%5Cevil.example",
-                "https:evil.example", "%2F%2Fevil.example", "/%09/evil.example",
-                "/%255Cevil.example", "https://evil.example/"):  # fmt: skip
+    # (every form is tried on the rule itself above; log-in hashes, so only a few here)
+    for raw in ("/%5Cevil.example", "//evil.example", "https:evil.example",
+                "/%255Cevil.example"):  # fmt: skip
         response = await client.post(f"/login?next={raw}", form=form)
         assert response.status_code == 303
         assert response.headers["Location"] == "/", raw

@@ -3,7 +3,7 @@ route is audited without anybody remembering to), on both databases.
 
 * A token of one scope is refused (403 insufficient_scope) on every route that needs
   another; the right scope passes the check (the positive control).
-* ``admin`` is a wildcard only for an admin account; a listener's ``admin`` token (which
+* ``admin`` is a wildcard only for an admin account; an artist's ``admin`` token (which
   nothing hands out any more, but a database could hold) gives nothing, and an admin's
   ``read`` token does no admin work.
 * ``read`` routes are reads (GET); a ``read`` token makes this server contact no other:
@@ -86,11 +86,11 @@ async def app(tmp_path: Path, database_url: str) -> AsyncIterator[Quart]:
 
 
 async def tokens_for(app: Quart) -> dict[tuple[str, Scope], str]:
-    """One token per (account, single scope): a listener (an ``admin`` token too, as if
-    an old command line had made it), an artist, and an admin."""
+    """One token per (account, single scope): an artist who owns "aurora" (an
+    ``admin`` token too, as if an old command line had made it), and an admin."""
     made = {}
     async with resources_of(app).sessionmaker() as session:
-        for name, role in (("lina", Role.LISTENER), ("mira", Role.ARTIST), ("boss", Role.ADMIN)):
+        for name, role in (("lina", Role.ARTIST), ("boss", Role.ADMIN)):
             user = await create_user(session, name, "a long password here", role)
             if role is Role.ARTIST:
                 await create_artist(session, "aurora", user)
@@ -162,7 +162,7 @@ async def test_every_scoped_route_refuses_every_other_scope(app: Quart, honeypot
 
 async def test_read_tokens_never_make_this_server_fetch(app: Quart, honeypot: Honeypot) -> None:
     tokens = await tokens_for(app)
-    for name in ("lina", "mira", "boss"):
+    for name in ("lina", "boss"):
         for _rule, method, path, _required in routes(app):
             if _rule.endpoint in PUBLIC_WRITES:
                 continue
