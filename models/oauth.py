@@ -5,8 +5,10 @@ digests only. The methods are those authlib asks of its client and token models.
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,8 +20,43 @@ from models.base import Base, BigIntId, JSONDocument, UTCDateTime, utcnow
 OIDC_SCOPES = ("openid", "profile", "email")
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# RFC 8252 §7.1: a native app's private-use scheme is a domain it controls, reversed
+# (com.example.app). Requiring the dot leaves out every scheme a browser would run or
+# read for itself: javascript:, vbscript:, data:, blob:, file:, about:, filesystem: …
+PRIVATE_USE_SCHEME = re.compile(r"^[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+$")
+
+
 def scope_set(text: str | None) -> set[str]:
     return set((text or "").split())
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """Why ``uri`` cannot be a redirect URI, or None: https anywhere, http only on
+    loopback (RFC 8252 §7.3), or a native app's reverse-domain scheme (RFC 8252 §7.1)."""
+    if len(uri) > 2000 or any(ch.isspace() or not ch.isprintable() for ch in uri):
+        return f"redirect URI {uri[:100]!r} is too long or has spaces or control characters"
+    parts = urlsplit(uri)
+    if "#" in uri:
+        return f"redirect URI {uri!r} must not have a fragment"
+    scheme = parts.scheme.lower()
+    if scheme in ("https", "http"):
+        if parts.username is not None or parts.password is not None:
+            return f"redirect URI {uri!r} must not hold a user name or password"
+        try:
+            parts.port  # noqa: B018 - raises on a port out of range
+        except ValueError:
+            return f"redirect URI {uri!r} has a bad port"
+        if scheme == "https" and parts.hostname:
+            return None
+        if scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+            return None
+    elif PRIVATE_USE_SCHEME.match(scheme):
+        return None
+    return (
+        f"redirect URI {uri!r} must be https, http on loopback, or an app's own "
+        "reverse-domain scheme such as com.example.app:/callback"
+    )
 
 
 class OAuthClient(Base):
@@ -44,7 +81,8 @@ class OAuthClient(Base):
         return self.client_id
 
     def get_default_redirect_uri(self) -> str | None:
-        return self.redirect_uris[0] if self.redirect_uris else None
+        allowed = [uri for uri in self.redirect_uris if redirect_uri_problem(uri) is None]
+        return allowed[0] if allowed else None
 
     def get_allowed_scope(self, scope: str | None) -> str:
         if not scope:
@@ -53,7 +91,8 @@ class OAuthClient(Base):
         return " ".join(word for word in scope.split() if word in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.redirect_uris
+        # checked again here for apps registered before the scheme rule existed
+        return redirect_uri in self.redirect_uris and redirect_uri_problem(redirect_uri) is None
 
     def check_client_secret(self, client_secret: str) -> bool:
         if self.secret_digest is None:
@@ -110,6 +149,11 @@ class AuthorizationCode(Base):
         return None
 
 
+def code_family(code: AuthorizationCode) -> str:
+    """The token family of what an authorization code gave."""
+    return f"code:{code.id}"
+
+
 class RefreshToken(Base):
     __tablename__ = "oauth_refresh_tokens"
 
@@ -118,6 +162,9 @@ class RefreshToken(Base):
     client_id: Mapped[str] = mapped_column(String(64), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     scope: Mapped[str] = mapped_column(String(300))
+    # Every token that descends from one authorization (its code, then each rotation)
+    # shares a family; presenting a rotated token again revokes the whole family.
+    family: Mapped[str] = mapped_column(String(64), index=True)
     access_token_id: Mapped[int | None] = mapped_column(
         ForeignKey("access_tokens.id", ondelete="SET NULL"), default=None
     )

@@ -46,6 +46,12 @@ def parse_scopes(text: str) -> frozenset[Scope]:
     return frozenset(scopes)
 
 
+def check_admin_scope(scopes: frozenset[Scope], *, is_admin: bool) -> None:
+    """The admin scope is for admin accounts only."""
+    if Scope.ADMIN in scopes and not is_admin:
+        raise InvalidScope("only admin accounts can have the admin scope")
+
+
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 

@@ -25,6 +25,7 @@ from server.api.uploads import UPLOAD_PATH, uploads_api
 from server.auth import current_viewer
 from server.config import Settings
 from server.errors import register_error_handlers
+from server.headers import content_security_policy, form_targets, security_headers
 from server.media.routes import media
 from server.net import client_address, parse_networks
 from server.oauth import PlayfairAuthorizationServer
@@ -145,6 +146,19 @@ def create_app(settings: Settings) -> Quart:
     @app.after_request
     async def _csrf_cookie(response):  # type: ignore[no-untyped-def]
         set_csrf_cookie(response)
+        return response
+
+    https = settings.instance.base_url.startswith("https://")
+    # remote posts' previews play from their servers (plain http only on lab networks)
+    lab = settings.federation.allow_private_addresses
+    audio_elsewhere = ("https:", "http:") if lab else ("https:",)
+
+    @app.after_request
+    async def _security_headers(response):  # type: ignore[no-untyped-def]
+        csp = content_security_policy(
+            remote_media_schemes=audio_elsewhere, form_targets=form_targets()
+        )
+        response.headers.update(security_headers(https=https, csp=csp))
         return response
 
     i18n.init_app(app)

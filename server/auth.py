@@ -2,6 +2,14 @@
 
 A browser session carries every scope of its account's role (``admin`` only for admins);
 requests it makes that change something must carry the CSRF token.
+
+Scopes mean what they say: ``read`` only reads (it never writes, and never makes this
+server fetch from another), ``write`` changes the account's library, playlists, follows
+and releases (and may make this server look things up elsewhere on its behalf), ``play``
+starts, claims and buys plays, ``upload`` uploads audio, and ``admin`` administers the
+instance. ``admin`` counts only for an admin account; there it stands for every scope.
+For anybody else it gives nothing (such a token should not exist: the pages, the command
+line and the OAuth server hand ``admin`` to admins only).
 """
 
 from __future__ import annotations
@@ -40,7 +48,14 @@ class Viewer:
         return self.role is Role.ADMIN and Scope.ADMIN in self.scopes
 
     def has(self, scope: Scope) -> bool:
-        return scope in self.scopes or Scope.ADMIN in self.scopes
+        if self.is_admin:
+            return True
+        return scope is not Scope.ADMIN and scope in self.scopes
+
+
+def session_scopes(role: Role) -> frozenset[Scope]:
+    """What a browser session of an account with ``role`` may do."""
+    return frozenset(Scope) if role is Role.ADMIN else frozenset(Scope) - {Scope.ADMIN}
 
 
 class BearerError(Unauthorized):
@@ -87,10 +102,9 @@ async def current_viewer() -> Viewer | None:
         user = await user_for_session()
         if user is not None:
             await check_csrf()
-            scopes = (
-                frozenset(Scope) if user.role is Role.ADMIN else frozenset(Scope) - {Scope.ADMIN}
+            viewer = Viewer(
+                user.id, user.username, user.role, session_scopes(user.role), via_session=True
             )
-            viewer = Viewer(user.id, user.username, user.role, scopes, via_session=True)
     g.viewer = viewer
     return viewer
 
@@ -134,6 +148,7 @@ def require(scope: Scope) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, A
                 raise InsufficientScope(scope)
             return await view(*args, **kwargs)
 
+        wrapper.required_scope = scope  # type: ignore[attr-defined]  # for the route audit
         return wrapper
 
     return decorate

@@ -356,8 +356,15 @@ def token() -> None:
 @handles_errors
 def token_issue(state: State, username: str, scopes: str, name: str) -> None:
     """Issue a personal access token and print it (it is shown only once)."""
-    from models.tokens import AccessToken, InvalidScope, new_token, parse_scopes, token_digest
-    from models.users import User
+    from models.tokens import (
+        AccessToken,
+        InvalidScope,
+        check_admin_scope,
+        new_token,
+        parse_scopes,
+        token_digest,
+    )
+    from models.users import Role, User
 
     try:
         scope_set = parse_scopes(scopes)
@@ -371,6 +378,10 @@ def token_issue(state: State, username: str, scopes: str, name: str) -> None:
             user = await session.scalar(select(User).where(User.username == username.lower()))
             if user is None:
                 raise CommandFailed(f"there is no account {username!r}")
+            try:
+                check_admin_scope(scope_set, is_admin=user.role is Role.ADMIN)
+            except InvalidScope as exc:
+                raise CommandFailed(f"{exc}; {username!r} is a {user.role.value}") from None
             session.add(
                 AccessToken(
                     user_id=user.id, digest=token_digest(secret), name=name,

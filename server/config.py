@@ -218,7 +218,9 @@ class AccountSettings(_Section):
     artist_signup: SignupMode = SignupMode.APPROVAL
     # A browser stays signed in this long.
     session_lifetime: Duration = timedelta(days=30)
-    # Log-in attempts per address and per account name within rate_window.
+    # Password attempts within rate_window: per browser that signed in to the account
+    # before; for other browsers, per address and per account; per session for the
+    # password checks in the settings (server/throttle.py).
     login_attempts: int = Field(default=10, ge=1, le=10_000)
     # Sign-ups per address within rate_window.
     signup_attempts: int = Field(default=5, ge=1, le=10_000)

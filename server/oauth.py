@@ -9,6 +9,13 @@ as one transaction.
 Authorization code with PKCE (S256 only, required for public clients), refresh tokens
 with rotation (the old one is revoked when a new one is issued), revocation (RFC 7009),
 introspection for the instance's own services (RFC 7662), and OpenID Connect ID tokens.
+
+Every token of one authorization is one family (``RefreshToken.family``). A refresh
+token that was rotated (or revoked) and is presented again was copied by someone: the
+whole family, refresh and access tokens, is revoked at once (RFC 6819 §5.2.2.3, OAuth
+2.0 Security BCP §4.14.2); so is it when an authorization code is used twice, or when
+a client revokes one of its refresh tokens (RFC 7009 §2.1). The ``admin`` scope is
+granted to admins only, whatever the app asked for.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request, grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -38,9 +46,9 @@ from sqlalchemy.orm import Session
 
 from models.accounts import secret_digest
 from models.base import utcnow
-from models.oauth import AuthorizationCode, OAuthClient, RefreshToken
-from models.tokens import AccessToken, new_token, token_digest
-from models.users import AccountStatus, User
+from models.oauth import AuthorizationCode, OAuthClient, RefreshToken, code_family
+from models.tokens import AccessToken, Scope, new_token, token_digest
+from models.users import AccountStatus, Role, User
 from server.resources import resources_of
 
 ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
@@ -136,19 +144,34 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
 
 def _revoke_tokens_of_code(code: AuthorizationCode) -> None:
+    revoke_family(code_family(code))
+
+
+def revoke_family(family: str) -> None:
+    """Revoke every refresh token of ``family`` and the access tokens they came with."""
     now = utcnow()
     db().execute(
         update(AccessToken)
-        .where(AccessToken.client_id == code.client_id, AccessToken.user_id == code.user_id,
-               AccessToken.created_at >= code.expires_at - CODE_LIFETIME)
+        .where(
+            AccessToken.id.in_(
+                select(RefreshToken.access_token_id).where(RefreshToken.family == family)
+            ),
+            AccessToken.revoked_at.is_(None),
+        )
         .values(revoked_at=now)
-    )  # fmt: skip
+        .execution_options(synchronize_session=False)
+    )
     db().execute(
         update(RefreshToken)
-        .where(RefreshToken.client_id == code.client_id, RefreshToken.user_id == code.user_id,
-               RefreshToken.created_at >= code.expires_at - CODE_LIFETIME)
+        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
-    )  # fmt: skip
+        .execution_options(synchronize_session=False)
+    )
+
+
+def granted_scopes(user: User, scope: str) -> list[str]:
+    """The words of ``scope`` this user may be granted: ``admin`` only for admins."""
+    return [word for word in scope.split() if word != Scope.ADMIN.value or user.role is Role.ADMIN]
 
 
 def _active_user(user_id: int) -> User | None:
@@ -164,7 +187,10 @@ class RefreshGrant(grants.RefreshTokenGrant):
         found = db().scalar(
             select(RefreshToken).where(RefreshToken.digest == secret_digest(refresh_token))
         )
-        if found is None or found.is_revoked() or found.is_expired():
+        if found is None or found.is_expired():
+            return None
+        if found.is_revoked():
+            revoke_family(found.family)  # a spent token again: someone has a copy
             return None
         return found
 
@@ -172,8 +198,17 @@ class RefreshGrant(grants.RefreshTokenGrant):
         return _active_user(refresh_token.user_id)
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
-        refresh_token.revoked_at = utcnow()
-        db().flush()
+        # Guarded: of two requests that rotate the same token at once, one wins; the
+        # other is a reuse (and revokes the family, the winner's new tokens included).
+        spent = db().execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == refresh_token.id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if spent.rowcount != 1:  # type: ignore[attr-defined]
+            revoke_family(refresh_token.family)
+            raise InvalidGrantError("the refresh token has been used already")
 
 
 class Revocation(RevocationEndpoint):
@@ -192,14 +227,10 @@ class Revocation(RevocationEndpoint):
         return refresh or access
 
     def revoke_token(self, token: Any, request: OAuth2Request) -> None:
-        now = utcnow()
-        token.revoked_at = now
-        if isinstance(token, RefreshToken) and token.access_token_id is not None:
-            db().execute(
-                update(AccessToken)
-                .where(AccessToken.id == token.access_token_id)
-                .values(revoked_at=now)
-            )
+        if isinstance(token, RefreshToken):
+            revoke_family(token.family)
+        else:
+            token.revoked_at = utcnow()
         db().flush()
 
 
@@ -313,6 +344,13 @@ class PlayfairAuthorizationServer(AuthorizationServer):
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         now = utcnow()
         user = request.user
+        token["scope"] = " ".join(granted_scopes(user, token.get("scope", "")))
+        if request.refresh_token is not None:
+            family = request.refresh_token.family
+        elif request.authorization_code is not None:
+            family = code_family(request.authorization_code)
+        else:
+            family = secrets.token_hex(16)
         access = AccessToken(
             user_id=user.id,
             digest=token_digest(token["access_token"]),
@@ -331,6 +369,7 @@ class PlayfairAuthorizationServer(AuthorizationServer):
                     client_id=request.client.client_id,
                     user_id=user.id,
                     scope=token.get("scope", ""),
+                    family=family,
                     access_token_id=access.id,
                     expires_at=now + REFRESH_TOKEN_LIFETIME,
                 )

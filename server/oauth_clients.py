@@ -4,12 +4,11 @@ themselves (dynamic registration)."""
 from __future__ import annotations
 
 import secrets
-from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.accounts import secret_digest
-from models.oauth import OIDC_SCOPES, OAuthClient
+from models.oauth import OIDC_SCOPES, OAuthClient, redirect_uri_problem
 from models.tokens import Scope
 
 
@@ -18,17 +17,10 @@ class ClientError(ValueError):
 
 
 def check_redirect_uri(uri: str) -> str:
-    """https anywhere, http only on loopback (RFC 8252 §7.3), or an app's own scheme."""
-    parts = urlsplit(uri)
-    if parts.fragment:
-        raise ClientError(f"redirect URI {uri!r} must not have a fragment")
-    if parts.scheme == "https" and parts.hostname:
-        return uri
-    if parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1"):
-        return uri
-    if parts.scheme and parts.scheme not in ("http", "https", "javascript", "data", "file"):
-        return uri  # a native app's private-use scheme such as com.example.app:/cb
-    raise ClientError(f"redirect URI {uri!r} must be https (or http on loopback)")
+    problem = redirect_uri_problem(uri)
+    if problem is not None:
+        raise ClientError(problem)
+    return uri
 
 
 def check_scopes(text: str) -> str:

@@ -8,14 +8,19 @@ import json
 from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select, update
-from werkzeug.exceptions import TooManyRequests
 
-from models.accounts import count_attempt, keyed_digest
 from models.base import utcnow
 from models.handles import NameTaken
 from models.names import InvalidName
-from models.tokens import AccessToken, InvalidScope, new_token, parse_scopes, token_digest
-from models.users import AccountStatus, User
+from models.tokens import (
+    AccessToken,
+    InvalidScope,
+    check_admin_scope,
+    new_token,
+    parse_scopes,
+    token_digest,
+)
+from models.users import AccountStatus, Role, User
 from server.account_closing import BalanceChoice
 from server.account_closing import preview as closing_preview
 from server.accounts import AccountError
@@ -26,7 +31,7 @@ from server.accounts_service import (
     export_account,
     sign_up,
 )
-from server.net import client_address, parse_networks
+from server.redirects import local_target
 from server.resources import resources_of
 from server.sessions import (
     check_csrf,
@@ -36,28 +41,9 @@ from server.sessions import (
     start_session,
     user_for_session,
 )
+from server.throttle import limit_address, limit_login, limit_password_check, remember_device
 
 accounts = Blueprint("accounts", __name__)
-
-
-def client_ip() -> str:
-    trusted = parse_networks(resources_of(current_app).settings.server.trusted_proxies)
-    return client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), trusted)
-
-
-async def limit_attempts(kind: str, value: str, allowed: int) -> None:
-    """Count an attempt of ``kind`` by ``value`` (an address, a name). The counter's key
-    is a keyed hash: neither addresses nor names are stored."""
-    resources = resources_of(current_app)
-    settings = resources.settings.accounts
-    key = f"{kind}:{keyed_digest(resources.secret, value)[:32]}"
-    async with resources.sessionmaker() as session:
-        count = await count_attempt(session, key, settings.rate_window)
-    if count > allowed:
-        raise TooManyRequests(
-            "too many attempts: wait a few minutes and try again",
-            retry_after=int(settings.rate_window.total_seconds()),
-        )
 
 
 async def _page(template: str, status: int = 200, **context: object) -> ResponseReturnValue:
@@ -72,7 +58,7 @@ async def signup() -> ResponseReturnValue:
         return await _page("signup.html", settings=settings, form={})
     await check_csrf()
     form = await request.form
-    await limit_attempts("signup:addr", client_ip(), settings.signup_attempts)
+    await limit_address("signup", settings.signup_attempts)
     if form.get("password", "") != form.get("password_again", ""):
         return await _page(
             "signup.html", 422, settings=settings, form=form, error="the two passwords differ"
@@ -98,6 +84,7 @@ async def signup() -> ResponseReturnValue:
         return await _page("pending.html", 202)
     response = redirect(url_for("web.home"), 303)
     set_session_cookie(response, await start_session(result.user.id))
+    remember_device(response, result.user.username)
     return response
 
 
@@ -108,9 +95,7 @@ async def login() -> ResponseReturnValue:
     await check_csrf()
     form = await request.form
     name = form.get("username", "").strip().lower()
-    settings = resources_of(current_app).settings.accounts
-    await limit_attempts("login:addr", client_ip(), settings.login_attempts)
-    await limit_attempts("login:user", name[:40], settings.login_attempts)
+    await limit_login(name[:40])
     async with resources_of(current_app).sessionmaker() as session:
         user = await check_login(session, name, form.get("password", ""))
     if user is None:
@@ -119,11 +104,11 @@ async def login() -> ResponseReturnValue:
         return await _page("login.html", 403, form=form, error="your account waits for approval")
     if user.status is AccountStatus.DISABLED:
         return await _page("login.html", 403, form=form, error="this account is disabled")
-    target = request.args.get("next", "")
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("web.home")
+    base = resources_of(current_app).settings.instance.base_url
+    target = local_target(request.args.get("next"), base) or url_for("web.home")
     response = redirect(target, 303)
     set_session_cookie(response, await start_session(user.id))
+    remember_device(response, user.username)
     return response
 
 
@@ -172,6 +157,7 @@ async def password() -> ResponseReturnValue:
     if isinstance(user, Response):
         return user
     await check_csrf()
+    await limit_password_check()
     form = await request.form
     if form.get("new_password", "") != form.get("new_password_again", ""):
         return await _settings_page(user, 422, error="the two new passwords differ")
@@ -201,8 +187,10 @@ async def make_token() -> ResponseReturnValue:
         scopes = parse_scopes(" ".join(form.getlist("scope")))
     except InvalidScope as exc:
         return await _settings_page(user, 422, error=str(exc))
-    if "admin" in scopes and user.role.value != "admin":
-        return await _settings_page(user, 403, error="only admins can make admin tokens")
+    try:
+        check_admin_scope(scopes, is_admin=user.role is Role.ADMIN)
+    except InvalidScope as exc:
+        return await _settings_page(user, 403, error=str(exc))
     secret = new_token()
     async with resources_of(current_app).sessionmaker() as session:
         session.add(
@@ -258,6 +246,7 @@ async def delete() -> ResponseReturnValue:
     if isinstance(user, Response):
         return user
     await check_csrf()
+    await limit_password_check()
     form = await request.form
     resources = resources_of(current_app)
     choice_text = form.get("balance", "")

@@ -15,12 +15,11 @@ from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 from models.base import utcnow
 from models.catalogue import Artist, Release, Track
 from models.plays import Play
-from models.tokens import Scope
 from models.users import Role, User
 from server.activitypub import follows as following
 from server.activitypub.context import federation_of
 from server.api.uploads import CREATORS, accept_upload, receive_multipart
-from server.auth import Viewer
+from server.auth import Viewer, session_scopes
 from server.catalogue import CatalogueError, publish_release
 from server.charts import bar_chart
 from server.earnings import earnings_of, request_payout
@@ -142,7 +141,7 @@ async def upload_form() -> ResponseReturnValue:
         if received.path is not None:
             received.path.unlink(missing_ok=True)
         raise Forbidden(_("The form's security token is out of date: reload and try again."))
-    viewer = Viewer(user.id, user.username, user.role, frozenset(Scope), via_session=True)
+    viewer = Viewer(user.id, user.username, user.role, session_scopes(user.role), via_session=True)
     try:
         track, release, _artist = await accept_upload(viewer, received)
     except HTTPException as error:

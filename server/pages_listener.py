@@ -6,7 +6,7 @@ without JavaScript; every form carries the CSRF token."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
 from quart import Blueprint, current_app, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
@@ -38,6 +38,7 @@ from server.i18n import gettext as _
 from server.money import MoneyError, quote, redeem_voucher
 from server.payments import PaymentError, create_checkout, find_pack
 from server.playlists import PlaylistError
+from server.redirects import local_target
 from server.remote_plays import RemoteTrackError, resolve_release
 from server.resources import resources_of
 from server.sessions import check_csrf, user_for_session
@@ -71,13 +72,8 @@ async def render(template: str, **context: Any) -> str:
 
 def back(default: str) -> str:
     """Where a form came from (same site only), for the redirect after it."""
-    target = request.referrer or ""
     base = resources_of(current_app).settings.instance.base_url
-    if target.startswith(base + "/"):
-        return target[len(base) :]
-    if target.startswith("/") and not target.startswith("//"):
-        return target
-    return default
+    return local_target(request.referrer, base) or default
 
 
 @listener.get("/search")
@@ -315,7 +311,13 @@ async def checkout_form() -> ResponseReturnValue:
         )  # fmt: skip
     except PaymentError as error:
         return redirect(url_for("listener.wallet", error=str(error)))
-    return redirect(made.url)
+    return await leave_for(made.url)
+
+
+async def leave_for(url: str) -> ResponseReturnValue:
+    """Send the browser on to another site after a form: with a page, as the form-action
+    policy refuses redirects of form answers to other origins (server.headers)."""
+    return await render("leaving.html", target=url, host=urlsplit(url).hostname or url)
 
 
 async def prices_for(session: AsyncSession, user: User | None, tracks: list[Any]) -> dict[int, Any]:
@@ -337,7 +339,7 @@ async def remote_follow(kind: str, name: str) -> ResponseReturnValue:
         url = await subscribe_url(federation_of(resources), account, target)
     except following.FollowError as error:
         return redirect(f"/{kind}/{name.lower()}?remote_error={quote_plus(str(error)[:300])}")
-    return redirect(url)
+    return await leave_for(url)
 
 
 async def subscribe_url(fed: Any, account: str, target: str) -> str:

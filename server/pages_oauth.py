@@ -15,10 +15,12 @@ from models.oauth import OAuthClient
 from models.tokens import AccessToken, token_digest
 from models.users import User
 from server.auth import BearerError
+from server.headers import allow_form_target
 from server.oauth import (
     CLIENT_AUTH_METHODS,
     PlayfairAuthorizationServer,
     db,
+    granted_scopes,
     oauth_request,
     run_in_session,
     signing_key,
@@ -28,6 +30,7 @@ from server.oauth import (
 from server.oauth_clients import ClientError, register_client
 from server.resources import resources_of
 from server.sessions import check_csrf, user_for_session
+from server.throttle import limit_address
 
 oauth = Blueprint("oauth", __name__, url_prefix="/oauth")
 SCOPE_TEXT = {
@@ -68,7 +71,11 @@ async def authorize() -> ResponseReturnValue:
             client = db().scalar(
                 select(OAuthClient).where(OAuthClient.client_id == req.payload.client_id)
             )
-            return "consent", (client.name if client else "", req.payload.scope or "")
+            return "consent", (
+                client.name if client else "",
+                req.payload.scope or "",
+                grant.redirect_uri,
+            )
         allowed = form.get("decision") == "allow"
         return "done", auth.create_authorization_response(
             req, grant_user=user if allowed else None, grant=grant
@@ -76,12 +83,14 @@ async def authorize() -> ResponseReturnValue:
 
     kind, result = await run_in_session(decide)
     if kind == "consent":
-        client_name, scope = result  # type: ignore[misc]
+        client_name, scope, redirect_uri = result  # type: ignore[misc]
+        # the answer to the consent form is a redirect to the app (see server.headers)
+        allow_form_target(redirect_uri)
         return await render_template(
             "consent.html",
             instance=resources_of(current_app).settings.instance,
             client_name=client_name,
-            scopes=[(word, SCOPE_TEXT.get(word, word)) for word in scope.split()],
+            scopes=[(word, SCOPE_TEXT.get(word, word)) for word in granted_scopes(user, scope)],
             action=url_for("oauth.authorize") + "?" + urlencode(request.args),
         )
     response = to_response(result)  # type: ignore[arg-type]
@@ -137,10 +146,8 @@ class Registration(BaseModel):
 async def register() -> ResponseReturnValue:
     """Dynamic client registration (RFC 7591): any app may register itself; it gets no
     admin scope and is never trusted. Errors follow RFC 7591 §3.2.2."""
-    from server.pages_accounts import client_ip, limit_attempts
-
     settings = resources_of(current_app).settings.accounts
-    await limit_attempts("register:addr", client_ip(), settings.app_registrations)
+    await limit_address("register", settings.app_registrations)
     try:
         data = Registration.model_validate(await request.get_json(force=True, silent=True) or {})
     except ValidationError as exc:

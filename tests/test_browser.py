@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -169,6 +172,30 @@ def balance(page: Page) -> int:
     return int(page.locator("header [data-balance]").inner_text().strip())
 
 
+def wait_until(page: Page, condition: str, timeout: float = 10_000) -> None:
+    """Wait (up to ``timeout`` ms) until the JavaScript ``condition`` holds in the page.
+
+    Playwright's wait_for_function compiles its predicate with eval inside the page, which
+    the site's Content-Security-Policy refuses (no 'unsafe-eval'), as it should. A whole
+    expression given to page.evaluate is compiled by the browser's debugger instead, which
+    the policy does not cover; it re-checks the condition on every animation frame."""
+    page.evaluate(
+        f"""(timeout) => new Promise((resolve, reject) => {{
+            const started = performance.now();
+            const check = () => {{
+                let done = false;
+                try {{ done = Boolean({condition}); }} catch (err) {{ done = false; }}
+                if (done) resolve(true);
+                else if (performance.now() - started > timeout) {{
+                    reject(new Error("timed out waiting for: " + {condition!r}));
+                }} else requestAnimationFrame(check);
+            }};
+            check();
+        }})""",
+        timeout,
+    )
+
+
 def player_state(page: Page) -> dict[str, Any]:
     state: dict[str, Any] = page.evaluate("window.playfairPlayer.state()")
     return state
@@ -196,7 +223,7 @@ def test_visitor_pages_are_light_and_previews_play(page: tuple[Page, Watch], sit
 
     page_.goto(f"/releases/{site.release_id}")
     page_.click("button[data-play-track]")
-    page_.wait_for_function("window.playfairPlayer && window.playfairPlayer.state().mode")
+    wait_until(page_, "window.playfairPlayer && window.playfairPlayer.state().mode")
     assert player_state(page_)["mode"] == "preview"
     assert page_.locator("#player a[href='/signup']").count() >= 1
 
@@ -229,8 +256,8 @@ def test_listener_signs_up_redeems_plays_and_owns(page: tuple[Page, Watch], site
         before = balance(page_)
         first.click()
         # a new session starts unclaimed; the claim comes once the track has been heard
-        page_.wait_for_function("!window.playfairPlayer.state().claimed")
-        page_.wait_for_function("window.playfairPlayer.state().claimed", timeout=30_000)
+        wait_until(page_, "!window.playfairPlayer.state().claimed")
+        wait_until(page_, "window.playfairPlayer.state().claimed", timeout=30_000)
         paid.append(before - balance(page_))
     assert paid == [2, 4, 8, 16, 32, 64, 128, 256, 512, 0]
     assert sum(paid) == 1022
@@ -286,7 +313,7 @@ def test_keyboard_only(page: tuple[Page, Watch], site: Site) -> None:
     focused = page_.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert focused != "none"
     page_.keyboard.press("Enter")
-    page_.wait_for_function("window.playfairPlayer.state().mode")
+    wait_until(page_, "window.playfairPlayer.state().mode")
     assert player_state(page_)["trackId"] is not None
 
 
@@ -399,7 +426,7 @@ def test_a_partners_track_plays_in_full_from_the_library(browser: Browser, tmp_p
         assert button.count() == 1
         before = balance(page_)
         button.click()
-        page_.wait_for_function("window.playfairPlayer.state().claimed", timeout=30_000)
+        wait_until(page_, "window.playfairPlayer.state().claimed", timeout=30_000)
         assert before - balance(page_) == 2
         assert player_state(page_)["trackId"].startswith("remote-")
         screenshot(page_, "library-partner-track")
@@ -424,13 +451,97 @@ def test_the_shell_works_offline(browser: Browser, site: Site) -> None:
     page_.goto(f"/releases/{site.release_id}")
     page_.evaluate("navigator.serviceWorker.ready.then(() => true)")
     page_.reload()  # now under the worker's control, which keeps a copy of the page
-    page_.wait_for_function("navigator.serviceWorker.controller !== null")
+    wait_until(page_, "navigator.serviceWorker.controller !== null")
     context.set_offline(True)
     page_.reload()
     assert page_.locator("h1").inner_text() == "Harbour Songs"
     page_.goto("/search?q=never-seen")
     assert "offline" in page_.locator("h1").inner_text().lower()
     context.close()
+
+
+class _Elsewhere(BaseHTTPRequestHandler):
+    """Another site: an app's OAuth callback, a visitor's own fediverse server (WebFinger
+    with a follow page), and a page that tries to frame the instance."""
+
+    site = ""
+
+    def do_GET(self) -> None:  # the name http.server calls
+        host = self.headers["Host"]
+        if self.path.startswith("/.well-known/webfinger"):
+            body = json.dumps(
+                {
+                    "links": [
+                        {
+                            "rel": "http://ostatus.org/schema/1.0/subscribe",
+                            "template": f"http://{host}/follow?uri={{uri}}",
+                        }
+                    ]
+                }
+            )
+            kind = "application/jrd+json"  # fmt: skip
+        elif self.path.startswith("/frame"):
+            body = f'<title>framing</title><iframe src="{self.site}/settings"></iframe>'
+            kind = "text/html"
+        else:
+            body, kind = f"<title>landed</title><p>{self.path}</p>", "text/html"
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def test_forms_that_lead_elsewhere_get_there_and_nobody_frames_the_site(
+    browser: Browser, site: Site
+) -> None:
+    """The strict policy in a real browser: the OAuth consent answer reaches the app's
+    loopback callback (its page allows it in form-action), remote follow reaches the
+    visitor's server (through the page that moves on by itself), and a page of another
+    site cannot frame the settings (frame-ancestors 'none')."""
+    _Elsewhere.site = site.base
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Elsewhere)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    elsewhere = f"http://127.0.0.1:{server.server_address[1]}"
+    made = site.instance.cli("oauth", "add-client", "Pocket", "--public",
+                             "--redirect-uri", f"{elsewhere}/callback")  # fmt: skip
+    client_id = made.split("client_id: ", 1)[1].split()[0]
+    context = browser.new_context(viewport=PHONE, base_url=site.base)
+    page_ = context.new_page()
+    console: list[str] = []
+    page_.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    try:
+        sign_up(page_, "nora")
+        query = urlencode({"response_type": "code", "client_id": client_id, "state": "s1",
+                           "redirect_uri": f"{elsewhere}/callback",
+                           "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                           "code_challenge_method": "S256"})  # fmt: skip
+        page_.goto(f"/oauth/authorize?{query}")
+        page_.click("button[name=decision][value=allow]")
+        page_.wait_for_url(f"{elsewhere}/callback?*")
+        assert "code=" in page_.url and "state=s1" in page_.url
+
+        page_.goto(f"{site.base}/artists/aurora")
+        page_.fill("input[name=account]", f"@nora@127.0.0.1:{server.server_address[1]}")
+        page_.click("form[action$='/remote-follow'] button")
+        page_.wait_for_url(f"{elsewhere}/follow?*")
+        assert "artists%2Faurora" in page_.url
+
+        page_.goto(f"{elsewhere}/frame")
+        frame = page_.frames[-1]
+        page_.wait_for_load_state()
+        assert frame != page_.main_frame
+        assert "Settings" not in frame.content()
+        assert any("frame-ancestors" in text for text in console), console
+        console.clear()
+    finally:
+        context.close()
+        server.shutdown()
+    assert console == []
 
 
 def test_skipping_early_is_free_and_pausing_lets_the_stream_go(
@@ -455,17 +566,17 @@ def test_skipping_early_is_free_and_pausing_lets_the_stream_go(
     start = balance(page_)
     buttons = page_.locator("button[data-play-track]")
     buttons.first.click()
-    page_.wait_for_function("window.playfairPlayer.state().heardSeconds >= 1.5")
+    wait_until(page_, "window.playfairPlayer.state().heardSeconds >= 1.5")
     page_.keyboard.press("Shift+N")  # skip to the second track after 1.5 s of the first
     second = buttons.nth(1).get_attribute("data-play-track")
-    page_.wait_for_function(f"window.playfairPlayer.state().trackId === '{second}'")
-    page_.wait_for_function("window.playfairPlayer.state().heardSeconds >= 1")
+    wait_until(page_, f"window.playfairPlayer.state().trackId === '{second}'")
+    wait_until(page_, "window.playfairPlayer.state().heardSeconds >= 1")
     page_.keyboard.press("k")  # pause
-    page_.wait_for_function("window.playfairPlayer.state().released", timeout=15_000)
+    wait_until(page_, "window.playfairPlayer.state().released", 15_000)
     assert balance(page_) == start  # nothing charged so far
     page_.keyboard.press("k")  # play again: the same session, from where it was
-    page_.wait_for_function("!window.playfairPlayer.state().released")
-    page_.wait_for_function("window.playfairPlayer.state().claimed", timeout=30_000)
+    wait_until(page_, "!window.playfairPlayer.state().released")
+    wait_until(page_, "window.playfairPlayer.state().claimed", 30_000)
     assert start - balance(page_) == 2  # the second track's play, once; the first is free
     wallet = page_.request.get("/api/v1/me/wallet").json()
     assert [play["tokens"] for play in wallet["plays"]] == [2]

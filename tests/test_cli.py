@@ -229,6 +229,16 @@ def test_token_issue(initialised: dict[str, str]) -> None:
     assert_one_line_error(bad.stderr, "unknown scope 'fly'")
     nobody = run_playfair(["token", "issue", "nobody"], initialised)
     assert_one_line_error(nobody.stderr, "there is no account 'nobody'")
+    # admin is for admins: never handed to a listener, even mixed with other scopes
+    refused = run_playfair(["token", "issue", "sol", "--scopes", "read admin"], initialised)
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert_one_line_error(refused.stderr, "only admin accounts can have the admin scope")
+    boss = ["user", "add", "boss", "--role", "admin"]
+    assert run_playfair(boss, initialised, "a long password\n").returncode == 0
+    admin = run_playfair(["token", "issue", "boss", "--scopes", "admin"], initialised)
+    assert admin.returncode == 0, admin.stderr
+    assert admin.stdout.startswith("pf_")
 
 
 async def test_demo_makes_a_living_catalogue(initialised: dict[str, str]) -> None:
@@ -266,7 +276,11 @@ def test_oauth_add_client(initialised: dict[str, str]) -> None:
     confidential = run_playfair(["oauth", "add-client", "Stats", "--redirect-uri",
                                  "https://stats.example/cb", "--trusted"], initialised)  # fmt: skip
     assert "client_secret: " in confidential.stdout
-    bad = run_playfair(["oauth", "add-client", "Evil", "--redirect-uri", "http://evil.example/cb"],
-                       initialised)  # fmt: skip
-    assert bad.returncode == 1
-    assert_one_line_error(bad.stderr, "must be https (or http on loopback)")
+    # (every scheme is tried in tests/test_oauth_hardening.py; the command uses that rule)
+    for uri in ("http://evil.example/cb", "vbscript:msgbox(1)"):
+        bad = run_playfair(["oauth", "add-client", "Evil", "--redirect-uri", uri], initialised)
+        assert bad.returncode == 1
+        assert_one_line_error(bad.stderr, "must be https, http on loopback, or an app's own")
+    native = run_playfair(["oauth", "add-client", "Phone", "--public", "--redirect-uri",
+                           "org.example.phone:/callback"], initialised)  # fmt: skip
+    assert native.returncode == 0, native.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.media.formats import AudioFormat, id3_size, sniff, sniff_image
+from server.media.formats import AudioFormat, id3_size, sniff
 from server.media.ranges import (
     ByteRange,
     RangeError,
@@ -52,12 +52,6 @@ def test_sniff_mp3_behind_a_large_id3_tag(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_sniff_refuses_what_is_not_accepted_audio(head: bytes) -> None:
     assert sniff(head) is None
-
-
-def test_sniff_image() -> None:
-    assert sniff_image(b"\xff\xd8\xff\xe0") == "jpeg"
-    assert sniff_image(b"\x89PNG\r\n\x1a\n") == "png"
-    assert sniff_image(b"GIF89a") is None
 
 
 @pytest.mark.parametrize(

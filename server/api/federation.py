@@ -220,7 +220,7 @@ async def delete_follow(follow_id: int) -> tuple[str, int]:
 
 
 @federation_api.get("/resolve")
-@require(Scope.READ)
+@require(Scope.WRITE)  # it fetches the actor from its server and keeps a copy
 @validate_response(ActorOut)
 async def resolve_actor() -> ActorOut:
     query = request.args.get("q", "").strip()

@@ -57,7 +57,7 @@ def _out(row: RemoteTrack) -> RemoteTrackOut:
 
 
 @remote_api.post("/remote-releases")
-@require(Scope.READ)
+@require(Scope.WRITE)  # it fetches from the partner and stores its tracks
 @validate_request(ReleaseRef)
 @validate_response(RemoteTracks)
 async def resolve(data: ReleaseRef) -> RemoteTracks:

@@ -101,26 +101,3 @@ def sniff(head: bytes) -> AudioFormat | None:
     if _is_mpeg_audio_frame(body):
         return AudioFormat.MP3
     return None
-
-
-class ImageFormat(StrEnum):
-    JPEG = "jpeg"
-    PNG = "png"
-    WEBP = "webp"
-
-
-IMAGE_MIME_TYPES = {
-    ImageFormat.JPEG: "image/jpeg",
-    ImageFormat.PNG: "image/png",
-    ImageFormat.WEBP: "image/webp",
-}
-
-
-def sniff_image(head: bytes) -> ImageFormat | None:
-    if head[:3] == b"\xff\xd8\xff":
-        return ImageFormat.JPEG
-    if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return ImageFormat.PNG
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ImageFormat.WEBP
-    return None

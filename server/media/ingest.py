@@ -33,14 +33,13 @@ from server.media.ffmpeg import CorruptAudio, FfmpegError, decode_check, judge_d
 from server.media.formats import (
     ACCEPTED,
     EXTENSIONS,
-    IMAGE_MIME_TYPES,
     MIME_TYPES,
     SNIFF_BYTES,
     AudioFormat,
     id3_size,
     sniff,
-    sniff_image,
 )
+from server.media.images import BadImage, CleanImage, clean_image
 from server.media.storage import LocalStorage
 from server.media.tags import (
     MAX_PICTURE_BYTES,
@@ -77,6 +76,7 @@ class Inspected:
     raw: RawTags
     tags: TrackTags
     duration_seconds: float
+    cover: CleanImage | None = None
 
 
 def hash_file(path: Path) -> tuple[int, str]:
@@ -120,7 +120,8 @@ async def inspect_audio(incoming: IncomingFile, ffmpeg: str, time_limit: float) 
         raise IngestError(f"{incoming.file_name!r}: {exc}") from None
     except FfmpegError as exc:
         raise IngestError(f"{incoming.file_name!r} could not be checked: {exc}", 503) from None
-    return Inspected(audio_format, raw, tags, duration)
+    cover = await asyncio.to_thread(_cover, raw)
+    return Inspected(audio_format, raw, tags, duration, cover)
 
 
 def _release_kind(tags: TrackTags) -> ReleaseKind:
@@ -129,11 +130,16 @@ def _release_kind(tags: TrackTags) -> ReleaseKind:
     return ReleaseKind.ALBUM if tags.album else ReleaseKind.SINGLE
 
 
-def _cover(raw: RawTags) -> tuple[str, bytes] | None:
+def _cover(raw: RawTags) -> CleanImage | None:
+    """The first embedded picture that decodes, drawn anew (server.media.images); the
+    claimed MIME type and the first bytes are not trusted."""
     for _mime, data in raw.pictures:
-        image = sniff_image(data[:16])
-        if image is not None and len(data) <= MAX_PICTURE_BYTES:
-            return IMAGE_MIME_TYPES[image], data
+        if len(data) > MAX_PICTURE_BYTES:
+            continue
+        try:
+            return clean_image(data)
+        except BadImage:
+            continue
     return None
 
 
@@ -196,7 +202,7 @@ async def add_track(
             duration_ms=track.duration_ms,
         )
     )
-    cover = _cover(inspected.raw)
+    cover = inspected.cover
     if cover is not None:
         has_cover = await session.scalar(
             select(MediaFile.id).where(
@@ -204,7 +210,7 @@ async def add_track(
             )
         )
         if has_cover is None:
-            await _store_cover(session, storage, release, *cover, stored=stored)
+            await _store_cover(session, storage, release, cover, stored=stored)
     await jobs.enqueue(
         session, TRANSCODE_JOB, {"track_id": track.id}, unique_key=f"transcode:{track.id}"
     )
@@ -215,14 +221,13 @@ async def _store_cover(
     session: AsyncSession,
     storage: LocalStorage,
     release: Release,
-    mime: str,
-    data: bytes,
+    cover: CleanImage,
     *,
     stored: list[str],
 ) -> None:
     """Keep an embedded picture as the release's cover, unless another upload of the same
     release got there first (then ours is dropped, not an error)."""
-    extension = mime.split("/", 1)[1]
+    data, mime, extension = cover.data, cover.mime_type, cover.extension
     digest = hashlib.sha256(data).hexdigest()
     key = f"releases/{release.id}/cover-{digest[:16]}.{extension}"
     temporary = storage.temporary_file()
