@@ -151,7 +151,7 @@ class OutboundActivity(Base):
 
 class DeliveryState(StrEnum):
     PENDING = "pending"  # waiting for its next attempt (next_attempt_at)
-    DELIVERING = "delivering"
+    DELIVERING = "delivering"  # an attempt is in flight until leased_until
     DELIVERED = "delivered"
     FAILED = "failed"  # out of retries; an admin may replay it
     ABANDONED = "abandoned"  # refused for good (4xx, the inbox is gone)
@@ -176,6 +176,9 @@ class Delivery(Base):
         str_enum(DeliveryState, 16), default=DeliveryState.PENDING
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # While ``delivering``: the attempt is taken over by whoever finds it after this time
+    # (its holder died); the attempt number fences the holder's late result.
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     keys_refreshed: Mapped[bool] = mapped_column(Boolean, default=False)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_status: Mapped[int | None] = mapped_column(Integer, default=None)

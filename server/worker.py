@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import jobs
 from models.base import utcnow
-from models.jobs import ClaimedJob, JobState, PermanentJobError, RetryPolicy
+from models.jobs import ClaimedJob, JobState, PermanentJobError, Postponed, RetryPolicy
 from server.resources import Resources
 
 log = logging.getLogger("playfair.worker")
@@ -136,6 +136,10 @@ class Worker:
             raise
         except PermanentJobError as exc:
             return await self._record_failure(job, str(exc), permanent=True)
+        except Postponed as later:
+            async with self.resources.sessionmaker() as session:
+                held = await jobs.postpone(session, job, later.until, str(later))
+            return JobState.PENDING if held else None
         except Exception as exc:
             log.warning(
                 "job %s (%s) failed on attempt %s", job.id, job.kind, job.attempts, exc_info=True

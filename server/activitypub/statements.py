@@ -16,6 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from federation.fetch import FetchError
 from federation.objects import activity
@@ -146,14 +147,23 @@ async def _state_one(fed: Federation, payee_id: int, until: datetime) -> str | N
             fed.artist_share_bp,
         )  # fmt: skip
         signed = sign_document(fed, statement_document(statement))
-        session.add(
-            RoyaltyStatementRecord(
-                uri=uri, direction=StatementDirection.OUTGOING, counterpart_id=payee.id,
-                period_start=statement.period_start, period_end=statement.period_end,
-                total_charged=statement.total_charged, total_owed=statement.total_owed,
-                document=signed, state=StatementState.SENT,
-            )
-        )  # fmt: skip
+        try:
+            async with session.begin_nested():
+                session.add(
+                    RoyaltyStatementRecord(
+                        uri=uri, direction=StatementDirection.OUTGOING,
+                        counterpart_id=payee.id, period_start=statement.period_start,
+                        period_end=statement.period_end,
+                        total_charged=statement.total_charged,
+                        total_owed=statement.total_owed, document=signed,
+                        state=StatementState.SENT,
+                    )
+                )  # fmt: skip
+        except IntegrityError:
+            # another run (one taken over after a crash, or the command line beside the
+            # worker) stated this payee a moment ago: one unanswered statement at a time
+            log.info("a statement to %s is already waiting for its answer", payee.uri)
+            return None
         create = activity(
             f"{uri}/create", "Create", fed.instance_actor, signed, to=[payee.uri], cc=cc
         )
