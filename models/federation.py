@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
 
@@ -185,6 +186,20 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def stuck(self, now: datetime) -> bool:
+        """Left ``delivering`` by an attempt whose lease ran out (its process stopped);
+        no lease at all: left by a version without leases. (:func:`stuck_deliveries`
+        says the same in SQL.)"""
+        lease = self.leased_until
+        return self.state is DeliveryState.DELIVERING and (lease is None or lease < now)
+
+
+def stuck_deliveries(now: datetime) -> ColumnElement[bool]:
+    """The rows for which :meth:`Delivery.stuck` is true."""
+    return (Delivery.state == DeliveryState.DELIVERING) & (
+        Delivery.leased_until.is_(None) | (Delivery.leased_until < now)
+    )
 
 
 class InteractionKind(StrEnum):

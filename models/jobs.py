@@ -46,6 +46,11 @@ class PermanentJobError(Exception):
     """Raised by a job handler when retrying cannot help (bad payload, gone object)."""
 
 
+class TransientJobError(Exception):
+    """Raised by a job handler when something it needs is away for now (a peer that
+    does not answer): retried with back-off like any failure, logged without a trace."""
+
+
 class Postponed(Exception):
     """Raised by a job handler when its work is held elsewhere until ``until``."""
 

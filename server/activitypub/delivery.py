@@ -36,6 +36,7 @@ from models.federation import (
     FollowState,
     OutboundActivity,
     RemoteActor,
+    stuck_deliveries,
 )
 from server.activitypub.context import Federation, federation_of
 from server.activitypub.local import signing_key
@@ -139,21 +140,15 @@ def delivery_lease(settings: FederationSettings) -> timedelta:
     return settings.delivery_timeout * 2
 
 
-def _stuck(now: datetime) -> Any:
-    """Rows whose attempt's holder is gone (NULL: left by a version without leases)."""
-    return (Delivery.state == DeliveryState.DELIVERING) & (
-        Delivery.leased_until.is_(None) | (Delivery.leased_until < now)
-    )
-
-
 async def _requeue(session: AsyncSession, rows: Iterable[Delivery], now: datetime) -> int:
     """Back to pending with a timer due now; a row that changed meanwhile (taken over
     by an attempt) is left alone."""
     count = 0
     for row in rows:
-        unchanged = (
-            _stuck(now) if row.state is DeliveryState.DELIVERING else Delivery.state == row.state
-        )
+        if row.state is DeliveryState.DELIVERING:
+            unchanged = stuck_deliveries(now)
+        else:
+            unchanged = Delivery.state == row.state
         moved = await session.execute(
             update(Delivery)
             .where(Delivery.id == row.id, Delivery.attempts == row.attempts, unchanged)
@@ -180,11 +175,14 @@ async def replay(
     now = now or utcnow()
     query = select(Delivery)
     if delivery_ids is None:
-        query = query.where(or_(Delivery.state == DeliveryState.FAILED, _stuck(now)))
+        query = query.where(or_(Delivery.state == DeliveryState.FAILED, stuck_deliveries(now)))
     else:
         query = query.where(
             Delivery.id.in_(list(delivery_ids)),
-            or_(Delivery.state.in_([DeliveryState.FAILED, DeliveryState.ABANDONED]), _stuck(now)),
+            or_(
+                Delivery.state.in_([DeliveryState.FAILED, DeliveryState.ABANDONED]),
+                stuck_deliveries(now),
+            ),
         )
     count = await _requeue(session, (await session.scalars(query)).all(), now)
     await session.commit()
@@ -196,8 +194,8 @@ async def recover(session: AsyncSession, now: datetime | None = None, limit: int
     their lease go back to pending, and pending ones long overdue get their timer back
     (their job had failed for good or was lost). Returns how many were re-armed."""
     now = now or utcnow()
-    stuck = (await session.scalars(select(Delivery).where(_stuck(now)).limit(limit))).all()
-    count = await _requeue(session, stuck, now)
+    stuck = await session.scalars(select(Delivery).where(stuck_deliveries(now)).limit(limit))
+    count = await _requeue(session, stuck.all(), now)
     overdue = (
         await session.scalars(
             select(Delivery)
@@ -254,7 +252,7 @@ async def attempt_delivery(
                 session, fed.base_url, activity.actor_name, fed.secret, fed.key_cache
             )
             key_id, private = key.key_id, key.private
-        claimable = (Delivery.state == DeliveryState.PENDING) | _stuck(now)
+        claimable = (Delivery.state == DeliveryState.PENDING) | stuck_deliveries(now)
         claimed = await session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.attempts == row.attempts, claimable)

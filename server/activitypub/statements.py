@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from federation.fetch import FetchError
+from federation.fetch import FetchError, FetchFailed
 from federation.objects import activity
 from federation.parse import InvalidObject, parse_activity
 from federation.proofs import ProofError, multikey_public, sign_object, verify_object
@@ -36,6 +36,7 @@ from federation.royalties import (
 from models.base import utcnow
 from models.catalogue import Track
 from models.federation import RemoteActor
+from models.jobs import TransientJobError
 from models.remote_plays import (
     ReceivedListen,
     RemotePlay,
@@ -54,6 +55,12 @@ log = logging.getLogger(__name__)
 
 class StatementError(Exception):
     """The statement cannot be made or taken; the message says why."""
+
+
+class PayerUnreachable(TransientJobError):
+    """The payer's keys cannot be fetched just now (it is down, restarting after a crash,
+    or overloaded): not a verdict on the statement, so the inbox job tries again later
+    instead of refusing it for good."""
 
 
 def sign_document(fed: Federation, document: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +189,9 @@ async def signer_key(fed: Federation, method: str, payer: str) -> Ed25519PublicK
     try:
         _final, document = await fed.fetcher.get_json(controller, sign=fed.instance_signer())
     except FetchError as error:
+        status = error.status if isinstance(error, FetchFailed) else 0
+        if status is None or status >= 500 or status == 429:
+            raise PayerUnreachable(f"the payer's keys cannot be fetched now: {error}") from None
         raise StatementError(f"the payer's keys cannot be fetched: {error}") from None
     methods = document.get("assertionMethod")
     for entry in methods if isinstance(methods, list) else [methods]:
