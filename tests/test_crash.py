@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -206,12 +207,14 @@ def inboxes() -> Iterator[Inboxes]:
 
 @pytest.fixture
 def instances() -> Iterator[list[Instance]]:
-    """Instances a test starts: whatever is still running at the end is stopped."""
+    """Instances a test starts: whatever is still running at the end is stopped, and
+    must have logged no traceback."""
     started: list[Instance] = []
     yield started
     for instance in started:
         if instance.process is not None:
-            instance.stop()
+            output = instance.stop()
+            assert "Traceback" not in output, output
 
 
 # --- processes, as /proc shows them ---------------------------------------------------------
@@ -347,10 +350,11 @@ def test_a_fan_out_killed_at_a_random_point_delivers_everything_once(
     assert activity_id.startswith(f"{a.base}/")
     per_inbox = Counter(r.path for r in received)
     assert set(per_inbox) == {f"/users/u{n}/inbox" for n in range(FOLLOWERS)}  # each once…
+    attempts = {inbox.removeprefix(inboxes.base): count for inbox, _state, count in rows}
+    assert all(per_inbox[path] <= attempts[path] for path in per_inbox)  # a copy per attempt
     twice = {path for path, count in per_inbox.items() if count > 1}
     assert hold.request is not None and hold.request.path in twice  # …the held one again
     assert len(twice) <= CONCURRENCY, per_inbox  # only attempts that were in flight
-    assert max(per_inbox.values()) == 2
     a.wait_for(r"delivery \d+: taking over attempt 1")
 
 
@@ -508,26 +512,35 @@ def test_a_statement_run_killed_on_both_sides_is_made_and_sent_once(
         "preferredUsername": "hub",
         "inbox": f"{inboxes.base}/inbox",
     }
-    a = make_instance(tmp_path / "a", "127.0.0.2", f"sqlite+aiosqlite:///{tmp_path}/a.sqlite3")
-    b = make_instance(tmp_path / "b", "127.0.0.3", database_url)
-    instances.extend([a, b])
-    for instance in (a, b):
-        instance.env.update(FAST)
-        instance.env["PLAYFAIR_FEDERATION__HUB"] = hub_actor
-    b.env["PLAYFAIR_FEDERATION__PARTNERSHIPS"] = "auto"
-    b.cli("user", "add", "mira", "--role", "artist", stdin=PASSWORD)
-    b.cli("artist", "add", "aurora", "--owner", "mira")
     folder = tmp_path / "Tide Tables"
     folder.mkdir()
     make_audio(folder / "01 - Ebb.mp3", "mp3", seconds=TRACK_SECONDS)
-    b.cli("import", str(folder), "--artist", "aurora")
-    a.cli("user", "add", "lena", stdin=PASSWORD)
-    lena = {
-        "Authorization": f"Bearer {a.cli('token', 'issue', 'lena', '--scopes', 'read write play')}"
-    }
-    [voucher] = a.cli("voucher", "issue", "--tokens", "100").split()
-    a.start()
-    b.start()
+
+    def payee() -> Instance:  # an artist with a short track
+        b = make_instance(tmp_path / "b", "127.0.0.3", database_url)
+        instances.append(b)  # stopped at the end whatever happens
+        b.env.update(FAST, PLAYFAIR_FEDERATION__HUB=hub_actor)
+        b.env["PLAYFAIR_FEDERATION__PARTNERSHIPS"] = "auto"
+        b.cli("user", "add", "mira", "--role", "artist", stdin=PASSWORD)
+        b.cli("artist", "add", "aurora", "--owner", "mira")
+        b.cli("import", str(folder), "--artist", "aurora")
+        b.start()
+        return b
+
+    def payer() -> tuple[Instance, dict[str, str], str]:  # a listener with a voucher
+        a = make_instance(tmp_path / "a", "127.0.0.2", f"sqlite+aiosqlite:///{tmp_path}/a.db")
+        instances.append(a)
+        a.env.update(FAST, PLAYFAIR_FEDERATION__HUB=hub_actor)
+        a.cli("user", "add", "lena", stdin=PASSWORD)
+        token = a.cli("token", "issue", "lena", "--scopes", "read write play")
+        [voucher] = a.cli("voucher", "issue", "--tokens", "100").split()
+        a.start()
+        return a, {"Authorization": f"Bearer {token}"}, voucher
+
+    with ThreadPoolExecutor(2) as pool:  # the two set-ups are independent
+        making_b = pool.submit(payee)
+        a, lena, voucher = pool.submit(payer).result()
+        b = making_b.result()
     b.wait_for(r"release (\d+) announced")
     a.cli("partners", "request", host_of(b))
     a.wait_for(r"\(Accept from .*/actor\): done: Accept of our partnership")
@@ -581,7 +594,8 @@ def test_a_statement_run_killed_on_both_sides_is_made_and_sent_once(
     assert query(b, lambda s: _inbox_count(s, create_id)) == 1  # received once, whatever came
     assert query(a, lambda s: _inbox_count(s, accept_id)) == 1
     at_hub = Counter((r.type, r.activity_id) for r in inboxes.snapshot())
-    assert at_hub == {("Create", create_id): 2, ("Accept", accept_id): 2}  # each re-sent once
+    assert set(at_hub) == {("Create", create_id), ("Accept", accept_id)}
+    assert min(at_hub.values()) >= 2  # the copies in flight were sent again
     assert (query(a, _ledger), query(b, _ledger)) == ledgers  # a statement books nothing
     assert a.cli("statements", "send") == "0 statements queued for delivery"
 
