@@ -515,11 +515,13 @@ def test_a_statement_run_killed_on_both_sides_is_made_and_sent_once(
     folder = tmp_path / "Tide Tables"
     folder.mkdir()
     make_audio(folder / "01 - Ebb.mp3", "mp3", seconds=TRACK_SECONDS)
+    # B's inbox job retries (5 attempts) while A is down: room for a slow restart
+    patient = {**FAST, "PLAYFAIR_WORKER__RETRY_BASE": "2s", "PLAYFAIR_WORKER__RETRY_MAX": "8s"}
 
     def payee() -> Instance:  # an artist with a short track
         b = make_instance(tmp_path / "b", "127.0.0.3", database_url)
         instances.append(b)  # stopped at the end whatever happens
-        b.env.update(FAST, PLAYFAIR_FEDERATION__HUB=hub_actor)
+        b.env.update(patient, PLAYFAIR_FEDERATION__HUB=hub_actor)
         b.env["PLAYFAIR_FEDERATION__PARTNERSHIPS"] = "auto"
         b.cli("user", "add", "mira", "--role", "artist", stdin=PASSWORD)
         b.cli("artist", "add", "aurora", "--owner", "mira")
@@ -530,7 +532,7 @@ def test_a_statement_run_killed_on_both_sides_is_made_and_sent_once(
     def payer() -> tuple[Instance, dict[str, str], str]:  # a listener with a voucher
         a = make_instance(tmp_path / "a", "127.0.0.2", f"sqlite+aiosqlite:///{tmp_path}/a.db")
         instances.append(a)
-        a.env.update(FAST, PLAYFAIR_FEDERATION__HUB=hub_actor)
+        a.env.update(patient, PLAYFAIR_FEDERATION__HUB=hub_actor)
         a.cli("user", "add", "lena", stdin=PASSWORD)
         token = a.cli("token", "issue", "lena", "--scopes", "read write play")
         [voucher] = a.cli("voucher", "issue", "--tokens", "100").split()
