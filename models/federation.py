@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
 
@@ -151,7 +152,7 @@ class OutboundActivity(Base):
 
 class DeliveryState(StrEnum):
     PENDING = "pending"  # waiting for its next attempt (next_attempt_at)
-    DELIVERING = "delivering"
+    DELIVERING = "delivering"  # an attempt is in flight until leased_until
     DELIVERED = "delivered"
     FAILED = "failed"  # out of retries; an admin may replay it
     ABANDONED = "abandoned"  # refused for good (4xx, the inbox is gone)
@@ -176,12 +177,29 @@ class Delivery(Base):
         str_enum(DeliveryState, 16), default=DeliveryState.PENDING
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # While ``delivering``: the attempt is taken over by whoever finds it after this time
+    # (its holder died); the attempt number fences the holder's late result.
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     keys_refreshed: Mapped[bool] = mapped_column(Boolean, default=False)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_status: Mapped[int | None] = mapped_column(Integer, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def stuck(self, now: datetime) -> bool:
+        """Left ``delivering`` by an attempt whose lease ran out (its process stopped);
+        no lease at all: left by a version without leases. (:func:`stuck_deliveries`
+        says the same in SQL.)"""
+        lease = self.leased_until
+        return self.state is DeliveryState.DELIVERING and (lease is None or lease < now)
+
+
+def stuck_deliveries(now: datetime) -> ColumnElement[bool]:
+    """The rows for which :meth:`Delivery.stuck` is true."""
+    return (Delivery.state == DeliveryState.DELIVERING) & (
+        Delivery.leased_until.is_(None) | (Delivery.leased_until < now)
+    )
 
 
 class InteractionKind(StrEnum):

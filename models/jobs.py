@@ -6,7 +6,11 @@ A job is ``pending`` until a worker claims it, which makes it ``running`` with a
 back-off), or marks it ``failed`` when its attempts are used up or the error is
 permanent. A worker that dies leaves a ``running`` job whose lease runs out; any worker
 may claim it again then. Only the holder of the current lease can finish a job, so a
-worker that lost its lease cannot overwrite the result of the one that took over.
+worker that lost its lease cannot overwrite the result of the one that took over. A job
+whose worker died during its last allowed attempt is not run again: the next claim marks
+it ``failed`` (a job that kills its worker every time must not take every worker down).
+A handler that finds its work held by someone else (a delivery in flight elsewhere) raises
+:class:`Postponed`; the job waits until then without using an attempt.
 
 Claiming is one ``UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING``; on PostgreSQL the
 inner select takes ``FOR UPDATE SKIP LOCKED`` so that concurrent workers pass each
@@ -40,6 +44,22 @@ class JobState(StrEnum):
 
 class PermanentJobError(Exception):
     """Raised by a job handler when retrying cannot help (bad payload, gone object)."""
+
+
+class TransientJobError(Exception):
+    """Raised by a job handler when something it needs is away for now (a peer that
+    does not answer): retried with back-off like any failure, logged without a trace."""
+
+
+class Postponed(Exception):
+    """Raised by a job handler when its work is held elsewhere until ``until``."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+
+
+DIED_ON_LAST_ATTEMPT = "its worker stopped (killed or crashed) during the last attempt"
 
 
 class Job(Base):
@@ -103,7 +123,8 @@ async def enqueue(
 ) -> Job:
     """Add a job in the caller's transaction, so it commits with the work that asked for it.
 
-    With a ``unique_key`` that is already queued, the existing job is returned.
+    With a ``unique_key`` that is already queued, the existing job is returned (even a
+    finished one: see :func:`ensure` for a job that must run again).
     """
     if unique_key is not None:
         existing = await session.scalar(select(Job).where(Job.unique_key == unique_key))
@@ -121,6 +142,43 @@ async def enqueue(
     return job
 
 
+async def ensure(
+    session: AsyncSession,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    unique_key: str,
+    run_after: datetime,
+    max_attempts: int = 10,
+) -> bool:
+    """Make sure a job under ``unique_key`` is still to run: the queued or running one is
+    left as it is, a finished one is made pending again with fresh attempts, or a new one
+    is queued (in the caller's transaction); True unless one was queued or running
+    already. For state kept elsewhere (a delivery) whose timer must not be lost."""
+    existing = await session.scalar(select(Job).where(Job.unique_key == unique_key))
+    if existing is None:
+        await enqueue(
+            session,
+            kind,
+            payload,
+            run_after=run_after,
+            unique_key=unique_key,
+            max_attempts=max_attempts,
+        )
+        return True
+    if existing.state in (JobState.SUCCEEDED, JobState.FAILED):
+        existing.state = JobState.PENDING
+        existing.payload = dict(payload)
+        existing.attempts = 0
+        existing.max_attempts = max_attempts
+        existing.run_after = run_after
+        existing.finished_at = None
+        existing.last_error = None
+        await session.flush()
+        return True
+    return False
+
+
 async def claim(
     session: AsyncSession,
     worker_id: str,
@@ -135,10 +193,21 @@ async def claim(
     # A fresh token per claim: a job re-claimed after its lease ran out belongs to the
     # new claim only, even if the same worker made both.
     lease_token = f"{worker_id}/{secrets.token_hex(4)}"
-    due = or_(
-        (Job.state == JobState.PENDING) & (Job.run_after <= now),
-        (Job.state == JobState.RUNNING) & (Job.leased_until < now),
+    abandoned = (Job.state == JobState.RUNNING) & (Job.leased_until < now)
+    await session.execute(
+        update(Job)
+        .where(abandoned & (Job.attempts >= Job.max_attempts))
+        .values(
+            state=JobState.FAILED,
+            leased_by=None,
+            leased_until=None,
+            last_error=DIED_ON_LAST_ATTEMPT,
+            finished_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
     )
+    due = or_((Job.state == JobState.PENDING) & (Job.run_after <= now), abandoned)
     candidates = select(Job.id).where(due).order_by(Job.run_after, Job.id).limit(limit)
     if kinds is not None:
         candidates = candidates.where(Job.kind.in_(kinds))
@@ -239,6 +308,32 @@ async def fail(
     await session.commit()
     new_state: JobState = values["state"]
     return new_state if result.rowcount else None  # type: ignore[attr-defined]
+
+
+async def postpone(
+    session: AsyncSession,
+    job: ClaimedJob,
+    until: datetime,
+    reason: str,
+    now: datetime | None = None,
+) -> bool:
+    """Back to pending until ``until``, the attempt not counted; False if not held."""
+    now = now or utcnow()
+    result = await session.execute(
+        update(Job)
+        .where(_held(job))
+        .values(
+            state=JobState.PENDING,
+            run_after=max(until, now),
+            attempts=Job.attempts - 1,
+            leased_by=None,
+            leased_until=None,
+            last_error=reason[:4000],
+            updated_at=now,
+        )
+    )
+    await session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def retry_now(session: AsyncSession, job_id: int, now: datetime | None = None) -> bool:

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
@@ -137,6 +137,18 @@ class RoyaltyStatementRecord(Base):
     exactly as signed, with what became of it."""
 
     __tablename__ = "royalty_statements"
+    # At most one unanswered statement of ours per payee: the next one waits for the
+    # answer, and a second run racing the first (a crashed run taken over, or the command
+    # line beside the worker) cannot state the same Listens twice.
+    __table_args__ = (
+        Index(
+            "ix_royalty_statements_one_unanswered",
+            "counterpart_id",
+            unique=True,
+            sqlite_where=text("direction = 'outgoing' AND state = 'sent'"),
+            postgresql_where=text("direction = 'outgoing' AND state = 'sent'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     uri: Mapped[str] = mapped_column(URI, unique=True)

@@ -5,6 +5,7 @@ Later issues register their kinds here (transcoding, deliveries, statements, …
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete
@@ -13,7 +14,7 @@ from models import jobs
 from models.accounts import WebSession, purge_rate_counters
 from models.base import utcnow
 from server.activitypub.context import federation_of
-from server.activitypub.delivery import DELIVER_JOB, run_delivery
+from server.activitypub.delivery import DELIVER_JOB, RECOVER_JOB, run_delivery, run_recovery
 from server.activitypub.events import DELETED_JOB, PUBLISHED_JOB, UPDATED_JOB
 from server.activitypub.handlers import run_inbox_item
 from server.activitypub.hub import settle_period
@@ -23,6 +24,7 @@ from server.activitypub.statements import send_statements
 from server.config import Settings
 from server.erasure import ERASE_JOB, run_erase
 from server.media.ingest import TRANSCODE_JOB
+from server.media.storage import sweep_leftovers
 from server.media.transcode import transcode_track
 from server.resources import Resources
 from server.worker import JobContext, JobHandler, Periodic, Worker, WorkerOptions
@@ -31,6 +33,7 @@ PURGE_JOBS = "jobs.purge"
 SEND_STATEMENTS = "royalties.statements"
 SETTLE = "royalties.settle"
 PURGE_ACCOUNTS = "accounts.purge"
+SWEEP_MEDIA = "media.sweep"
 
 
 async def purge_jobs(context: JobContext, payload: dict[str, object]) -> None:
@@ -54,6 +57,12 @@ async def send_due_statements(context: JobContext, payload: dict[str, object]) -
     await send_statements(fed, until=period_boundary(utcnow(), fed.settings.statement_period))
 
 
+async def sweep_media(context: JobContext, payload: dict[str, object]) -> None:
+    """Temporary files of processes that stopped (a command-line import, say) without
+    waiting for the next start-up."""
+    await asyncio.to_thread(sweep_leftovers, context.resources.settings.media_dir)
+
+
 def period_boundary(now: datetime, period: timedelta) -> datetime:
     """The start of the period ``now`` is in (periods counted from the epoch, so daily
     ones start at midnight UTC)."""
@@ -72,6 +81,7 @@ HANDLERS: dict[str, JobHandler] = {
     SEND_STATEMENTS: send_due_statements,
     SETTLE: settle_due_periods,
     DELIVER_JOB: run_delivery,
+    RECOVER_JOB: run_recovery,
     INBOX_JOB: run_inbox_item,
     PUBLISHED_JOB: run_published,
     UPDATED_JOB: run_updated,
@@ -80,13 +90,16 @@ HANDLERS: dict[str, JobHandler] = {
     PURGE_ACCOUNTS: purge_accounts_state,
     ERASE_JOB: run_erase,
     TRANSCODE_JOB: transcode_track,
+    SWEEP_MEDIA: sweep_media,
 }
 
 PERIODIC: tuple[Periodic, ...] = (
+    Periodic(RECOVER_JOB, timedelta(minutes=10)),
     Periodic(SEND_STATEMENTS, timedelta(hours=1)),
     Periodic(SETTLE, timedelta(hours=1)),
     Periodic(PURGE_JOBS, timedelta(hours=1)),
     Periodic(PURGE_ACCOUNTS, timedelta(hours=1)),
+    Periodic(SWEEP_MEDIA, timedelta(hours=1)),
 )
 
 

@@ -21,6 +21,7 @@ from server.app import create_app
 from server.config import Settings
 from server.jobs import build_worker
 from server.media.gated import StreamCut
+from server.media.storage import sweep_leftovers
 from server.resources import open_resources
 
 log = logging.getLogger("playfair")
@@ -63,6 +64,7 @@ async def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM (or ``stop``); with the worker in the same process if asked."""
     sock = bind_socket(settings.server.host, settings.server.port)
+    await asyncio.to_thread(sweep_leftovers, settings.media_dir)
     host, port = sock.getsockname()[:2]
     address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     if settings.instance.base_url.endswith(":0"):
@@ -127,6 +129,7 @@ def _hypercorn_errors() -> logging.Logger:
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     _install_signal_handlers(stop)
+    await asyncio.to_thread(sweep_leftovers, settings.media_dir)
     resources = await open_resources(settings)
     try:
         await build_worker(resources).run_forever(stop)

@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import jobs
 from models.base import utcnow
-from models.jobs import ClaimedJob, JobState, PermanentJobError, RetryPolicy
+from models.jobs import (
+    ClaimedJob,
+    JobState,
+    PermanentJobError,
+    Postponed,
+    RetryPolicy,
+    TransientJobError,
+)
 from server.resources import Resources
 
 log = logging.getLogger("playfair.worker")
@@ -136,6 +143,13 @@ class Worker:
             raise
         except PermanentJobError as exc:
             return await self._record_failure(job, str(exc), permanent=True)
+        except TransientJobError as exc:
+            log.info("job %s (%s) will be retried: %s", job.id, job.kind, exc)
+            return await self._record_failure(job, str(exc), permanent=False)
+        except Postponed as later:
+            async with self.resources.sessionmaker() as session:
+                held = await jobs.postpone(session, job, later.until, str(later))
+            return JobState.PENDING if held else None
         except Exception as exc:
             log.warning(
                 "job %s (%s) failed on attempt %s", job.id, job.kind, job.attempts, exc_info=True

@@ -16,6 +16,7 @@ from models.users import Role, User
 from server.accounts import create_user
 from server.catalogue import create_artist
 from server.jobs import build_worker
+from server.media.storage import LOCK_NAME
 from server.resources import resources_of
 
 
@@ -70,8 +71,16 @@ async def count_rows(app: Quart, model: type) -> int:
 
 
 def stored_files(app: Quart) -> list[Path]:
+    """Every file in the media folder but the lock of a scratch folder (each process
+    holds one while it lives: it is no file of anybody's)."""
     root = resources_of(app).settings.media_dir
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    if not root.exists():
+        return []
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not (p.name == LOCK_NAME and p.parent.parent == root / "incoming")
+    )
 
 
 @pytest.fixture

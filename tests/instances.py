@@ -55,6 +55,14 @@ class Instance:
         self.process.stop()
         return self.process.output
 
+    def kill(self) -> PlayfairProcess:
+        """SIGKILL, as a crash; returns the dead process (its output, its pid). `start`
+        runs the instance again."""
+        assert self.process is not None
+        killed, self.process = self.process, None
+        killed.kill()
+        return killed
+
 
 def make_instance(folder: Path, host: str, database_url: str, *, init: bool = True) -> Instance:
     """An instance's settings, and its folder and database made by `playfair init` (leave

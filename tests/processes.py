@@ -1,5 +1,6 @@
 """Real playfair processes for tests: started with their settings in the environment,
-read line by line with a deadline, stopped with SIGTERM."""
+read line by line with a deadline, stopped with SIGTERM (or killed with SIGKILL, as a
+crash would)."""
 
 from __future__ import annotations
 
@@ -117,18 +118,28 @@ class PlayfairProcess:
     def output(self) -> str:
         return "\n".join(self.lines)
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout=timeout)
+        self._drain(timeout)
+        return code
+
+    def kill(self, timeout: float = 60) -> None:
+        """SIGKILL: nothing of the process's own clean-up runs. Its output so far stays
+        readable."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=timeout)
+        self._drain(timeout)
+
+    def _drain(self, timeout: float) -> None:
         self._reader.join(timeout=timeout)
         while not self._queue.empty():
             line = self._queue.get()
             if line is not None:
                 self.lines.append(line)
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()

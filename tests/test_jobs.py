@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -187,6 +188,85 @@ async def test_a_handler_that_lost_its_lease_is_stopped(resources: Resources) ->
     job = await get_job(resources, job_id)
     assert job.state is JobState.RUNNING
     assert job.leased_by == taken.lease_token
+
+
+async def test_a_job_whose_worker_died_on_its_last_attempt_is_not_run_again(
+    resources: Resources,
+) -> None:
+    """A job that kills its worker (out of memory, a crash) must not take every worker
+    down in turn: once its attempts are used up by dead workers, the next claim fails it."""
+    [job_id] = await add_jobs(resources, "deadly", 1, max_attempts=2)
+    lease = timedelta(seconds=30)
+    now = utcnow()
+    async with resources.sessionmaker() as session:
+        [first] = await jobs.claim(session, "a", limit=1, lease=lease, now=now)
+        later = now + timedelta(seconds=31)  # worker a died; b takes over: attempt 2 of 2
+        [second] = await jobs.claim(session, "b", limit=1, lease=lease, now=later)
+        assert (first.id, second.id, second.attempts) == (job_id, job_id, 2)
+        # worker b dies too: nobody runs it a third time
+        assert await jobs.claim(session, "c", limit=1, lease=lease, now=later + lease * 2) == []
+    job = await get_job(resources, job_id)
+    assert (job.state, job.attempts, job.leased_by) == (JobState.FAILED, 2, None)
+    assert job.last_error == jobs.DIED_ON_LAST_ATTEMPT
+    async with resources.sessionmaker() as session:  # an admin may still run it again
+        assert await jobs.retry_now(session, job_id)
+
+
+async def test_a_postponed_job_waits_without_using_an_attempt(resources: Resources) -> None:
+    until = utcnow() + timedelta(minutes=5)
+    calls = 0
+
+    async def busy(context: JobContext, payload: dict[str, object]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise jobs.Postponed(until, "held elsewhere")
+
+    [job_id] = await add_jobs(resources, "busy", 1, max_attempts=1)
+    worker = Worker(resources, {"busy": busy}, OPTIONS)
+    assert await worker.run_until_idle() == 1
+    job = await get_job(resources, job_id)
+    assert (job.state, job.attempts, job.run_after, job.last_error) == (
+        JobState.PENDING, 0, until, "held elsewhere",
+    )  # fmt: skip
+    assert await worker.run_once() == 0  # not before then
+    assert await worker.run_once(now=until) == 1
+    job = await get_job(resources, job_id)
+    assert (job.state, job.attempts, calls) == (JobState.SUCCEEDED, 1, 2)
+
+
+async def test_a_transient_error_is_retried_and_logged_without_a_trace(
+    resources: Resources, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def away(context: JobContext, payload: dict[str, object]) -> None:
+        raise jobs.TransientJobError("the peer does not answer")
+
+    caplog.set_level(logging.INFO, logger="playfair.worker")
+    [job_id] = await add_jobs(resources, "away", 1)
+    assert await Worker(resources, {"away": away}, OPTIONS).run_until_idle() == 1
+    job = await get_job(resources, job_id)
+    assert (job.state, job.attempts, job.last_error) == (
+        JobState.PENDING, 1, "the peer does not answer",
+    )  # fmt: skip
+    [record] = [r for r in caplog.records if r.name == "playfair.worker"]
+    assert record.exc_info is None and "will be retried" in record.getMessage()
+
+
+async def test_ensure_keeps_a_queued_job_and_revives_a_finished_one(resources: Resources) -> None:
+    now = utcnow()
+    async with resources.sessionmaker() as session:
+        assert await jobs.ensure(session, "t", {"n": 1}, unique_key="t:1", run_after=now)
+        assert not await jobs.ensure(session, "t", {"n": 1}, unique_key="t:1", run_after=now)
+        await session.commit()
+        [claimed] = await jobs.claim(session, "w", limit=1, lease=timedelta(seconds=30))
+        assert await jobs.fail(session, claimed, "boom", retry=RetryPolicy(), permanent=True)
+        assert await jobs.ensure(session, "t", {"n": 2}, unique_key="t:1", run_after=now)
+        await session.commit()
+        assert await session.scalar(select(func.count()).select_from(Job)) == 1
+    job = await get_job(resources, claimed.id)
+    assert (job.state, job.attempts, job.payload, job.last_error) == (
+        JobState.PENDING, 0, {"n": 2}, None,
+    )  # fmt: skip
 
 
 async def test_two_workers_never_run_one_job_twice(resources: Resources) -> None:

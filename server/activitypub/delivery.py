@@ -1,9 +1,16 @@
 """Outgoing activities: recorded once, fanned out to one delivery per inbox (shared
 inboxes de-duplicated), each delivery driven by the worker through the state machine
-``pending → delivering → delivered | failed | abandoned`` (DESIGN.md §5).
+``pending → delivering → delivered | failed | abandoned``.
 
-The ``deliveries`` table is the state; a job per attempt is only its timer. A replay by
-an admin puts a failed delivery back to pending with a fresh job.
+The ``deliveries`` table is the state; a job per attempt is only its timer. An attempt
+claims its row with a lease (``leased_until``, twice the request's deadline, so that once
+it has passed the attempt is surely over) and the attempt number, which fences the
+result: a holder that comes back after its row was taken over records nothing. A row
+left ``delivering`` by a process that died is taken over when its lease has run out: by
+its own job when the worker re-claims it, by the periodic recovery, or by a replay.
+Delivery is therefore at least once; receivers de-duplicate by activity id (ours does:
+the inbox stores each id once). A replay by an admin puts failed and stuck deliveries
+back to pending with a fresh job.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -29,14 +36,19 @@ from models.federation import (
     FollowState,
     OutboundActivity,
     RemoteActor,
+    stuck_deliveries,
 )
 from server.activitypub.context import Federation, federation_of
 from server.activitypub.local import signing_key
 from server.activitypub.remote import domain_of
+from server.config import FederationSettings
 from server.worker import JobContext
 
 log = logging.getLogger(__name__)
 DELIVER_JOB = "federation.deliver"
+RECOVER_JOB = "federation.recover_deliveries"
+# A pending delivery this late has lost its timer (its job failed for good, or was lost).
+OVERDUE = timedelta(minutes=10)
 CHUNK = 1000
 ACTIVITY_CONTENT_TYPE = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 
@@ -109,8 +121,10 @@ async def deliver(session: AsyncSession, activity: OutboundActivity, inboxes: It
     return len(rows)
 
 
-async def _schedule(session: AsyncSession, row: Delivery, when: datetime) -> None:
-    await jobs.enqueue(
+async def _schedule(session: AsyncSession, row: Delivery, when: datetime) -> bool:
+    """The timer of the row's next attempt (one job per attempt number); True if it had
+    to be made or re-armed."""
+    return await jobs.ensure(
         session,
         DELIVER_JOB,
         {"delivery": row.id},
@@ -120,26 +134,89 @@ async def _schedule(session: AsyncSession, row: Delivery, when: datetime) -> Non
     )
 
 
-async def replay(session: AsyncSession, delivery_ids: Iterable[int] | None = None) -> int:
-    """Put failed (or the given failed/abandoned) deliveries back in the queue."""
+def delivery_lease(settings: FederationSettings) -> timedelta:
+    """How long an attempt holds its row: the request's deadline twice over (signing
+    and recording the answer are quick), so a lease run out means the attempt is over."""
+    return settings.delivery_timeout * 2
+
+
+async def _requeue(session: AsyncSession, rows: Iterable[Delivery], now: datetime) -> int:
+    """Back to pending with a timer due now; a row that changed meanwhile (taken over
+    by an attempt) is left alone."""
+    count = 0
+    for row in rows:
+        if row.state is DeliveryState.DELIVERING:
+            unchanged = stuck_deliveries(now)
+        else:
+            unchanged = Delivery.state == row.state
+        moved = await session.execute(
+            update(Delivery)
+            .where(Delivery.id == row.id, Delivery.attempts == row.attempts, unchanged)
+            .values(
+                state=DeliveryState.PENDING,
+                next_attempt_at=now,
+                leased_until=None,
+                keys_refreshed=False,
+                finished_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount:  # type: ignore[attr-defined]
+            await _schedule(session, row, now)
+            count += 1
+    return count
+
+
+async def replay(
+    session: AsyncSession, delivery_ids: Iterable[int] | None = None, now: datetime | None = None
+) -> int:
+    """Put failed and stuck deliveries (or the given failed, abandoned or stuck ones)
+    back in the queue."""
+    now = now or utcnow()
     query = select(Delivery)
     if delivery_ids is None:
-        query = query.where(Delivery.state == DeliveryState.FAILED)
+        query = query.where(or_(Delivery.state == DeliveryState.FAILED, stuck_deliveries(now)))
     else:
         query = query.where(
             Delivery.id.in_(list(delivery_ids)),
-            Delivery.state.in_([DeliveryState.FAILED, DeliveryState.ABANDONED]),
+            or_(
+                Delivery.state.in_([DeliveryState.FAILED, DeliveryState.ABANDONED]),
+                stuck_deliveries(now),
+            ),
         )
-    rows = (await session.scalars(query)).all()
-    now = utcnow()
-    for row in rows:
-        row.state = DeliveryState.PENDING
-        row.next_attempt_at = now
-        row.keys_refreshed = False
-        row.finished_at = None
-        await _schedule(session, row, now)
+    count = await _requeue(session, (await session.scalars(query)).all(), now)
     await session.commit()
-    return len(rows)
+    return count
+
+
+async def recover(session: AsyncSession, now: datetime | None = None, limit: int = 1000) -> int:
+    """What a crash can leave behind, put right: deliveries stuck ``delivering`` after
+    their lease go back to pending, and pending ones long overdue get their timer back
+    (their job had failed for good or was lost). Returns how many were re-armed."""
+    now = now or utcnow()
+    stuck = await session.scalars(select(Delivery).where(stuck_deliveries(now)).limit(limit))
+    count = await _requeue(session, stuck.all(), now)
+    overdue = (
+        await session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.state == DeliveryState.PENDING,
+                Delivery.next_attempt_at < now - OVERDUE,
+            )
+            .limit(limit)
+        )
+    ).all()
+    for row in overdue:
+        count += await _schedule(session, row, now)
+    await session.commit()
+    return count
+
+
+async def run_recovery(context: JobContext, payload: dict[str, object]) -> None:
+    async with context.sessionmaker() as session:
+        count = await recover(session)
+    if count:
+        log.warning("%s deliveries left behind by a stopped worker were queued again", count)
 
 
 async def run_delivery(context: JobContext, payload: dict[str, object]) -> None:
@@ -150,12 +227,22 @@ async def run_delivery(context: JobContext, payload: dict[str, object]) -> None:
     await attempt_delivery(fed, delivery_id)
 
 
-async def attempt_delivery(fed: Federation, delivery_id: int) -> Verdict | None:
-    """One attempt; returns the verdict, or None when there was nothing to do."""
+async def attempt_delivery(
+    fed: Federation, delivery_id: int, now: datetime | None = None
+) -> Verdict | None:
+    """One attempt; returns the verdict, or None when there was nothing to do (done
+    already, or just claimed by another attempt). A row in flight elsewhere postpones
+    the job until that attempt's lease runs out."""
+    now = now or utcnow()
     async with fed.sessionmaker() as session:
         row = await session.get(Delivery, delivery_id)
-        if row is None or row.state is not DeliveryState.PENDING:
+        if row is None or row.state not in (DeliveryState.PENDING, DeliveryState.DELIVERING):
             return None  # done already, or replayed and picked up by another job
+        held_until = row.leased_until if row.state is DeliveryState.DELIVERING else None
+        if held_until is not None and held_until >= now:
+            raise jobs.Postponed(
+                held_until, f"delivery {delivery_id} is in flight in another attempt"
+            )
         activity = await session.get(OutboundActivity, row.activity_id)
         assert activity is not None
         if activity.actor_name is None:
@@ -165,10 +252,24 @@ async def attempt_delivery(fed: Federation, delivery_id: int) -> Verdict | None:
                 session, fed.base_url, activity.actor_name, fed.secret, fed.key_cache
             )
             key_id, private = key.key_id, key.private
-        row.state = DeliveryState.DELIVERING
-        row.attempts += 1
+        claimable = (Delivery.state == DeliveryState.PENDING) | stuck_deliveries(now)
+        claimed = await session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.attempts == row.attempts, claimable)
+            .values(
+                state=DeliveryState.DELIVERING,
+                attempts=row.attempts + 1,
+                leased_until=now + delivery_lease(fed.settings),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            await session.rollback()
+            return None  # another attempt claimed it first: it carries it on
+        if row.state is DeliveryState.DELIVERING:
+            log.warning("delivery %s: taking over attempt %s", delivery_id, row.attempts)
         await session.commit()
-        inbox, attempts, refreshed = row.inbox, row.attempts, row.keys_refreshed
+        inbox, attempts, refreshed = row.inbox, row.attempts + 1, row.keys_refreshed
         activity_type = activity.type
         created = row.created_at
         body = json.dumps(activity.document, separators=(",", ":")).encode()
@@ -205,8 +306,15 @@ async def attempt_delivery(fed: Federation, delivery_id: int) -> Verdict | None:
         rules=rules,
     )
     async with fed.sessionmaker() as session:
-        row = await session.get(Delivery, delivery_id)
-        assert row is not None
+        row = await session.get(Delivery, delivery_id, with_for_update=True)
+        if row is None or row.state is not DeliveryState.DELIVERING or row.attempts != attempts:
+            log.warning(
+                "delivery %s: attempt %s was taken over meanwhile; its result is dropped",
+                delivery_id,
+                attempts,
+            )
+            return None
+        row.leased_until = None
         row.last_status = result.status
         row.last_error = None if decision.verdict is Verdict.DELIVERED else decision.reason
         row.keys_refreshed = decision.keys_refreshed

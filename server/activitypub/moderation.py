@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.base import utcnow
 from models.federation import (
     ActorBlock,
     Delivery,
@@ -101,6 +102,7 @@ class DeliveryRow:
     last_error: str | None
     next_attempt_at: datetime
     created_at: datetime
+    stuck: bool  # delivering, but the attempt's lease ran out: its worker stopped
 
 
 async def list_deliveries(
@@ -115,10 +117,11 @@ async def list_deliveries(
     if state is not None:
         query = query.where(Delivery.state == state)
     rows = (await session.execute(query)).all()
+    now = utcnow()
     return [
         DeliveryRow(
             d.id, uri, kind, d.inbox, d.state.value, d.attempts, d.last_status, d.last_error,
-            d.next_attempt_at, d.created_at,
+            d.next_attempt_at, d.created_at, d.stuck(now),
         )
         for d, uri, kind in rows
     ]  # fmt: skip

@@ -16,8 +16,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from federation.fetch import FetchError
+from federation.fetch import FetchError, FetchFailed
 from federation.objects import activity
 from federation.parse import InvalidObject, parse_activity
 from federation.proofs import ProofError, multikey_public, sign_object, verify_object
@@ -35,6 +36,7 @@ from federation.royalties import (
 from models.base import utcnow
 from models.catalogue import Track
 from models.federation import RemoteActor
+from models.jobs import TransientJobError
 from models.remote_plays import (
     ReceivedListen,
     RemotePlay,
@@ -53,6 +55,12 @@ log = logging.getLogger(__name__)
 
 class StatementError(Exception):
     """The statement cannot be made or taken; the message says why."""
+
+
+class PayerUnreachable(TransientJobError):
+    """The payer's keys cannot be fetched just now (it is down, restarting after a crash,
+    or overloaded): not a verdict on the statement, so the inbox job tries again later
+    instead of refusing it for good."""
 
 
 def sign_document(fed: Federation, document: dict[str, Any]) -> dict[str, Any]:
@@ -146,14 +154,23 @@ async def _state_one(fed: Federation, payee_id: int, until: datetime) -> str | N
             fed.artist_share_bp,
         )  # fmt: skip
         signed = sign_document(fed, statement_document(statement))
-        session.add(
-            RoyaltyStatementRecord(
-                uri=uri, direction=StatementDirection.OUTGOING, counterpart_id=payee.id,
-                period_start=statement.period_start, period_end=statement.period_end,
-                total_charged=statement.total_charged, total_owed=statement.total_owed,
-                document=signed, state=StatementState.SENT,
-            )
-        )  # fmt: skip
+        try:
+            async with session.begin_nested():
+                session.add(
+                    RoyaltyStatementRecord(
+                        uri=uri, direction=StatementDirection.OUTGOING,
+                        counterpart_id=payee.id, period_start=statement.period_start,
+                        period_end=statement.period_end,
+                        total_charged=statement.total_charged,
+                        total_owed=statement.total_owed, document=signed,
+                        state=StatementState.SENT,
+                    )
+                )  # fmt: skip
+        except IntegrityError:
+            # another run (one taken over after a crash, or the command line beside the
+            # worker) stated this payee a moment ago: one unanswered statement at a time
+            log.info("a statement to %s is already waiting for its answer", payee.uri)
+            return None
         create = activity(
             f"{uri}/create", "Create", fed.instance_actor, signed, to=[payee.uri], cc=cc
         )
@@ -172,6 +189,9 @@ async def signer_key(fed: Federation, method: str, payer: str) -> Ed25519PublicK
     try:
         _final, document = await fed.fetcher.get_json(controller, sign=fed.instance_signer())
     except FetchError as error:
+        status = error.status if isinstance(error, FetchFailed) else 0
+        if status is None or status >= 500 or status == 429:
+            raise PayerUnreachable(f"the payer's keys cannot be fetched now: {error}") from None
         raise StatementError(f"the payer's keys cannot be fetched: {error}") from None
     methods = document.get("assertionMethod")
     for entry in methods if isinstance(methods, list) else [methods]:

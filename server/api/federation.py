@@ -122,6 +122,7 @@ class DeliveryOut(BaseModel):
     last_error: str | None
     next_attempt_at: datetime
     created_at: datetime
+    stuck: bool  # delivering past its lease (its worker stopped): a replay takes it
 
 
 class DeliveryList(BaseModel):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from server import subprocesses
 
 _OUT_TIME = re.compile(rb"^out_time_us=(\d+)$", re.MULTILINE)
 
@@ -27,24 +27,14 @@ class DecodeReport:
 
 
 async def _run(args: list[str], time_limit: float) -> tuple[int, bytes, bytes]:
+    """ffmpeg as a child that dies with us, killed when cancelled or out of time."""
     try:
-        process = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        done = await subprocesses.run(args, time_limit)
     except FileNotFoundError:
         raise FfmpegError(f"{args[0]} is not installed (the Debian package ffmpeg)") from None
-    try:
-        async with asyncio.timeout(time_limit):
-            stdout, stderr = await process.communicate()
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
         raise FfmpegError(f"ffmpeg took longer than {time_limit:g} s") from None
-    return process.returncode or 0, stdout, stderr
+    return done.returncode, done.stdout, done.stderr
 
 
 async def decode_check(ffmpeg: str, path: Path, time_limit: float) -> DecodeReport:

@@ -1,13 +1,17 @@
 """The worker's transcode job: the streaming renditions and the preview clip of a track.
 
-Idempotent: renditions are written to temporary files, moved into place under fixed keys
-and recorded with an upsert, so a job that runs twice (a lost lease) ends the same way.
+Idempotent: renditions are written to temporary files (in the process's scratch folder,
+swept if the process dies), moved into place under fixed keys and recorded with an
+upsert, so a job that runs twice (a lost lease, a worker killed mid-way and the job taken
+over) ends the same way. ffmpeg dies with the worker and is killed if the job is
+cancelled.
 A file ffmpeg cannot transcode marks the track ``failed`` with ffmpeg's reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,8 @@ from server.media.ffmpeg import FfmpegError, mp3_args, opus_args, preview_args, 
 from server.media.ingest import hash_file
 from server.media.storage import LocalStorage
 from server.worker import JobContext
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -141,12 +147,15 @@ async def _record(
             file.duration_ms = duration_ms
             file.bitrate = round(size * 8 / (duration_ms / 1000)) if duration_ms else None
             session.add(file)
+        became_ready = track.status is not TrackStatus.READY
         track.status = TrackStatus.READY
         track.failure_reason = None
         if track.release.visibility is Visibility.PUBLIC:
             await index_track(session, track, track.release)
         await session.commit()
         release_id = track.release_id
+    if became_ready:
+        log.info("track %s ready: %s renditions", track_id, len(measured))
     await announce_if_ready(context.sessionmaker, release_id)
 
 
