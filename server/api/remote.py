@@ -76,7 +76,7 @@ async def _track(session: AsyncSession, track_id: int) -> RemoteTrack:
 @validate_response(Price)
 async def price(track_id: int) -> Price:
     viewer = viewer_required()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         q = await rp.quote_remote(session, viewer.user_id, await _track(session, track_id))
     return Price(**q.__dict__)
 
@@ -135,7 +135,7 @@ async def stream(track_id: int) -> ResponseReturnValue:
     """The partner's audio from our cache, for a live play session or an owner."""
     viewer = await current_viewer()
     resources = resources_of(current_app)
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         track = await _track(session, track_id)
         allowed = await rp.may_stream(
             session, track, viewer.user_id if viewer else None, request.args.get("session"),

@@ -40,7 +40,7 @@ async def _track_for_viewer(
     track_id: int,
 ) -> tuple[Track, Release, Artist, dict[FileRole, MediaFile]]:
     viewer = await current_viewer()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         track, release, artist = await visible_track(session, track_id, viewer)
         files = {
             file.role: file
@@ -80,7 +80,7 @@ async def _paid_for(track: Track, viewer: Viewer | None) -> bool:
     or a listener who owns the track."""
     resources = resources_of(current_app)
     token = request.args.get("session")
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         if token:
             started = await session.scalar(
                 select(PlaySession.started_at).where(
@@ -116,7 +116,7 @@ async def preview(track_id: int) -> ResponseReturnValue:
 @media.route("/releases/<int:release_id>/cover", methods=["GET", "HEAD"])
 async def cover(release_id: int) -> ResponseReturnValue:
     viewer = await current_viewer()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         row = (
             await session.execute(
                 select(Release, Artist, MediaFile)
