@@ -40,7 +40,12 @@ from models.remote_plays import (
 from models.users import User
 from server.activitypub.context import federation_of
 from server.activitypub.inbox import receive
-from server.activitypub.local import KIND_PATHS, LocalActor, load_local_actor
+from server.activitypub.local import (
+    KIND_PATHS,
+    LocalActor,
+    ensure_actor_key,
+    load_local_actor,
+)
 from server.activitypub.publish import load_release_info
 from server.activitypub.signed import signed_by
 from server.money import quote
@@ -84,14 +89,22 @@ async def _html(template: str, **context: Any) -> Response:
     return response
 
 
+async def _ensure_key(name: str) -> None:
+    """Before the read of an actor's page: its key, made if it has none yet."""
+    resources = resources_of(current_app)
+    await ensure_actor_key(
+        resources.read_sessionmaker, resources.sessionmaker, name.lower(), resources.secret
+    )
+
+
 async def _local_actor(session: AsyncSession, kind: str, name: str) -> LocalActor:
+    """The actor (its key made beforehand by ``_ensure_key``: this only reads)."""
     resources = resources_of(current_app)
     actor = await load_local_actor(
         session, resources.settings.instance.base_url, kind, name, resources.secret
     )
     if actor is None:
         raise NotFound(f"there is no {kind[:-1]} called {name!r} here")
-    await session.commit()  # a key made just now
     return actor
 
 
@@ -108,6 +121,7 @@ def _page() -> int | None:
 async def actor_page(kind: str, name: str) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
+    await _ensure_key(name)
     async with resources.read_sessionmaker() as session:
         actor = await _local_actor(session, kind, name)
         if wants_activity():
@@ -157,6 +171,7 @@ async def outbox(kind: str, name: str) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
     page = _page()
+    await _ensure_key(name)
     async with resources.read_sessionmaker() as session:
         actor = await _local_actor(session, kind, name)
         uri = f"{actor_id(base, kind, actor.name)}/outbox"
@@ -207,6 +222,7 @@ async def _follow_collection(kind: str, name: str, which: str) -> ResponseReturn
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
     page = _page()
+    await _ensure_key(name)
     async with resources.read_sessionmaker() as session:
         actor = await _local_actor(session, kind, name)
         uri = f"{actor_id(base, kind, actor.name)}/{which}"
