@@ -237,10 +237,11 @@ async def run_to_completion(coro: Coroutine[Any, Any, T]) -> T:
             if task.done() and task.cancelled():
                 raise
             cancelled = error
-    result = task.result()
     if cancelled is not None:
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            log.warning("cleaning up after a cancellation failed", exc_info=failure)
         raise cancelled
-    return result
+    return task.result()
 
 
 def run_detached(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
