@@ -8,6 +8,7 @@ who never federate cost nothing. (DESIGN decision, see docs/decisions.md.)
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -65,7 +66,7 @@ async def ensure_actor_key(
     async with read() as session:
         if await session.get(Handle, name) is None or await _active_key(session, name):
             return
-    key = generate(KeyAlgorithm.RSA_2048)
+    key = await asyncio.to_thread(generate, KeyAlgorithm.RSA_2048)  # not on the event loop
     async with write() as session:
         if await _active_key(session, name) is None:
             session.add(
