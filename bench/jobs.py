@@ -63,8 +63,10 @@ async def _measure(url: str, data_dir: Path) -> list[str]:
             done = await worker.run_until_idle(max_rounds=JOBS + 1)
             rate = done / (time.perf_counter() - started)
             figures.append(f"worker, concurrency {concurrency:>2}: {rate:8.0f} jobs/s")
+        async with resources.engine.connect() as connection:
+            first = int(await connection.scalar(text("SELECT min(id) FROM jobs")) or 1)
         started = time.perf_counter()
-        for job_id in range(1, REFERENCE_TRANSACTIONS + 1):
+        for job_id in range(first, first + REFERENCE_TRANSACTIONS):  # ids are never reused
             async with resources.engine.begin() as connection:
                 await connection.execute(
                     text("UPDATE jobs SET attempts = attempts + 1 WHERE id = :id"), {"id": job_id}

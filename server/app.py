@@ -139,7 +139,8 @@ def create_app(settings: Settings) -> Quart:
         user = await user_for_session()
         balance = None
         if user is not None:
-            async with resources_of(app).sessionmaker() as session:
+            # Its own read: so templates must be rendered outside any session.
+            async with resources_of(app).read_sessionmaker() as session:
                 balance = await ledger.balance(session, ledger.wallet_key(user.id))
         return {"csrf_token": csrf_token, "signed_in": user, "wallet_balance": balance}
 

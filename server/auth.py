@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from quart import current_app, g, request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from models.base import utcnow
@@ -112,7 +112,7 @@ async def current_viewer() -> Viewer | None:
 async def _viewer_for_token(token: str) -> Viewer:
     resources = resources_of(current_app)
     now = utcnow()
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         row = (
             await session.execute(
                 select(AccessToken, User)
@@ -120,19 +120,22 @@ async def _viewer_for_token(token: str) -> Viewer:
                 .where(AccessToken.digest == token_digest(token))
             )
         ).first()
-        if row is None:
-            raise BearerError("the access token is not valid")
-        access, user = row
-        if user.status is not AccountStatus.ACTIVE:
-            raise BearerError("the account is not active")
-        if access.revoked_at is not None:
-            raise BearerError("the access token has been revoked")
-        if access.expires_at is not None and access.expires_at <= now:
-            raise BearerError("the access token has expired")
-        if access.last_used_at is None or now - access.last_used_at > timedelta(hours=1):
-            access.last_used_at = now  # coarse, so reads do not become writes
+    if row is None:
+        raise BearerError("the access token is not valid")
+    access, user = row
+    if user.status is not AccountStatus.ACTIVE:
+        raise BearerError("the account is not active")
+    if access.revoked_at is not None:
+        raise BearerError("the access token has been revoked")
+    if access.expires_at is not None and access.expires_at <= now:
+        raise BearerError("the access token has expired")
+    if access.last_used_at is None or now - access.last_used_at > timedelta(hours=1):
+        async with resources.sessionmaker() as session:  # coarse: a write once an hour
+            await session.execute(
+                update(AccessToken).where(AccessToken.id == access.id).values(last_used_at=now)
+            )
             await session.commit()
-        return Viewer(user.id, user.username, user.role, access.scope_set)
+    return Viewer(user.id, user.username, user.role, access.scope_set)
 
 
 def require(scope: Scope) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:

@@ -114,11 +114,12 @@ async def _prepare(settings: Settings) -> str:
 
     ensure_data_dir(settings)
     secret = ensure_secret(settings)
-    engine = create_engine(database_options(settings))
+    options = database_options(settings)
+    engine = create_engine(options)
     try:
         await check_connection(engine)
         await migrate.upgrade(settings.database_url)
-        async with create_sessionmaker(engine)() as session:
+        async with create_sessionmaker(engine, on_nested=options.on_nested)() as session:
             await ensure_instance_keys(session, secret)
     finally:
         await engine.dispose()
@@ -827,9 +828,10 @@ async def _database(settings: Settings) -> AsyncIterator[Any]:
     from server.resources import check_schema, database_options
 
     await check_schema(settings)
-    engine = create_engine(database_options(settings))
+    options = database_options(settings)
+    engine = create_engine(options)
     try:
-        yield create_sessionmaker(engine)
+        yield create_sessionmaker(engine, on_nested=options.on_nested)
     finally:
         await engine.dispose()
 

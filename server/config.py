@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -167,6 +167,9 @@ class DatabaseSettings(_Section):
     pool_size: int = Field(default=5, ge=1, le=100)
     busy_timeout: Duration = timedelta(seconds=10)
     echo: bool = False
+    # A session opened while another is open in the same task (on SQLite it waits for
+    # the first's connection for ever): "log" it with both places, or "raise" (tests).
+    nested_sessions: Literal["log", "raise"] = "log"
 
     @field_validator("url")
     @classmethod

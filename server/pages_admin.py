@@ -35,7 +35,7 @@ async def _admin() -> User:
 @admin.get("/accounts")
 async def accounts_page() -> ResponseReturnValue:
     await _admin()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         users = (await session.scalars(select(User).order_by(User.status, User.username))).all()
         audit = (
             await session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(50))
@@ -124,7 +124,7 @@ async def invite() -> ResponseReturnValue:
 async def members_page() -> ResponseReturnValue:
     await _admin()
     resources = resources_of(current_app)
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         rows = (
             await session.execute(
                 select(Member, User.username)

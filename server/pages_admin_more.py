@@ -46,7 +46,7 @@ admin_more = Blueprint("admin_more", __name__, url_prefix="/admin")
 @admin_more.get("/vouchers")
 async def vouchers_page() -> ResponseReturnValue:
     await _admin()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         batches = (
             await session.execute(
                 select(
@@ -92,7 +92,7 @@ async def issue_vouchers_form() -> ResponseReturnValue:
 @admin_more.get("/payouts")
 async def payouts_page() -> ResponseReturnValue:
     await _admin()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         rows = (
             await session.execute(
                 select(Payout, Artist)
@@ -131,7 +131,7 @@ async def federation_page() -> ResponseReturnValue:
         state = DeliveryState(raw) if raw else None
     except ValueError:
         raise BadRequest(_("Unknown delivery state.")) from None
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         domains = (await session.scalars(select(DomainPolicy).order_by(DomainPolicy.domain))).all()
         deliveries = await list_deliveries(session, state, 100)
         reports = (await session.scalars(select(Report).order_by(Report.id.desc()).limit(50))).all()
@@ -212,7 +212,7 @@ async def statements_page() -> ResponseReturnValue:
     """Royalty statements with partners, both ways, with their state and reasons; and,
     on a hub, its log."""
     await _admin()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         rows = (
             await session.execute(
                 select(RoyaltyStatementRecord, RemoteActor.uri)

@@ -60,7 +60,7 @@ async def webfinger_route() -> ResponseReturnValue:
         parsed = (name.lower(), host_of(base)) if kind_path in PATHS.values() else None
     if parsed is None or parsed[1] != host_of(base).lower():
         raise NotFound(f"{resource!r} is not an account on this instance")
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         handle = await session.get(Handle, parsed[0])
     if handle is None:
         raise NotFound(f"{resource!r} is not an account on this instance")
@@ -97,7 +97,7 @@ async def nodeinfo_route(version: str) -> ResponseReturnValue:
             or 0
         )
 
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         users = (
             await session.scalar(
                 select(func.count()).select_from(User).where(User.status == AccountStatus.ACTIVE)

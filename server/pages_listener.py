@@ -81,7 +81,7 @@ async def search_page() -> ResponseReturnValue:
     query = request.args.get("q", "").strip()[:200]
     results: dict[str, list[Any]] = {"artists": [], "labels": [], "releases": [], "tracks": []}
     if query:
-        async with resources_of(current_app).sessionmaker() as session:
+        async with resources_of(current_app).read_sessionmaker() as session:
             hits = await search(session, query, limit=SEARCH_LIMIT * 2)
             ids: dict[DocumentKind, list[int]] = {}
             for hit in hits:
@@ -180,7 +180,7 @@ async def unfollow_form(follow_id: int) -> ResponseReturnValue:
 async def library() -> ResponseReturnValue:
     user = await _signed_in()
     fed = federation_of(resources_of(current_app))
-    async with fed.sessionmaker() as session:
+    async with fed.read_sessionmaker() as session:
         favourites = await _tracks_with(
             session,
             select(Track.id)
@@ -252,7 +252,7 @@ async def _tracks_with(session: AsyncSession, ids_query: Any) -> list[Any]:
 async def wallet() -> ResponseReturnValue:
     user = await _signed_in()
     resources = resources_of(current_app)
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         balance = await ledger.balance(session, ledger.wallet_key(user.id))
         plays = (
             await session.execute(
@@ -450,7 +450,7 @@ async def remove_from_playlist_form(playlist_id: int, position: int) -> Response
 @listener.get("/playlists/<int:playlist_id>")
 async def playlist_page(playlist_id: int) -> ResponseReturnValue:
     user = await user_for_session()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         try:
             seen = await playlists.view(session, user.id if user else None, playlist_id)
         except PlaylistError as error:

@@ -20,6 +20,7 @@ from models.database import (
     DatabaseOptions,
     check_connection,
     create_engine,
+    create_read_engine,
     create_sessionmaker,
     describe_url,
 )
@@ -36,9 +37,15 @@ class DatabaseNotMigrated(Exception):
 
 @dataclass
 class Resources:
+    """``sessionmaker()`` opens a unit of work that writes (on SQLite: ``BEGIN IMMEDIATE``,
+    the process's one writing connection); ``read_sessionmaker()`` one that only reads
+    (never takes SQLite's write lock; a write in it fails). One at a time per task."""
+
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    read_engine: AsyncEngine
+    read_sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     keys: InstanceKeys
     secret: str
@@ -48,6 +55,7 @@ class Resources:
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.read_engine.dispose()
         await self.engine.dispose()
 
 
@@ -57,6 +65,7 @@ def database_options(settings: Settings) -> DatabaseOptions:
         pool_size=settings.database.pool_size,
         busy_timeout_seconds=settings.database.busy_timeout.total_seconds(),
         echo=settings.database.echo,
+        on_nested=settings.database.nested_sessions,
     )
 
 
@@ -78,11 +87,14 @@ async def check_schema(settings: Settings) -> None:
 
 async def open_resources(settings: Settings) -> Resources:
     secret = read_secret(settings)
-    engine = create_engine(database_options(settings))
+    options = database_options(settings)
+    engine = create_engine(options)
+    read_engine = create_read_engine(options, engine)
     http: httpx.AsyncClient | None = None
     try:
         await check_connection(engine)
-        sessionmaker = create_sessionmaker(engine)
+        sessionmaker = create_sessionmaker(engine, on_nested=options.on_nested)
+        read_sessionmaker = create_sessionmaker(read_engine, on_nested=options.on_nested)
         async with sessionmaker() as session:
             keys = await ensure_instance_keys(session, secret)
         http = create_http_client(
@@ -97,10 +109,14 @@ async def open_resources(settings: Settings) -> Resources:
             deadline_seconds=settings.federation.fetch_timeout.total_seconds() * 3,
         )
         fetcher = GuardedClient(http, policy)
-        return Resources(settings, engine, sessionmaker, http, keys, secret, fetcher, KeyCache())
+        return Resources(
+            settings, engine, sessionmaker, read_engine, read_sessionmaker,
+            http, keys, secret, fetcher, KeyCache(),
+        )  # fmt: skip
     except BaseException:
         if http is not None:
             await http.aclose()
+        await read_engine.dispose()
         await engine.dispose()
         raise
 

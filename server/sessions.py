@@ -15,7 +15,7 @@ import secrets
 from datetime import timedelta
 
 from quart import Response, current_app, g, request
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from werkzeug.exceptions import Forbidden
 
 from models.accounts import WebSession, secret_digest
@@ -85,7 +85,8 @@ async def _lookup_session_user() -> User | None:
     if not token:
         return None
     now = utcnow()
-    async with resources_of(current_app).sessionmaker() as session:
+    resources = resources_of(current_app)
+    async with resources.read_sessionmaker() as session:
         row = (
             await session.execute(
                 select(WebSession, User)
@@ -93,15 +94,19 @@ async def _lookup_session_user() -> User | None:
                 .where(WebSession.digest == secret_digest(token))
             )
         ).first()
-        if row is None:
-            return None
-        web_session, user = row
-        if web_session.expires_at <= now or user.status is not AccountStatus.ACTIVE:
-            return None
-        if now - web_session.last_seen_at > timedelta(hours=1):
-            web_session.last_seen_at = now
+    if row is None:
+        return None
+    web_session, user = row
+    if web_session.expires_at <= now or user.status is not AccountStatus.ACTIVE:
+        return None
+    if now - web_session.last_seen_at > timedelta(hours=1):
+        # coarse, so that a page view is a read: a write at most once an hour
+        async with resources.sessionmaker() as session:
+            await session.execute(
+                update(WebSession).where(WebSession.id == web_session.id).values(last_seen_at=now)
+            )
             await session.commit()
-        return user
+    return user
 
 
 def csrf_token() -> str:

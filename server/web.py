@@ -17,7 +17,7 @@ web = Blueprint("web", __name__)
 async def healthz() -> ResponseReturnValue:
     resources = resources_of(current_app)
     try:
-        async with resources.engine.connect() as connection:
+        async with resources.read_engine.connect() as connection:  # never the write lock
             await connection.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
         return jsonify({"status": "unavailable", "database": type(exc).__name__}), 503
@@ -36,7 +36,7 @@ async def home() -> ResponseReturnValue:
         .where(public)
         .order_by(Release.published_at.desc(), Release.id.desc())
     )
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         new_releases = (await session.execute(newest.limit(12))).all()
         staff_picks = (await session.execute(newest.where(Release.staff_pick).limit(6))).all()
         featured = (

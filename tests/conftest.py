@@ -129,7 +129,8 @@ async def _admin(server: PostgresServer, statement: str) -> None:
 def make_settings(tmp_path: Path, database_url: str, **sections: dict[str, Any]) -> Settings:
     overrides: dict[str, dict[str, Any]] = {
         "instance": {"data_dir": str(tmp_path / "data"), "secret": TEST_SECRET},
-        "database": {"url": database_url},
+        # A nested session is a bug the whole suite must catch, not log.
+        "database": {"url": database_url, "nested_sessions": "raise"},
         "server": {"access_log": False},
     }
     for section, values in sections.items():

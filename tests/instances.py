@@ -88,7 +88,7 @@ async def database_of(instance: Instance) -> AsyncIterator[AsyncSession]:
     """A session on the instance's own database (tests look behind its API with it)."""
     engine = create_engine(DatabaseOptions(url=instance.env["PLAYFAIR_DATABASE__URL"]))
     try:
-        async with create_sessionmaker(engine)() as session:
+        async with create_sessionmaker(engine, on_nested="raise")() as session:
             yield session
     finally:
         await engine.dispose()

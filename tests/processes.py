@@ -20,6 +20,7 @@ ADDRESS = re.compile(r"playfair is running at (http://\S+?)/ ")
 
 def playfair_env(settings_env: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYFAIR_")}
+    env["PLAYFAIR_DATABASE__NESTED_SESSIONS"] = "raise"  # a bug the tests must not miss
     env.update(settings_env)
     env["PYTHONUNBUFFERED"] = "1"
     return env

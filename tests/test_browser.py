@@ -335,6 +335,13 @@ def test_artist_uploads_and_sees_it(page: tuple[Page, Watch], site: Site, tmp_pa
     form.locator("button[type=submit]").click()
     page_.wait_for_url(re.compile(r"/dashboard\?message=[^&]*Night"))
     assert "Night Ferry" in page_.locator("main").inner_text()
+    # the draft's Publish button (it once waited 30 s on its own database session)
+    draft = page_.locator("li", has=page_.locator("a", has_text="Night Ferry EP"))
+    started = time.monotonic()
+    draft.locator("form[action$='/publish'] button").click()
+    page_.wait_for_url(re.compile(r"/dashboard\?message="), timeout=5000)
+    assert time.monotonic() - started < 5
+    assert draft.locator(".state").inner_text() == "public"
     assert page_.locator("svg.chart").count() >= 2
     screenshot(page_, "dashboard")
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ledger
 from models.base import utcnow
@@ -72,12 +73,17 @@ async def make_tracks(resources: Resources, count: int = 1, *, free: bool = Fals
 async def heard(resources: Resources, token: str, seconds: int = 60) -> None:
     """Move a play session's start into the past, as if the listener had listened."""
     async with resources.sessionmaker() as session:
-        await session.execute(
-            update(PlaySession)
-            .where(PlaySession.token == token)
-            .values(started_at=utcnow() - timedelta(seconds=seconds))
-        )
+        await mark_heard(session, token, seconds)
         await session.commit()
+
+
+async def mark_heard(session: AsyncSession, token: str, seconds: int = 60) -> None:
+    """``heard`` in the caller's unit of work."""
+    await session.execute(
+        update(PlaySession)
+        .where(PlaySession.token == token)
+        .values(started_at=utcnow() - timedelta(seconds=seconds))
+    )
 
 
 async def ledger_sums_to_zero(resources: Resources) -> None:
@@ -253,7 +259,7 @@ async def test_ledger_invariants_under_any_sequence(
                 else:
                     track = await session.get(Track, track_id)
                     token = (await open_session(session, user.id, track)).token  # type: ignore[arg-type]
-                    await heard(resources, token)
+                    await mark_heard(session, token)
                     await claim(session, token, user.id, resources.settings.money)
             except MoneyError:
                 await session.rollback()

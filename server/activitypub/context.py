@@ -18,7 +18,8 @@ from server.resources import Resources
 class Federation:
     base_url: str
     settings: FederationSettings
-    sessionmaker: async_sessionmaker[AsyncSession]
+    sessionmaker: async_sessionmaker[AsyncSession]  # units of work that write
+    read_sessionmaker: async_sessionmaker[AsyncSession]  # and those that only read
     fetcher: GuardedClient
     keys: InstanceKeys
     secret: str
@@ -47,6 +48,7 @@ def federation_of(resources: Resources) -> Federation:
         resources.settings.instance.base_url,
         resources.settings.federation,
         resources.sessionmaker,
+        resources.read_sessionmaker,
         resources.fetcher,
         resources.keys,
         resources.secret,

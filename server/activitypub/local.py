@@ -8,11 +8,12 @@ who never federate cost nothing. (DESIGN decision, see docs/decisions.md.)
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.keys import KeyCache, encrypt_private_key, generate, public_pem
 from federation.objects import ActorInfo, actor_id
@@ -51,6 +52,31 @@ async def actor_key_row(session: AsyncSession, name: str, secret: str) -> ActorK
         row = await _active_key(session, name)
         assert row is not None
     return row
+
+
+async def ensure_actor_key(
+    read: async_sessionmaker[AsyncSession],
+    write: async_sessionmaker[AsyncSession],
+    name: str,
+    secret: str,
+) -> None:
+    """Make the key of the local actor ``name`` if it has none, in a short unit of work
+    of its own (the RSA key is generated before it opens), so that the pages serving the
+    actor only read."""
+    async with read() as session:
+        if await session.get(Handle, name) is None or await _active_key(session, name):
+            return
+    key = await asyncio.to_thread(generate, KeyAlgorithm.RSA_2048)  # not on the event loop
+    async with write() as session:
+        if await _active_key(session, name) is None:
+            session.add(
+                ActorKey(
+                    actor_name=name,
+                    public_pem=public_pem(key),
+                    private_encrypted=encrypt_private_key(key, secret),
+                )
+            )
+            await session.commit()
 
 
 async def _active_key(session: AsyncSession, name: str) -> ActorKey | None:

@@ -91,7 +91,7 @@ async def store_actor(
 async def get_actor(fed: Federation, uri: str, *, refresh: bool = False) -> RemoteActor:
     """The cached actor, fetched when missing, stale or asked to refresh."""
     uri = urldefrag(uri)[0]
-    async with fed.sessionmaker() as session:
+    async with fed.read_sessionmaker() as session:
         cached = await session.scalar(select(RemoteActor).where(RemoteActor.uri == uri))
         if cached is not None and not refresh and _is_fresh(cached, fed, utcnow()):
             session.expunge(cached)
@@ -110,7 +110,7 @@ async def lookup_key(fed: Federation, key_id: str, refresh: bool) -> PublicKey |
     A key id is usually ``actor#main-key``; some servers use ``actor/main-key`` and serve
     a Key document with its ``owner``. The key must be the one the owner lists."""
     if not refresh:
-        async with fed.sessionmaker() as session:
+        async with fed.read_sessionmaker() as session:
             cached = await session.scalar(select(RemoteActor).where(RemoteActor.key_id == key_id))
             if cached is not None and cached.public_pem and _is_fresh(cached, fed, utcnow()):
                 return PublicKey(key_id, cached.uri, cached.public_pem)

@@ -40,7 +40,12 @@ from models.remote_plays import (
 from models.users import User
 from server.activitypub.context import federation_of
 from server.activitypub.inbox import receive
-from server.activitypub.local import KIND_PATHS, LocalActor, load_local_actor
+from server.activitypub.local import (
+    KIND_PATHS,
+    LocalActor,
+    ensure_actor_key,
+    load_local_actor,
+)
 from server.activitypub.publish import load_release_info
 from server.activitypub.signed import signed_by
 from server.money import quote
@@ -84,14 +89,22 @@ async def _html(template: str, **context: Any) -> Response:
     return response
 
 
+async def _ensure_key(name: str) -> None:
+    """Before the read of an actor's page: its key, made if it has none yet."""
+    resources = resources_of(current_app)
+    await ensure_actor_key(
+        resources.read_sessionmaker, resources.sessionmaker, name.lower(), resources.secret
+    )
+
+
 async def _local_actor(session: AsyncSession, kind: str, name: str) -> LocalActor:
+    """The actor (its key made beforehand by ``_ensure_key``: this only reads)."""
     resources = resources_of(current_app)
     actor = await load_local_actor(
         session, resources.settings.instance.base_url, kind, name, resources.secret
     )
     if actor is None:
         raise NotFound(f"there is no {kind[:-1]} called {name!r} here")
-    await session.commit()  # a key made just now
     return actor
 
 
@@ -108,7 +121,8 @@ def _page() -> int | None:
 async def actor_page(kind: str, name: str) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
-    async with resources.sessionmaker() as session:
+    await _ensure_key(name)
+    async with resources.read_sessionmaker() as session:
         actor = await _local_actor(session, kind, name)
         if wants_activity():
             return _json(local_actor(base, actor.info))
@@ -157,7 +171,8 @@ async def outbox(kind: str, name: str) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
     page = _page()
-    async with resources.sessionmaker() as session:
+    await _ensure_key(name)
+    async with resources.read_sessionmaker() as session:
         actor = await _local_actor(session, kind, name)
         uri = f"{actor_id(base, kind, actor.name)}/outbox"
         query = select(Release.id).where(Release.visibility == Visibility.PUBLIC)
@@ -207,7 +222,8 @@ async def _follow_collection(kind: str, name: str, which: str) -> ResponseReturn
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
     page = _page()
-    async with resources.sessionmaker() as session:
+    await _ensure_key(name)
+    async with resources.read_sessionmaker() as session:
         actor = await _local_actor(session, kind, name)
         uri = f"{actor_id(base, kind, actor.name)}/{which}"
         accepted = Follow.state == FollowState.ACCEPTED
@@ -253,7 +269,7 @@ async def release_page(release_id: int) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
     user = None if wants_activity() else await user_for_session()
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         info = await load_release_info(session, release_id)
         if info is None:
             raise NotFound("there is no such release here")
@@ -301,7 +317,7 @@ async def _prices(session: AsyncSession, user: User | None, track_ids: list[int]
 async def release_note_route(release_id: int) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         info = await load_release_info(session, release_id)
     if info is None:
         raise NotFound("the release is not published here")
@@ -315,7 +331,7 @@ async def release_note_route(release_id: int) -> ResponseReturnValue:
 @activitypub.get("/releases/<int:release_id>/note/create")
 async def release_create_route(release_id: int) -> ResponseReturnValue:
     resources = resources_of(current_app)
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         info = await load_release_info(session, release_id)
     if info is None:
         raise NotFound("the release is not published here")
@@ -326,7 +342,7 @@ async def release_create_route(release_id: int) -> ResponseReturnValue:
 async def track_page(track_id: int) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         release_id = await session.scalar(select(Track.release_id).where(Track.id == track_id))
         info = await load_release_info(session, release_id) if release_id else None
     track = next((t for t in info.tracks if t.id == track_id), None) if info else None
@@ -337,7 +353,7 @@ async def track_page(track_id: int) -> ResponseReturnValue:
         document["@context"] = release_object(base, info)["@context"]
         return _json(document)
     user = await user_for_session()
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         prices = await _prices(session, user, [track_id])
         favourite = user is not None and (
             await session.get(Favourite, (user.id, track_id)) is not None
@@ -391,7 +407,7 @@ async def instance_inbox() -> ResponseReturnValue:
 @activitypub.post(f"/{KINDS}/<name>/inbox")
 async def actor_inbox(kind: str, name: str) -> ResponseReturnValue:
     resources = resources_of(current_app)
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         handle = await session.get(Handle, name.lower())
     if handle is None or KIND_PATHS[handle.kind] != kind:
         raise NotFound(f"there is no {kind[:-1]} called {name!r} here")
@@ -405,7 +421,7 @@ async def listen_route(listen_id: str) -> ResponseReturnValue:
     fed = federation_of(resources)
     requester = await signed_by()
     uri = f"{fed.base_url}/listens/{listen_id}"
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         row = (
             await session.execute(
                 select(RemotePlay, RemoteTrack.uri, RemoteActor.uri)
@@ -429,7 +445,7 @@ async def statement_route(statement_id: str) -> ResponseReturnValue:
     """A royalty statement we signed, as signed (anyone may verify it)."""
     resources = resources_of(current_app)
     uri = f"{resources.settings.instance.base_url}/statements/{statement_id}"
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         row = await session.scalar(
             select(RoyaltyStatementRecord).where(
                 RoyaltyStatementRecord.uri == uri,
@@ -446,7 +462,7 @@ async def settlement_route(settlement_id: str) -> ResponseReturnValue:
     """A settlement this hub signed, as signed."""
     resources = resources_of(current_app)
     uri = f"{resources.settings.instance.base_url}/settlements/{settlement_id}"
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         row = await session.scalar(
             select(HubLogEntry).where(
                 HubLogEntry.uri == uri, HubLogEntry.kind == HubEntryKind.SETTLEMENT

@@ -17,7 +17,7 @@ async def signed_by_partner() -> str | None:
     if signer is None:
         return None
     fed = federation_of(resources_of(current_app))
-    async with fed.sessionmaker() as session:
+    async with fed.read_sessionmaker() as session:
         return signer if await is_partner(session, signer) else None
 
 

@@ -28,7 +28,8 @@ def base_url() -> str:
 
 
 def open_session() -> AsyncSession:
-    return resources_of(current_app).sessionmaker()
+    """The catalogue API only reads."""
+    return resources_of(current_app).read_sessionmaker()
 
 
 def _next(total: int, limit: int, offset: int) -> str | None:

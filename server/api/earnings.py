@@ -89,7 +89,7 @@ async def earnings(name: str) -> EarningsOut:
     """Earnings in tokens and money, per track and per day."""
     artist = await own_artist(name, "only the artist's own account sees their earnings")
     settings = resources_of(current_app).settings.money
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         found = await earnings_of(session, artist, settings)
 
     def money(tokens: int) -> int:
@@ -167,7 +167,7 @@ async def report_csv(kind: str, query_args: ReportQuery) -> ResponseReturnValue:
     if query_args.end < query_args.start or (query_args.end - query_args.start).days > 366:
         raise BadRequest("the period runs from start to end, at most a year")
     resources = resources_of(current_app)
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         text = await report(
             session, kind, query_args.start, query_args.end, resources.settings.money
         )

@@ -206,7 +206,7 @@ async def create_follow(data: FollowIn) -> tuple[FollowOut, int]:
 async def list_follows() -> FollowList:
     viewer = viewer_required()
     fed = _federation()
-    async with fed.sessionmaker() as session:
+    async with fed.read_sessionmaker() as session:
         rows = await following.list_follows(session, fed, viewer.username)
     return FollowList(items=[FollowOut(**row) for row in rows])
 
@@ -248,7 +248,7 @@ async def resolve_actor() -> ActorOut:
 async def feed() -> Feed:
     viewer = viewer_required()
     fed = _federation()
-    async with fed.sessionmaker() as session:
+    async with fed.read_sessionmaker() as session:
         items = await following.feed(session, fed, viewer.username)
     return Feed(items=[FeedItemOut(**item.__dict__) for item in items])
 
@@ -256,7 +256,7 @@ async def feed() -> Feed:
 @federation_api.get("/releases/<int:release_id>/conversation")
 @validate_response(Conversation)
 async def conversation(release_id: int) -> Conversation:
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         rows = (
             await session.execute(
                 select(Interaction, RemoteActor)
@@ -292,7 +292,7 @@ async def _own_artist(name: str) -> str:
 @validate_response(FollowRequests)
 async def follow_requests(name: str) -> FollowRequests:
     artist = await _own_artist(name)
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         rows = await following.pending_followers(session, artist)
     return FollowRequests(
         items=[
@@ -327,7 +327,7 @@ async def deliveries() -> DeliveryList:
     except ValueError:
         known = ", ".join(s.value for s in DeliveryState)
         raise BadRequest(f"state must be one of {known}") from None
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         rows = await list_deliveries(session, state)
     return DeliveryList(items=[DeliveryOut(**row.__dict__) for row in rows])
 
@@ -347,7 +347,7 @@ async def replay_deliveries(data: ReplayIn) -> Replayed:
 @validate_response(DomainList)
 async def domains() -> DomainList:
     _admin()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         rows = (await session.scalars(select(DomainPolicy).order_by(DomainPolicy.domain))).all()
     return DomainList(
         items=[DomainOut(domain=r.domain, policy=r.policy.value, reason=r.reason) for r in rows]
@@ -400,7 +400,7 @@ async def add_actor_block(data: ActorBlockIn) -> tuple[dict[str, str], int]:
 @validate_response(ReportList)
 async def reports() -> ReportList:
     _admin()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         rows = (await session.scalars(select(Report).order_by(Report.id.desc()).limit(200))).all()
     return ReportList(
         items=[

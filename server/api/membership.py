@@ -100,7 +100,7 @@ def _admin_id() -> int:
 @validate_response(MemberList)
 async def list_members() -> MemberList:
     _admin_id()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         members = (await session.scalars(select(Member).order_by(Member.number))).all()
         return MemberList(items=[await _out(session, m) for m in members])
 
@@ -125,7 +125,7 @@ async def create_member(data: NewMember) -> tuple[MemberOut, int]:
 @validate_response(MemberDetail)
 async def get_member(number: int) -> MemberDetail:
     _admin_id()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         member = await _member(session, number)
         transactions = (
             await session.scalars(

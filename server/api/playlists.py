@@ -77,7 +77,7 @@ async def _out(playlist_id: int, viewer_id: int | None) -> PlaylistOut:
 @validate_response(PlaylistList)
 async def mine() -> PlaylistList:
     viewer = viewer_required()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         ids = list(
             await session.scalars(
                 select(Playlist.id).where(Playlist.user_id == viewer.user_id).order_by(Playlist.id)

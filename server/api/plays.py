@@ -154,7 +154,7 @@ def _base() -> str:
 async def price(track_id: int) -> Price:
     """The price of the next play and the plays until owned, for the signed-in listener."""
     viewer = viewer_required()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         track, artist = await _visible_track(session, track_id, viewer.user_id)
         q = await quote(session, viewer.user_id, track, artist)
     return Price(**q.__dict__)
@@ -307,7 +307,7 @@ async def stripe_webhook() -> ResponseReturnValue:
 @validate_response(Me)
 async def me() -> Me:
     viewer = viewer_required()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         user = await session.get(User, viewer.user_id)
         assert user is not None
     return Me(username=user.username, role=user.role.value, email=user.email)
@@ -319,7 +319,7 @@ async def me() -> Me:
 async def wallet() -> Wallet:
     """Balance, paid-play history with the cost of each, and owned tracks."""
     viewer = viewer_required()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         balance = await ledger.balance(session, ledger.wallet_key(viewer.user_id))
         owned = await session.scalars(
             select(ListenerTrack.track_id).where(

@@ -81,7 +81,7 @@ async def _track(session: AsyncSession, track_id: int) -> RemoteTrack:
 @validate_response(Price)
 async def price(track_id: int) -> Price:
     viewer = viewer_required()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         q = await rp.quote_remote(session, viewer.user_id, await _track(session, track_id))
     return Price(**q.__dict__)
 
@@ -143,7 +143,7 @@ async def stream(track_id: int) -> ResponseReturnValue:
     viewer = await current_viewer()
     resources = resources_of(current_app)
     token = request.args.get("session") or None
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         track = await _track(session, track_id)
         state = (
             await session.get(RemoteListenerTrack, (viewer.user_id, track.id))

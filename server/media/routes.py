@@ -52,7 +52,7 @@ async def _track_for_viewer(
     track_id: int,
 ) -> tuple[Track, Release, Artist, dict[FileRole, MediaFile]]:
     viewer = await current_viewer()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         track, release, artist = await visible_track(session, track_id, viewer)
         files = {
             file.role: file
@@ -81,7 +81,7 @@ async def stream(track_id: int) -> ResponseReturnValue:
     viewer = await current_viewer()
     resources = resources_of(current_app)
     token = request.args.get("session") or None
-    async with resources.sessionmaker() as session:
+    async with resources.read_sessionmaker() as session:
         owned = viewer is not None and (
             await session.scalar(
                 select(ListenerTrack.owned_at).where(
@@ -181,7 +181,7 @@ async def preview(track_id: int) -> ResponseReturnValue:
 @media.route("/releases/<int:release_id>/cover", methods=["GET", "HEAD"])
 async def cover(release_id: int) -> ResponseReturnValue:
     viewer = await current_viewer()
-    async with resources_of(current_app).sessionmaker() as session:
+    async with resources_of(current_app).read_sessionmaker() as session:
         row = (
             await session.execute(
                 select(Release, Artist, MediaFile)

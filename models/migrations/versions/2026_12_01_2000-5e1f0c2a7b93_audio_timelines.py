@@ -1,7 +1,7 @@
 """audio timelines: which byte of a streaming file holds which moment
 
 Revision ID: 5e1f0c2a7b93
-Revises: 799ebc22e7ba
+Revises: 2cb402245e19
 Create Date: 2026-12-01 20:00:00+00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "5e1f0c2a7b93"
-down_revision: str | None = "799ebc22e7ba"
+down_revision: str | None = "2cb402245e19"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
