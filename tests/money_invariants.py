@@ -38,6 +38,7 @@ from models.ledger import (
 )
 from models.plays import ListenerTrack, Play, PlayOutcome
 from models.pricing import FULL_PRICE, PAID_PLAYS_TO_OWN, play_cost, share_of
+from models.users import User
 from models.vouchers import Voucher
 
 
@@ -157,8 +158,13 @@ async def _ownership(session: AsyncSession) -> list[str]:
             .where(Track.price_model == PriceModel.STREAM_TO_OWN)
         )
     }
+    # a deleted account's plays keep no user and its purchases name an id nobody has now:
+    # its history stays in the ledger (checked above), its ownership went with it
+    living = set(await session.scalars(select(User.id)))
     for key in set(charged) | set(bought) | set(states):
         user, track = key
+        if user not in living:
+            continue
         where = f"listener {user}, track {track}"
         plays = charged.get(key, [])
         buys = bought.get(key, [])
