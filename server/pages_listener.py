@@ -16,6 +16,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from federation.discovery import parse_acct
 from federation.fetch import FetchError
+from federation.urls import is_remote_url
 from models import ledger
 from models.catalogue import (
     Artist,
@@ -360,7 +361,7 @@ async def subscribe_url(fed: Any, account: str, target: str) -> str:
         template = link.get("template") if isinstance(link, dict) else None
         if link.get("rel") == SUBSCRIBE_REL and isinstance(template, str) and "{uri}" in template:
             url = template.replace("{uri}", quote_plus(target))
-            if url.startswith(("https://", "http://")):
+            if is_remote_url(url):
                 return url
     raise following.FollowError(_("Your server does not offer remote follows."))
 
@@ -385,7 +386,7 @@ async def remote_release_form() -> ResponseReturnValue:
     await _signed_in()
     await check_csrf()
     uri = ((await request.form).get("uri") or "").strip()
-    if not uri.startswith(("https://", "http://")) or len(uri) > 2048:
+    if not is_remote_url(uri):
         raise BadRequest(_("That is not a release address."))
     try:
         await resolve_release(federation_of(resources_of(current_app)), uri)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation import safejson
 from models import ledger
 from models.ledger import AccountKind, DuplicateTransaction
 from server.config import CreditPack, MoneySettings
@@ -159,9 +159,9 @@ async def handle_event(
 
 def parse_event(payload: bytes) -> dict[str, Any]:
     try:
-        event = json.loads(payload)
-    except ValueError:
-        raise PaymentError("the event is not JSON") from None
+        event = safejson.loads(payload)
+    except safejson.UnsafeJSON as error:
+        raise PaymentError(f"the event is not acceptable JSON: {error}") from None
     if not isinstance(event, dict):
         raise PaymentError("the event is not a JSON object")
     return event

@@ -37,7 +37,7 @@ from models.remote_plays import RemoteListenerTrack, RemotePlay, RemotePlaySessi
 from server.activitypub.context import Federation
 from server.activitypub.delivery import deliver, record_activity
 from server.activitypub.partners import instance_actor_url
-from server.activitypub.remote import ResolveError, get_actor
+from server.activitypub.remote import ResolveError, get_actor, remote_url
 from server.config import MoneySettings
 from server.media.storage import LocalStorage
 from server.money import PLAY_THRESHOLD, ConcurrentChange, MoneyError, Quote
@@ -125,6 +125,10 @@ async def partner_payee(fed: Federation, uri: str) -> RemoteActor:
 
 
 async def resolve_release(fed: Federation, uri: str) -> list[RemoteTrack]:
+    try:
+        uri = remote_url(fed, uri)  # before anything is resolved or fetched
+    except ResolveError as error:
+        raise RemoteTrackError(str(error)) from None
     payee = await partner_payee(fed, uri)
     try:
         _final, document = await fed.fetcher.get_json(uri, sign=fed.instance_signer())
