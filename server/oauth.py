@@ -13,6 +13,7 @@ introspection for the instance's own services (RFC 7662), and OpenID Connect ID 
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import json
 import secrets
@@ -376,7 +377,23 @@ async def oauth_request(extra: dict[str, str] | None = None) -> OAuth2Request:
     form.update(extra or {})
     base = resources_of(current_app).settings.instance.base_url
     uri = f"{base}{request.path}" + (f"?{urlencode(args)}" if args else "")
-    return QuartOAuth2Request(request.method, uri, dict(request.headers), args, form)
+    headers = dict(request.headers)
+    if not _readable_basic(headers.get("Authorization", "")):
+        del headers["Authorization"]  # unreadable credentials are no credentials: invalid_client
+    return QuartOAuth2Request(request.method, uri, headers, args, form)
+
+
+def _readable_basic(value: str) -> bool:
+    """Whether authlib can read this header: anything but Basic, or Basic with base64 of
+    UTF-8 text (authlib's decoder fails with a 500 on anything else)."""
+    scheme, _, credentials = value.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return True
+    try:
+        base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return False
+    return bool(credentials.strip())
 
 
 async def run_in_session(work: Callable[[], T]) -> T:

@@ -52,7 +52,7 @@ def verify_signature(
     payload: bytes, header: str | None, secret: str, now: float | None = None
 ) -> None:
     if not secret:
-        raise PaymentError("the Stripe webhook secret is not configured", 503)
+        raise PaymentError("the Stripe webhook secret is not configured", 404)
     if not header:
         raise PaymentError("the Stripe-Signature header is missing")
     parts: dict[str, list[str]] = {}
@@ -85,7 +85,7 @@ async def create_checkout(
     cancel_url: str,
 ) -> Checkout:
     if settings.provider != "stripe" or not settings.stripe_secret_key:
-        raise PaymentError("card payments are not set up on this instance; use a voucher", 503)
+        raise PaymentError("card payments are not set up on this instance; use a voucher", 404)
     form = {
         "mode": "payment",
         "success_url": success_url,
