@@ -28,6 +28,7 @@ from models.catalogue import (
     TrackStatus,
     Visibility,
 )
+from models.handles import Handle
 from models.plays import ListenerTrack, Play
 from models.remote_plays import RemoteTrack
 from models.search import DocumentKind, search
@@ -35,6 +36,7 @@ from models.users import User
 from server import playlists
 from server.activitypub import follows as following
 from server.activitypub.context import federation_of
+from server.activitypub.local import KIND_PATHS
 from server.i18n import gettext as _
 from server.money import MoneyError, quote, redeem_voucher
 from server.payments import PaymentError, create_checkout, find_pack
@@ -332,6 +334,10 @@ async def remote_follow(kind: str, name: str) -> ResponseReturnValue:
     (WebFinger) and send them to its follow page (OStatus subscribe template)."""
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
+    async with resources.sessionmaker() as session:
+        handle = await session.get(Handle, name.lower())
+    if handle is None or KIND_PATHS[handle.kind] != kind:  # and the name is safe in a URL
+        raise NotFound(f"there is no {kind[:-1]} called {name[:64]!r} here")
     account = ((await request.form).get("account") or "").strip()
     target = f"{base}/{kind}/{name.lower()}"
     try:
