@@ -333,7 +333,7 @@ class GuardedClient:
         cap = self._policy.max_bytes
         too_large = f"{url} answered with more than {cap} bytes"
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
+        if declared.isascii() and declared.isdigit() and int(declared) > cap:
             raise ResponseTooLarge(too_large)
         chunks: list[bytes] = []
         size = 0

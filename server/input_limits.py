@@ -77,6 +77,19 @@ class LimitedRequest(Request):
             raise BadRequest("the form has a NUL character in it")
 
 
+def whole_number(text: str | None, *, low: int = 0, high: int = safejson.INT64_MAX) -> int | None:
+    """``text`` as a whole number from ``low`` to ``high``, or None. Only ASCII digits (and
+    a leading minus where ``low`` is negative) count: ``str.isdigit`` also takes "²",
+    which ``int`` refuses, and ``int`` alone takes "1_000", " 7 " and 4000 digits."""
+    if not text or not text.isascii():
+        return None
+    digits = text[1:] if text.startswith("-") and low < 0 else text
+    if not digits.isdigit() or len(digits) > len(str(safejson.INT64_MAX)):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
 def request_id(given: str | None) -> str:
     """The client's ``X-Request-Id`` when it is a short, plain token, else a new id."""
     if given and _REQUEST_ID.fullmatch(given):
@@ -94,4 +107,10 @@ def install_input_limits(app: Quart) -> None:
             raise BadRequest("the address has a NUL character in it")
 
 
-__all__ = ["BoundedIdConverter", "LimitedRequest", "install_input_limits", "request_id"]
+__all__ = [
+    "BoundedIdConverter",
+    "LimitedRequest",
+    "install_input_limits",
+    "request_id",
+    "whole_number",
+]

@@ -17,6 +17,7 @@ from models.membership import Member, MembershipStatus, ShareMethod
 from models.users import AccountStatus, Role, User
 from server.accounts import AccountError
 from server.accounts_service import delete_account
+from server.input_limits import whole_number
 from server.membership import MembershipError, add_member, record_shares, update_member
 from server.resources import resources_of
 from server.sessions import check_csrf, user_for_session
@@ -162,9 +163,11 @@ async def shares_form(number: int) -> ResponseReturnValue:
     await check_csrf()
     form = await request.form
     try:
-        shares = int(form.get("shares", ""))
+        shares = whole_number(form.get("shares", "").strip(), low=-1_000_000, high=1_000_000)
         method = ShareMethod(form.get("method", ""))
     except ValueError:
+        shares = None
+    if shares is None:
         return _members_page("shares must be a whole number and the method one of the list")
     async with resources_of(current_app).sessionmaker() as session:
         member = await session.scalar(select(Member).where(Member.number == number))

@@ -38,6 +38,7 @@ from server.activitypub import follows as following
 from server.activitypub.context import federation_of
 from server.activitypub.local import KIND_PATHS
 from server.i18n import gettext as _
+from server.input_limits import whole_number
 from server.money import MoneyError, quote, redeem_voucher
 from server.payments import PaymentError, create_checkout, find_pack
 from server.playlists import PlaylistError
@@ -429,12 +430,12 @@ async def add_to_playlist_form() -> ResponseReturnValue:
     await check_csrf()
     form = await request.form
     track, playlist = form.get("track_id", ""), form.get("playlist", "")
-    if not track.isdigit() or not playlist.isdigit():
+    track_id, playlist_id = whole_number(track), whole_number(playlist)
+    if track_id is None or playlist_id is None:
         raise BadRequest(_("Choose a playlist and a track."))
-    playlist_id = int(playlist)
     async with resources_of(current_app).sessionmaker() as session:
         try:
-            await playlists.add(session, user.id, playlist_id, int(track))
+            await playlists.add(session, user.id, playlist_id, track_id)
         except PlaylistError as error:
             return _playlist_error(error)
     return redirect(back(f"/playlists/{playlist_id}"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import math
 import re
 import secrets
 import uuid
@@ -44,6 +45,7 @@ from server.money import PLAY_THRESHOLD, ConcurrentChange, MoneyError, Quote
 
 _DURATION = re.compile(r"^P(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)$")
 MAX_TRACKS = 200
+MAX_DURATION_SECONDS = 7 * 24 * 3600
 
 
 class RemoteTrackError(Exception):
@@ -51,13 +53,19 @@ class RemoteTrackError(Exception):
 
 
 def _duration_ms(value: Any) -> int:
+    """Seconds or an ISO 8601 duration → milliseconds; 0 when unknown, negative or absurd
+    (a partner's number could otherwise overflow the float or the BIGINT column)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return max(int(value * 1000), 0)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if not match:
+            return 0
+        hours, minutes, secs = (float(part or 0) for part in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DURATION_SECONDS:
         return 0
-    hours, minutes, seconds = (float(part or 0) for part in match.groups())
-    return int((hours * 3600 + minutes * 60 + seconds) * 1000)
+    return int(seconds * 1000)
 
 
 @dataclass(frozen=True)

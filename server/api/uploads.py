@@ -48,6 +48,7 @@ from server.catalogue import (
     slugify,
     unpublish_release,
 )
+from server.input_limits import whole_number
 from server.media.ingest import IncomingFile, IngestError, ingest
 from server.media.storage import LocalStorage
 from server.resources import resources_of
@@ -185,7 +186,7 @@ async def accept_upload(viewer: Viewer, received: Received) -> tuple[m.Track, m.
     try:
         artist = await _artist_for(viewer, options.get("artist") or None)
         release_id = options.get("release") or None
-        if release_id is not None and not release_id.isdigit():
+        if release_id is not None and whole_number(release_id) is None:
             raise BadRequest("release must be a release id")
     except BaseException:
         received.path.unlink(missing_ok=True)
