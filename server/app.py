@@ -24,7 +24,12 @@ from server.api.uploads import UPLOAD_PATH, uploads_api
 from server.auth import current_viewer
 from server.config import Settings
 from server.errors import register_error_handlers
-from server.input_limits import LimitedRequest, install_input_limits, request_id
+from server.input_limits import (
+    BoundedOpenAPI,
+    LimitedRequest,
+    install_input_limits,
+    request_id,
+)
 from server.media.routes import media
 from server.net import client_address, parse_networks
 from server.oauth import PlayfairAuthorizationServer
@@ -85,6 +90,7 @@ def create_app(settings: Settings) -> Quart:
             description="The catalogue, uploads and (later) plays of a playfair instance.",
         ),
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        openapi_provider_class=BoundedOpenAPI,
     )
     app.config["PLAYFAIR_SETTINGS"] = settings
     trusted = parse_networks(settings.server.trusted_proxies)

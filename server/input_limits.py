@@ -4,7 +4,7 @@ Installed once for the whole app by :func:`install_input_limits`:
 
 * ``<int:…>`` in every route is :class:`BoundedIdConverter`: ASCII digits, at most a signed
   64-bit value (our ids are BIGINT), so ``/tracks/99999999999999999999`` is a 404 and never
-  reaches the database;
+  reaches the database (and :class:`BoundedOpenAPI` documents the range);
 * the request class is :class:`LimitedRequest`: ``get_json`` reads the bytes and parses them
   with :func:`federation.safejson.loads` (depth, number ranges, UTF-8, NUL), and a form
   body with a NUL character is refused;
@@ -23,8 +23,9 @@ from urllib.parse import unquote_to_bytes
 
 from quart import Quart, request
 from quart.wrappers import Request
+from quart_schema.openapi import OpenAPIProvider
 from werkzeug.exceptions import BadRequest
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from federation import safejson
 
@@ -46,6 +47,16 @@ class BoundedIdConverter(IntegerConverter):
     ) -> None:
         upper = max if max is not None and max < safejson.INT64_MAX else safejson.INT64_MAX
         super().__init__(map, fixed_digits, min, upper, signed)
+
+
+class BoundedOpenAPI(OpenAPIProvider):
+    """The OpenAPI document says what the converter takes: ids from 0 to 2^63−1."""
+
+    def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
+        parameter = super().build_path_parameter(name, converter)
+        if isinstance(converter, BoundedIdConverter):
+            parameter["schema"].update(minimum=converter.min or 0, maximum=converter.max)
+        return parameter
 
 
 class LimitedRequest(Request):
@@ -109,6 +120,7 @@ def install_input_limits(app: Quart) -> None:
 
 __all__ = [
     "BoundedIdConverter",
+    "BoundedOpenAPI",
     "LimitedRequest",
     "install_input_limits",
     "request_id",

@@ -189,6 +189,9 @@ async def test_ids_beyond_64_bits_are_a_404_before_any_route(client: Client) -> 
     largest = await client.get("/api/v1/tracks/9223372036854775807")
     assert largest.status_code == 404
     assert "there is no track 9223372036854775807" in (await largest.get_json())["reason"]
+    document = await (await client.get("/api/v1/openapi.json")).get_json()
+    [parameter] = document["paths"]["/api/v1/tracks/{track_id}"]["get"]["parameters"]
+    assert parameter["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 
 
 async def test_outbox_pages_out_of_range_are_a_400(app: Quart, client: Client) -> None:
