@@ -214,6 +214,26 @@ async def test_nul_in_the_path_query_or_form_is_a_400(app: Quart, client: Client
     assert "NUL" in await form.get_data(as_text=True)
 
 
+async def test_upload_parts_that_cannot_be_read_are_a_400(app: Quart, client: Client) -> None:
+    mira = await make_account(app, "mira", Role.ARTIST, artist="aurora")
+    headers = {**mira.headers, "Content-Type": "multipart/form-data; boundary=zz"}
+
+    def part(disposition: bytes, body: bytes = b"ID3") -> bytes:
+        return b"--zz\r\nContent-Disposition: form-data; " + disposition + b"\r\n\r\n" + body
+
+    for body, reason in [
+        (part(b'name="file"; filename="\xff\xfe.mp3"') + b"\r\n--zz--\r\n", "well-formed"),
+        (part(b'name="file"; filename="a\x00b.mp3"') + b"\r\n--zz--\r\n", "NUL"),
+        (part(b'name="artist"', b"a\x00b") + b"\r\n" + part(b'name="file"; filename="a.mp3"')
+         + b"\r\n--zz--\r\n", "NUL"),
+    ]:  # fmt: skip
+        response = await client.post("/api/v1/uploads", data=body, headers=headers)
+        assert response.status_code == 400, (body, await response.get_data(as_text=True))
+        assert reason in (await response.get_json())["reason"]
+    leftovers = list((resources_of(app).settings.media_dir).rglob("*"))
+    assert [path for path in leftovers if path.is_file()] == []
+
+
 class Resolutions:
     """A resolver that records every name asked for and answers none."""
 
