@@ -4,7 +4,8 @@ Installed once for the whole app by :func:`install_input_limits`:
 
 * ``<int:…>`` in every route is :class:`BoundedIdConverter`: ASCII digits, at most a signed
   64-bit value (our ids are BIGINT), so ``/tracks/99999999999999999999`` is a 404 and never
-  reaches the database (and :class:`BoundedOpenAPI` documents the range);
+  reaches the database (and :class:`BoundedOpenAPI` documents the range); ``<int32:…>``
+  is the same for numbers kept in INTEGER columns;
 * the request class is :class:`LimitedRequest`: ``get_json`` reads the bytes and parses them
   with :func:`federation.safejson.loads` (depth, number ranges, UTF-8, NUL), and a form
   body with a NUL character is refused;
@@ -29,6 +30,7 @@ from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from federation import safejson
 
+INT32_MAX = 2**31 - 1
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -47,6 +49,17 @@ class BoundedIdConverter(IntegerConverter):
     ) -> None:
         upper = max if max is not None and max < safejson.INT64_MAX else safejson.INT64_MAX
         super().__init__(map, fixed_digits, min, upper, signed)
+
+
+class Int32Converter(BoundedIdConverter):
+    """``<int32:…>``, for numbers kept in INTEGER columns (a playlist position, a member's
+    number): PostgreSQL refuses to compare those with anything above 2^31−1."""
+
+    regex = r"[0-9]{1,10}"
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **kwargs)
+        self.max = INT32_MAX if self.max is None else min(self.max, INT32_MAX)
 
 
 class BoundedOpenAPI(OpenAPIProvider):
@@ -111,6 +124,7 @@ def request_id(given: str | None) -> str:
 def install_input_limits(app: Quart) -> None:
     """Register the converter and the checks; call before any blueprint is registered."""
     app.url_map.converters["int"] = BoundedIdConverter
+    app.url_map.converters["int32"] = Int32Converter
 
     @app.before_request
     async def _refuse_nul() -> None:
@@ -121,6 +135,7 @@ def install_input_limits(app: Quart) -> None:
 __all__ = [
     "BoundedIdConverter",
     "BoundedOpenAPI",
+    "Int32Converter",
     "LimitedRequest",
     "install_input_limits",
     "request_id",

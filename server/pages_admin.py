@@ -157,7 +157,7 @@ async def add_member_form() -> ResponseReturnValue:
     return _members_page()
 
 
-@admin.post("/members/<int:number>/shares")
+@admin.post("/members/<int32:number>/shares")
 async def shares_form(number: int) -> ResponseReturnValue:
     actor = await _admin()
     await check_csrf()
@@ -180,7 +180,7 @@ async def shares_form(number: int) -> ResponseReturnValue:
     return _members_page()
 
 
-@admin.post("/members/<int:number>/status")
+@admin.post("/members/<int32:number>/status")
 async def status_form(number: int) -> ResponseReturnValue:
     actor = await _admin()
     await check_csrf()

@@ -441,7 +441,7 @@ async def add_to_playlist_form() -> ResponseReturnValue:
     return redirect(back(f"/playlists/{playlist_id}"))
 
 
-@listener.post("/playlists/<int:playlist_id>/items/<int:position>/delete")
+@listener.post("/playlists/<int:playlist_id>/items/<int32:position>/delete")
 async def remove_from_playlist_form(playlist_id: int, position: int) -> ResponseReturnValue:
     user = await _signed_in()
     await check_csrf()

@@ -44,7 +44,7 @@ def instance(tmp_path: Path, database_url: str) -> Instance:
     return made
 
 
-def campaign(instance: Instance, token: str) -> subprocess.Popen[str]:
+def campaign(instance: Instance, token: str, folder: Path) -> subprocess.Popen[str]:
     """One schemathesis run with ``token``, started (the caller waits for it)."""
     command = [
         str(SCHEMATHESIS), "--no-color", "run", f"{instance.base}/api/v1/openapi.json",
@@ -58,11 +58,13 @@ def campaign(instance: Instance, token: str) -> subprocess.Popen[str]:
         "--suppress-health-check", "all",
         "--warnings", "off",
     ]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(  # in ``folder``: schemathesis keeps a cache where it runs
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder
+    )
 
 
 @pytest.mark.timeout(900 * SCALE)
-def test_no_operation_answers_a_server_error(instance: Instance) -> None:
+def test_no_operation_answers_a_server_error(instance: Instance, tmp_path: Path) -> None:
     tokens = {
         role: instance.cli("token", "issue", name, "--scopes", "read write play upload")
         for role, (name, _) in ROLES.items()
@@ -73,7 +75,8 @@ def test_no_operation_answers_a_server_error(instance: Instance) -> None:
         # the listener's and the artist's campaigns at once: one core each, and the
         # instance serves both as it would serve two people
         for role, token in tokens.items():
-            runs[role] = campaign(instance, token)
+            (tmp_path / role).mkdir()
+            runs[role] = campaign(instance, token, tmp_path / role)
         outputs = {role: run.communicate(timeout=800 * SCALE)[0] for role, run in runs.items()}
     finally:
         for run in runs.values():

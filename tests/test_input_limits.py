@@ -194,6 +194,30 @@ async def test_ids_beyond_64_bits_are_a_404_before_any_route(client: Client) -> 
     assert parameter["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 
 
+async def test_numbers_of_integer_columns_in_paths_stop_at_32_bits(
+    app: Quart, client: Client
+) -> None:
+    lena = await make_account(app, "lena", Role.LISTENER)
+    made = await client.post(
+        "/api/v1/me/playlists", json={"title": "Evening"}, headers=lena.headers
+    )
+    playlist = (await made.get_json())["id"]
+    for position in (2**31, 2**63 - 1):
+        response = await client.delete(
+            f"/api/v1/playlists/{playlist}/items/{position}", headers=lena.headers
+        )
+        assert response.status_code == 404, position
+    inside = await client.delete(
+        f"/api/v1/playlists/{playlist}/items/{2**31 - 1}", headers=lena.headers
+    )
+    assert inside.status_code == 404
+    assert (await inside.get_json())["reason"] == "that place in the playlist is empty"
+    document = await (await client.get("/api/v1/openapi.json")).get_json()
+    operation = document["paths"]["/api/v1/playlists/{playlist_id}/items/{position}"]["delete"]
+    [position_schema] = [p["schema"] for p in operation["parameters"] if p["name"] == "position"]
+    assert position_schema["maximum"] == 2**31 - 1
+
+
 async def test_outbox_pages_out_of_range_are_a_400(app: Quart, client: Client) -> None:
     await make_account(app, "mira", Role.ARTIST, artist="aurora")
     for page in ["\u00b2", "0", "-1", "100001", "1e3", "9" * 30]:
