@@ -59,11 +59,11 @@ class Int32Converter(BoundedIdConverter):
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         super().__init__(map, *args, **kwargs)
-        self.max = INT32_MAX if self.max is None else min(self.max, INT32_MAX)
+        self.max = min(self.max, INT32_MAX)
 
 
 class BoundedOpenAPI(OpenAPIProvider):
-    """The OpenAPI document says what the converter takes: ids from 0 to 2^63−1."""
+    """The OpenAPI document says what the converters take (0 to 2^63−1, or to 2^31−1)."""
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
         parameter = super().build_path_parameter(name, converter)
