@@ -66,7 +66,8 @@ def verify_signature(
     if abs((now or time.time()) - timestamp) > SIGNATURE_TOLERANCE:
         raise PaymentError("the Stripe-Signature timestamp is too old or in the future")
     expected = sign(payload, secret, timestamp).split("v1=", 1)[1]
-    if not any(hmac.compare_digest(expected, given) for given in parts.get("v1", [])):
+    given = [value.encode() for value in parts.get("v1", [])]  # bytes: any text compares
+    if not any(hmac.compare_digest(expected.encode(), value) for value in given):
         raise PaymentError("the Stripe-Signature does not match")
 
 

@@ -21,6 +21,7 @@ from models.catalogue import Playlist
 from models.federation import InboxItem
 from models.users import Role
 from server.input_limits import whole_number
+from server.payments import PaymentError, verify_signature
 from server.remote_plays import parse_release_tracks
 from server.resources import Resources, resources_of
 from server.worker import JobContext, Worker, WorkerOptions
@@ -256,6 +257,18 @@ async def test_upload_parts_that_cannot_be_read_are_a_400(app: Quart, client: Cl
         assert reason in (await response.get_json())["reason"]
     leftovers = list((resources_of(app).settings.media_dir).rglob("*"))
     assert [path for path in leftovers if path.is_file()] == []
+
+
+async def test_a_csrf_token_that_is_not_ascii_is_refused(client: Client) -> None:
+    await client.get("/login")  # sets the CSRF cookie
+    response = await client.post("/login", form={"csrf_token": "é", "username": "x"})
+    assert response.status_code == 403
+
+
+def test_a_stripe_signature_that_is_not_ascii_does_not_match() -> None:
+    now = 1_800_000_000
+    with pytest.raises(PaymentError, match="does not match"):
+        verify_signature(b"{}", f"t={now},v1=\u00e9\u00e9", "whsec_x", now)
 
 
 class Resolutions:
