@@ -90,11 +90,13 @@ async def store_actor(
 
 
 def remote_url(fed: Federation, value: str) -> str:
-    """``value`` when it is a URL of another server that we may fetch (https, or http on a
-    lab network: ``federation.allow_private_addresses``), else :class:`ResolveError`. It is
-    checked before anything is looked up, resolved or fetched."""
+    """``value`` when it is a URL of another server that we may fetch (https, or http when
+    the fetch policy allows lab networks: ``federation.allow_private_addresses``), else
+    :class:`ResolveError`. It is checked before anything is looked up, resolved or fetched;
+    which addresses plain http may reach is then the guarded client's decision."""
+    policy = fed.fetcher.policy
     try:
-        return checked_url(value, allow_http=fed.settings.allow_private_addresses)
+        return checked_url(value, allow_http=policy.allow_private or bool(policy.allowed_networks))
     except UnacceptableURL as error:
         raise ResolveError(str(error)) from None
 
