@@ -368,12 +368,23 @@ class QuartOAuth2Request(OAuth2Request):
         return self._form
 
 
+class UnreadableParameters(Exception):
+    """A parameter with characters that OAuth does not allow (RFC 6749 appendix A: every
+    parameter is printable ASCII); authlib fails with a 500 while describing some."""
+
+
+def _printable(values: dict[str, str]) -> bool:
+    return all(text.isascii() and text.isprintable() for pair in values.items() for text in pair)
+
+
 async def oauth_request(extra: dict[str, str] | None = None) -> OAuth2Request:
     """The current Quart request as authlib's request object (query and form merged)."""
     args: dict[str, str] = dict(request.args.items())
     form: dict[str, str] = {}
     if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
         form = dict((await request.form).items())
+    if not _printable(args) or not _printable(form):
+        raise UnreadableParameters("OAuth parameters are printable ASCII (RFC 6749 appendix A)")
     form.update(extra or {})
     base = resources_of(current_app).settings.instance.base_url
     uri = f"{base}{request.path}" + (f"?{urlencode(args)}" if args else "")

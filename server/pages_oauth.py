@@ -18,6 +18,7 @@ from server.auth import BearerError
 from server.oauth import (
     CLIENT_AUTH_METHODS,
     PlayfairAuthorizationServer,
+    UnreadableParameters,
     db,
     oauth_request,
     run_in_session,
@@ -40,6 +41,11 @@ SCOPE_TEXT = {
     "profile": "see your name",
     "email": "see your e-mail address",
 }
+
+
+@oauth.errorhandler(UnreadableParameters)
+async def _unreadable(error: UnreadableParameters) -> ResponseReturnValue:
+    return jsonify({"error": "invalid_request", "error_description": str(error)}), 400
 
 
 def server() -> PlayfairAuthorizationServer:

@@ -26,6 +26,7 @@ from server.remote_plays import parse_release_tracks
 from server.resources import Resources, resources_of
 from server.worker import JobContext, Worker, WorkerOptions
 from tests.catalogue_fixtures import make_account
+from tests.test_account_pages import log_in
 
 # -- the pure rules ----------------------------------------------------------------------
 
@@ -339,6 +340,20 @@ async def test_unreadable_basic_credentials_are_invalid_client(client: Client) -
             )
             assert response.status_code in (400, 401), (credentials, path)
             assert (await response.get_json())["error"] == "invalid_client"
+
+
+async def test_oauth_parameters_that_are_not_printable_ascii_are_invalid_request(
+    app: Quart, client: Client
+) -> None:
+    await make_account(app, "olga", Role.LISTENER)
+    assert (await log_in(client, "olga", "a long password")).status_code == 303
+    for query in ("response_type=%1F", "response_type=code&state=%C3%A9", "scope=a%0Ab"):
+        response = await client.get(f"/oauth/authorize?{query}")
+        assert response.status_code == 400, query
+        assert (await response.get_json())["error"] == "invalid_request"
+    token = await client.post("/oauth/token", form={"grant_type": "authorization_code\x7f"})
+    assert token.status_code == 400
+    assert (await token.get_json())["error"] == "invalid_request"
 
 
 async def test_remote_follow_of_nobody_is_a_404(client: Client) -> None:
