@@ -216,7 +216,7 @@ def authorization_headers() -> st.SearchStrategy[dict[str, str]]:
     )
 
 
-@fuzz(examples=100)
+@fuzz(examples=150)
 @given(
     path=st.sampled_from(["/oauth/token", "/oauth/revoke", "/oauth/introspect"]),
     body=form_bodies(),
@@ -244,7 +244,7 @@ async def signed_in(app: Quart, client: Client) -> dict[str, str]:
     return {"client_id": client_id, "csrf_token": await csrf(client, "/settings")}
 
 
-@fuzz(examples=80)
+@fuzz(examples=150)
 @given(
     query=form_bodies(),
     form=form_bodies(),
