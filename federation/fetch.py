@@ -3,7 +3,8 @@
 A remote server chooses the URLs we fetch (actor ids, key ids, inboxes, redirects), so each
 hop is checked before anything is sent:
 
-* the scheme must be https; plain http only on a lab network (``allow_private``) or when the
+* the URL must pass :func:`federation.urls.checked_url` (the one rule for remote URLs), and
+  its scheme be https; plain http only on a lab network (``allow_private``) or when the
   host resolves into ``allowed_networks``;
 * the host is resolved once, and every address it resolves to must be public (or allowed);
 * the request is then sent to the address that was checked, not to the name, so a DNS
@@ -26,13 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from federation import safejson, urls
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -177,6 +179,7 @@ class GuardedClient:
         sign: Signer | None,
         follow_redirects: bool,
     ) -> FetchResponse:
+        _acceptable(url)
         try:
             current = httpx.URL(url)
         except httpx.InvalidURL as exc:
@@ -222,10 +225,11 @@ class GuardedClient:
                 f"{response.url} answered with status {response.status}", status=response.status
             )
         try:
-            document = json.loads(response.content)
-        except ValueError as exc:
+            document = safejson.loads(response.content)
+        except safejson.UnsafeJSON as exc:
             raise FetchFailed(
-                f"{response.url} did not answer with JSON", status=response.status
+                f"{response.url} did not answer with JSON within our limits: {exc}",
+                status=response.status,
             ) from exc
         if not isinstance(document, dict):
             raise FetchFailed(
@@ -282,11 +286,8 @@ class GuardedClient:
     async def _checked_address(self, url: httpx.URL) -> tuple[str, bool]:
         """The address to connect to for ``url``, after checking scheme and addresses, and
         whether it came from resolving a name (rather than being an IP literal)."""
-        if url.scheme not in ("http", "https"):
-            raise AddressRefused(f"{url}: only https URLs are fetched, not {url.scheme or '?'}:")
+        _acceptable(str(url))
         host = url.raw_host.decode("ascii")
-        if not host:
-            raise AddressRefused(f"{url} has no host")
         try:
             addresses, pinned = [ipaddress.ip_address(host)], False
         except ValueError:
@@ -332,7 +333,7 @@ class GuardedClient:
         cap = self._policy.max_bytes
         too_large = f"{url} answered with more than {cap} bytes"
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
+        if declared.isascii() and declared.isdigit() and int(declared) > cap:
             raise ResponseTooLarge(too_large)
         chunks: list[bytes] = []
         size = 0
@@ -342,6 +343,15 @@ class GuardedClient:
                 raise ResponseTooLarge(too_large)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _acceptable(url: str) -> None:
+    """The one URL rule (:func:`federation.urls.checked_url`), before anything is resolved;
+    whether plain http may be used is decided per address by the caller."""
+    try:
+        urls.checked_url(url, allow_http=True)
+    except urls.UnacceptableURL as exc:
+        raise AddressRefused(str(exc)) from None
 
 
 def _becomes_get(status: int, method: str) -> bool:

@@ -46,15 +46,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeGuard
-from urllib.parse import urlsplit
 
+from federation import urls
 from federation.sanitize import MAX_HTML_CHARS, plain_text, sanitize_html
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 _PUBLIC_ALIASES = frozenset({PUBLIC, "as:Public", "Public"})
 _AS_PREFIXES = ("https://www.w3.org/ns/activitystreams#", "as:")
 
-MAX_URL_CHARS = 2048
+MAX_URL_CHARS = urls.MAX_URL_CHARS
 MAX_NAME_CHARS = 500
 MAX_PEM_CHARS = 16_384
 MAX_ATTACHMENTS = 32
@@ -197,39 +197,14 @@ def id_of(value: Any) -> str | None:
     return None
 
 
-def _origin(url: str) -> tuple[str, str, int] | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower().rstrip(".")
-    if scheme not in {"http", "https"} or not host:
-        return None
-    return scheme, host, port if port is not None else (443 if scheme == "https" else 80)
-
-
 def same_origin(a: str, b: str) -> bool:
     """Whether two URLs share scheme, host and port (default ports filled in)."""
-    origin_a = _origin(a)
-    return origin_a is not None and origin_a == _origin(b)
-
-
-# Control characters and any whitespace (one C-level scan, not a Python loop per character).
-_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x1f\x7f\s]")
+    origin_a = urls.origin(a)
+    return origin_a is not None and origin_a == urls.origin(b)
 
 
 def _is_url(value: Any) -> TypeGuard[str]:
-    if not isinstance(value, str) or not value or len(value) > MAX_URL_CHARS:
-        return False
-    if _UNSAFE_URL_CHARS.search(value):
-        return False
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return _origin(value) is not None and "@" not in parts.netloc
+    return urls.is_remote_url(value)
 
 
 def _require_url(value: Any, what: str) -> str:

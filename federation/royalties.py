@@ -52,13 +52,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
+from federation import urls
 from federation.objects import CONTEXT
 from federation.parse import PUBLIC, InvalidObject, id_of, same_origin
 from models.pricing import BASIS_POINTS, PAID_PLAYS_TO_OWN, play_cost, share_of, split
 
-MAX_URL_CHARS = 2048
+MAX_URL_CHARS = urls.MAX_URL_CHARS
 
 # Our terms, on top of the AS vocabulary and objects.py's ``playfair:`` prefix.
 ROYALTY_TERMS: dict[str, Any] = {
@@ -138,21 +138,8 @@ def instant(moment: datetime) -> str:
     return utc.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
-# Control characters and any whitespace (one C-level scan, not a Python loop per character).
-_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x1f\x7f\s]")
-
-
 def _is_url(value: Any) -> bool:
-    if not isinstance(value, str) or not value or len(value) > MAX_URL_CHARS:
-        return False
-    if _UNSAFE_URL_CHARS.search(value):
-        return False
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # raises ValueError on a bad port
-    except ValueError:
-        return False
-    return parts.scheme in {"http", "https"} and bool(parts.hostname) and "@" not in parts.netloc
+    return urls.is_remote_url(value)
 
 
 def _url(value: Any, what: str, error: type[InvalidRoyaltyDocument]) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from quart import Quart, Request, g, request
+from quart import Quart, g, request
 from quart_schema import Info, QuartSchema
 
 from models import ledger
@@ -26,6 +25,12 @@ from server.auth import current_viewer
 from server.config import Settings
 from server.errors import register_error_handlers
 from server.headers import content_security_policy, form_targets, security_headers
+from server.input_limits import (
+    BoundedOpenAPI,
+    LimitedRequest,
+    install_input_limits,
+    request_id,
+)
 from server.media.routes import media
 from server.net import client_address, parse_networks
 from server.oauth import PlayfairAuthorizationServer
@@ -45,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("playfair.requests")
 
 
-class PlayfairRequest(Request):
+class PlayfairRequest(LimitedRequest):
     """Bodies are capped by server.max_body_bytes, except on the upload routes, which
     take media.max_upload_bytes and stream the body to disk themselves."""
 
@@ -86,6 +91,7 @@ def create_app(settings: Settings) -> Quart:
             description="The catalogue, uploads and (later) plays of a playfair instance.",
         ),
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        openapi_provider_class=BoundedOpenAPI,
     )
     app.config["PLAYFAIR_SETTINGS"] = settings
     trusted = parse_networks(settings.server.trusted_proxies)
@@ -103,7 +109,7 @@ def create_app(settings: Settings) -> Quart:
     @app.before_request
     async def _start_timer() -> None:
         g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+        g.request_id = request_id(request.headers.get("X-Request-Id"))
 
     @app.before_request
     async def _check_credentials() -> None:
@@ -163,6 +169,7 @@ def create_app(settings: Settings) -> Quart:
         return response
 
     i18n.init_app(app)
+    install_input_limits(app)
     register_error_handlers(app)
     app.register_blueprint(web)
     app.register_blueprint(accounts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart, jsonify, render_template, request
+from quart import Quart, g, jsonify, render_template, request
 from quart.typing import ResponseReturnValue
 from quart_schema.validation import QuerystringValidationError, RequestSchemaValidationError
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, UnprocessableEntity
@@ -55,11 +55,30 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> ResponseReturnValue:
+        if error.code == 500:  # raised on purpose, or by Quart for an error of its own
+            cause = getattr(error, "original_exception", None) or error
+            return await _internal_error(cause)
         return await error_response(error)
 
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> ResponseReturnValue:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return await error_response(
-            InternalServerError("Something went wrong on our side; it has been logged.")
+        return await _internal_error(error)
+
+
+async def _internal_error(error: BaseException) -> ResponseReturnValue:
+    """Log the traceback with the request id (the one the answer's X-Request-Id header
+    carries), so a person quoting it can be matched to the log line."""
+    request_id = g.get("request_id", "")
+    log.error(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.path,
+        request_id,
+        exc_info=(type(error), error, error.__traceback__),
+        extra={"fields": {"request_id": request_id}},
+    )
+    return await error_response(
+        InternalServerError(
+            f"Something went wrong on our side; it has been logged as request {request_id}."
         )
+    )

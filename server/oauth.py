@@ -20,6 +20,7 @@ granted to admins only, whatever the app asked for.
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import json
 import secrets
@@ -406,16 +407,43 @@ class QuartOAuth2Request(OAuth2Request):
         return self._form
 
 
+class UnreadableParameters(Exception):
+    """A parameter with characters that OAuth does not allow (RFC 6749 appendix A: every
+    parameter is printable ASCII); authlib fails with a 500 while describing some."""
+
+
+def _printable(values: dict[str, str]) -> bool:
+    return all(text.isascii() and text.isprintable() for pair in values.items() for text in pair)
+
+
 async def oauth_request(extra: dict[str, str] | None = None) -> OAuth2Request:
     """The current Quart request as authlib's request object (query and form merged)."""
     args: dict[str, str] = dict(request.args.items())
     form: dict[str, str] = {}
     if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
         form = dict((await request.form).items())
+    if not _printable(args) or not _printable(form):
+        raise UnreadableParameters("OAuth parameters are printable ASCII (RFC 6749 appendix A)")
     form.update(extra or {})
     base = resources_of(current_app).settings.instance.base_url
     uri = f"{base}{request.path}" + (f"?{urlencode(args)}" if args else "")
-    return QuartOAuth2Request(request.method, uri, dict(request.headers), args, form)
+    headers = dict(request.headers)
+    if not _readable_basic(headers.get("Authorization", "")):
+        del headers["Authorization"]  # unreadable credentials are no credentials: invalid_client
+    return QuartOAuth2Request(request.method, uri, headers, args, form)
+
+
+def _readable_basic(value: str) -> bool:
+    """Whether authlib can read this header: anything but Basic, or Basic with base64 of
+    UTF-8 text (authlib's decoder fails with a 500 on anything else)."""
+    scheme, _, credentials = value.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return True
+    try:
+        base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return False
+    return bool(credentials.strip())
 
 
 async def run_in_session(work: Callable[[], T]) -> T:

@@ -18,6 +18,7 @@ from models.users import AccountStatus, Role, User
 from server.account_closing import BalanceChoice
 from server.accounts import AccountError
 from server.accounts_service import delete_account
+from server.input_limits import whole_number
 from server.membership import MembershipError, add_member, record_shares, update_member
 from server.resources import resources_of
 from server.sessions import check_csrf, user_for_session
@@ -162,15 +163,17 @@ async def add_member_form() -> ResponseReturnValue:
     return _members_page()
 
 
-@admin.post("/members/<int:number>/shares")
+@admin.post("/members/<int32:number>/shares")
 async def shares_form(number: int) -> ResponseReturnValue:
     actor = await _admin()
     await check_csrf()
     form = await request.form
     try:
-        shares = int(form.get("shares", ""))
+        shares = whole_number(form.get("shares", "").strip(), low=-1_000_000, high=1_000_000)
         method = ShareMethod(form.get("method", ""))
     except ValueError:
+        shares = None
+    if shares is None:
         return _members_page("shares must be a whole number and the method one of the list")
     async with resources_of(current_app).sessionmaker() as session:
         member = await session.scalar(select(Member).where(Member.number == number))
@@ -183,7 +186,7 @@ async def shares_form(number: int) -> ResponseReturnValue:
     return _members_page()
 
 
-@admin.post("/members/<int:number>/status")
+@admin.post("/members/<int32:number>/status")
 async def status_form(number: int) -> ResponseReturnValue:
     actor = await _admin()
     await check_csrf()

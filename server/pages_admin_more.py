@@ -34,6 +34,7 @@ from server.activitypub.moderation import (
 from server.earnings import run_payouts
 from server.i18n import gettext as _
 from server.i18n import ngettext
+from server.input_limits import whole_number
 from server.money import MoneyError, issue_vouchers
 from server.pages_admin import _admin
 from server.pages_listener import render
@@ -70,12 +71,11 @@ async def issue_vouchers_form() -> ResponseReturnValue:
     await _admin()
     await check_csrf()
     form = await request.form
-    try:
-        tokens = int(form.get("tokens", ""))
-        count = int(form.get("count", "1"))
-        days = int(form.get("days") or 0)
-    except ValueError:
-        raise BadRequest(_("Tokens, count and days are whole numbers.")) from None
+    tokens = whole_number(form.get("tokens", "").strip(), low=1, high=1_000_000_000)
+    count = whole_number(form.get("count", "1").strip(), low=1, high=10_000)
+    days = whole_number(form.get("days", "").strip() or "0", high=36_500)
+    if tokens is None or count is None or days is None:
+        raise BadRequest(_("Tokens, count and days are whole numbers."))
     expires = utcnow() + timedelta(days=days) if days > 0 else None
     async with resources_of(current_app).sessionmaker() as session:
         try:
@@ -178,7 +178,7 @@ async def replay_form() -> ResponseReturnValue:
     await _admin()
     await check_csrf()
     form = await request.form
-    ids = [int(value) for value in form.getlist("id") if value.isdigit()]
+    ids = [n for n in map(whole_number, form.getlist("id")) if n is not None]
     async with resources_of(current_app).sessionmaker() as session:
         count = await replay(session, ids or None)
     message = _("%(count)s deliveries queued again.", count=count)
@@ -197,8 +197,8 @@ async def partnership_form() -> ResponseReturnValue:
         if action == "request":
             await partners.request_partnership(fed, form.get("instance", "")[:300])
             message = _("Asked; the answer arrives in the background.")
-        elif action in ("accept", "refuse") and form.get("id", "").isdigit():
-            await partners.decide(fed, int(form["id"]), action == "accept")
+        elif action in ("accept", "refuse") and (chosen := whole_number(form.get("id"))):
+            await partners.decide(fed, chosen, action == "accept")
             message = _("Saved.")
         else:
             raise BadRequest(_("Choose request, accept or refuse."))

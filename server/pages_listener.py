@@ -16,6 +16,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from federation.discovery import parse_acct
 from federation.fetch import FetchError
+from federation.urls import is_remote_url
 from models import ledger
 from models.catalogue import (
     Artist,
@@ -27,6 +28,7 @@ from models.catalogue import (
     TrackStatus,
     Visibility,
 )
+from models.handles import Handle
 from models.plays import ListenerTrack, Play
 from models.remote_plays import RemoteTrack
 from models.search import DocumentKind, search
@@ -34,7 +36,9 @@ from models.users import User
 from server import playlists
 from server.activitypub import follows as following
 from server.activitypub.context import federation_of
+from server.activitypub.local import KIND_PATHS
 from server.i18n import gettext as _
+from server.input_limits import whole_number
 from server.money import MoneyError, quote, redeem_voucher
 from server.payments import PaymentError, create_checkout, find_pack
 from server.playlists import PlaylistError
@@ -333,6 +337,10 @@ async def remote_follow(kind: str, name: str) -> ResponseReturnValue:
     (WebFinger) and send them to its follow page (OStatus subscribe template)."""
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
+    async with resources.sessionmaker() as session:
+        handle = await session.get(Handle, name.lower())
+    if handle is None or KIND_PATHS[handle.kind] != kind:  # and the name is safe in a URL
+        raise NotFound(f"there is no {kind[:-1]} called {name[:64]!r} here")
     account = ((await request.form).get("account") or "").strip()
     target = f"{base}/{kind}/{name.lower()}"
     try:
@@ -362,7 +370,7 @@ async def subscribe_url(fed: Any, account: str, target: str) -> str:
         template = link.get("template") if isinstance(link, dict) else None
         if link.get("rel") == SUBSCRIBE_REL and isinstance(template, str) and "{uri}" in template:
             url = template.replace("{uri}", quote_plus(target))
-            if url.startswith(("https://", "http://")):
+            if is_remote_url(url):
                 return url
     raise following.FollowError(_("Your server does not offer remote follows."))
 
@@ -387,7 +395,7 @@ async def remote_release_form() -> ResponseReturnValue:
     await _signed_in()
     await check_csrf()
     uri = ((await request.form).get("uri") or "").strip()
-    if not uri.startswith(("https://", "http://")) or len(uri) > 2048:
+    if not is_remote_url(uri):
         raise BadRequest(_("That is not a release address."))
     try:
         await resolve_release(federation_of(resources_of(current_app)), uri)
@@ -424,18 +432,18 @@ async def add_to_playlist_form() -> ResponseReturnValue:
     await check_csrf()
     form = await request.form
     track, playlist = form.get("track_id", ""), form.get("playlist", "")
-    if not track.isdigit() or not playlist.isdigit():
+    track_id, playlist_id = whole_number(track), whole_number(playlist)
+    if track_id is None or playlist_id is None:
         raise BadRequest(_("Choose a playlist and a track."))
-    playlist_id = int(playlist)
     async with resources_of(current_app).sessionmaker() as session:
         try:
-            await playlists.add(session, user.id, playlist_id, int(track))
+            await playlists.add(session, user.id, playlist_id, track_id)
         except PlaylistError as error:
             return _playlist_error(error)
     return redirect(back(f"/playlists/{playlist_id}"))
 
 
-@listener.post("/playlists/<int:playlist_id>/items/<int:position>/delete")
+@listener.post("/playlists/<int:playlist_id>/items/<int32:position>/delete")
 async def remove_from_playlist_form(playlist_id: int, position: int) -> ResponseReturnValue:
     user = await _signed_in()
     await check_csrf()

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, ValidationError
 from quart import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import BadRequest, Forbidden
 
 from models.oauth import OAuthClient
 from models.tokens import AccessToken, token_digest
@@ -19,6 +19,7 @@ from server.headers import allow_form_target
 from server.oauth import (
     CLIENT_AUTH_METHODS,
     PlayfairAuthorizationServer,
+    UnreadableParameters,
     db,
     granted_scopes,
     oauth_request,
@@ -43,6 +44,11 @@ SCOPE_TEXT = {
     "profile": "see your name",
     "email": "see your e-mail address",
 }
+
+
+@oauth.errorhandler(UnreadableParameters)
+async def _unreadable(error: UnreadableParameters) -> ResponseReturnValue:
+    return jsonify({"error": "invalid_request", "error_description": str(error)}), 400
 
 
 def server() -> PlayfairAuthorizationServer:
@@ -149,7 +155,9 @@ async def register() -> ResponseReturnValue:
     settings = resources_of(current_app).settings.accounts
     await limit_address("register", settings.app_registrations)
     try:
-        data = Registration.model_validate(await request.get_json(force=True, silent=True) or {})
+        data = Registration.model_validate(await request.get_json(force=True) or {})
+    except BadRequest as exc:  # not JSON, or JSON beyond the limits of every body
+        return _registration_error("invalid_client_metadata", str(exc.description))
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation import safejson
 from models import ledger
 from models.ledger import AccountKind, DuplicateTransaction
 from models.users import User
@@ -55,7 +55,7 @@ def verify_signature(
     payload: bytes, header: str | None, secret: str, now: float | None = None
 ) -> None:
     if not secret:
-        raise PaymentError("the Stripe webhook secret is not configured", 503)
+        raise PaymentError("the Stripe webhook secret is not configured", 404)
     if not header:
         raise PaymentError("the Stripe-Signature header is missing")
     parts: dict[str, list[str]] = {}
@@ -69,7 +69,8 @@ def verify_signature(
     if abs((now or time.time()) - timestamp) > SIGNATURE_TOLERANCE:
         raise PaymentError("the Stripe-Signature timestamp is too old or in the future")
     expected = sign(payload, secret, timestamp).split("v1=", 1)[1]
-    if not any(hmac.compare_digest(expected, given) for given in parts.get("v1", [])):
+    given = [value.encode() for value in parts.get("v1", [])]  # bytes: any text compares
+    if not any(hmac.compare_digest(expected.encode(), value) for value in given):
         raise PaymentError("the Stripe-Signature does not match")
 
 
@@ -88,7 +89,7 @@ async def create_checkout(
     cancel_url: str,
 ) -> Checkout:
     if settings.provider != "stripe" or not settings.stripe_secret_key:
-        raise PaymentError("card payments are not set up on this instance; use a voucher", 503)
+        raise PaymentError("card payments are not set up on this instance; use a voucher", 404)
     form = {
         "mode": "payment",
         "success_url": success_url,
@@ -174,9 +175,9 @@ async def handle_event(
 
 def parse_event(payload: bytes) -> dict[str, Any]:
     try:
-        event = json.loads(payload)
-    except ValueError:
-        raise PaymentError("the event is not JSON") from None
+        event = safejson.loads(payload)
+    except safejson.UnsafeJSON as error:
+        raise PaymentError(f"the event is not acceptable JSON: {error}") from None
     if not isinstance(event, dict):
         raise PaymentError("the event is not a JSON object")
     return event

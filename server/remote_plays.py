@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import math
 import re
 import secrets
 import uuid
@@ -37,13 +38,14 @@ from models.remote_plays import RemoteListenerTrack, RemotePlay, RemotePlaySessi
 from server.activitypub.context import Federation
 from server.activitypub.delivery import deliver, record_activity
 from server.activitypub.partners import instance_actor_url
-from server.activitypub.remote import ResolveError, get_actor
+from server.activitypub.remote import ResolveError, get_actor, remote_url
 from server.config import MoneySettings
 from server.media.storage import LocalStorage
 from server.money import PLAY_THRESHOLD, ConcurrentChange, MoneyError, Quote
 
 _DURATION = re.compile(r"^P(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)$")
 MAX_TRACKS = 200
+MAX_DURATION_SECONDS = 7 * 24 * 3600
 
 
 class RemoteTrackError(Exception):
@@ -51,13 +53,19 @@ class RemoteTrackError(Exception):
 
 
 def _duration_ms(value: Any) -> int:
+    """Seconds or an ISO 8601 duration → milliseconds; 0 when unknown, negative or absurd
+    (a partner's number could otherwise overflow the float or the BIGINT column)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return max(int(value * 1000), 0)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if not match:
+            return 0
+        hours, minutes, secs = (float(part or 0) for part in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DURATION_SECONDS:
         return 0
-    hours, minutes, seconds = (float(part or 0) for part in match.groups())
-    return int((hours * 3600 + minutes * 60 + seconds) * 1000)
+    return int(seconds * 1000)
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,10 @@ async def partner_payee(fed: Federation, uri: str) -> RemoteActor:
 
 
 async def resolve_release(fed: Federation, uri: str) -> list[RemoteTrack]:
+    try:
+        uri = remote_url(fed, uri)  # before anything is resolved or fetched
+    except ResolveError as error:
+        raise RemoteTrackError(str(error)) from None
     payee = await partner_payee(fed, uri)
     try:
         _final, document = await fed.fetcher.get_json(uri, sign=fed.instance_signer())

@@ -134,7 +134,8 @@ async def check_csrf() -> None:
     given = request.headers.get(CSRF_HEADER)
     if given is None and request.mimetype == "application/x-www-form-urlencoded":
         given = (await request.form).get(CSRF_FIELD)
-    if not expected or not given or not hmac.compare_digest(expected, given):
+    # compared as bytes: compare_digest raises TypeError on text that is not ASCII
+    if not expected or not given or not hmac.compare_digest(expected.encode(), given.encode()):
         raise Forbidden(
             "the form's security token is missing or out of date: reload the page and try again"
         )

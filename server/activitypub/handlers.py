@@ -51,6 +51,7 @@ from server.activitypub.delivery import deliver, record_activity
 from server.activitypub.listens import ListenRefused, record_listen
 from server.activitypub.local import KIND_PATHS, PATH_KINDS
 from server.activitypub.remote import ResolveError, get_actor, store_actor
+from server.input_limits import whole_number
 from server.worker import JobContext
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def local_target(fed: Federation, uri: str | None) -> tuple[str, str] | None:
 
 async def local_release(session: AsyncSession, fed: Federation, uri: str | None) -> Release | None:
     target = local_target(fed, uri)
-    if target is None or target[0] != "releases" or not target[1].isdigit():
+    if target is None or target[0] != "releases" or whole_number(target[1]) is None:
         return None
     release = await session.get(Release, int(target[1]))
     if release is None or release.visibility is not Visibility.PUBLIC:

@@ -4,13 +4,13 @@ verify the signature, store once by activity id, answer 202. The worker does the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from federation import safejson
 from federation.parse import InvalidObject, ParsedActivity, parse_activity
 from federation.signatures import IncomingRequest, PublicKey, SignatureError, verify_request
 from models import jobs
@@ -40,9 +40,9 @@ async def receive(
     if len(body) > fed.settings.max_inbox_bytes:
         return InboxAnswer(413, f"the activity is larger than {fed.settings.max_inbox_bytes} bytes")
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return InboxAnswer(400, "the body is not JSON")
+        document = safejson.loads(body)
+    except safejson.UnsafeJSON as error:
+        return InboxAnswer(400, str(error))
     try:
         activity = parse_activity(document)
     except InvalidObject as error:

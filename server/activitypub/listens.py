@@ -18,6 +18,7 @@ from models.pricing import split
 from models.remote_plays import ReceivedListen
 from server.activitypub.context import Federation
 from server.activitypub.partners import is_partner
+from server.input_limits import whole_number
 
 
 class ListenRefused(Exception):
@@ -33,7 +34,7 @@ async def record_listen(fed: Federation, activity: ParsedActivity, share_bp: int
         raise ListenRefused("the Listen's payer is not the actor that sent it")
     prefix = f"{fed.base_url}/tracks/"
     track_id = listen.track.removeprefix(prefix)
-    if not listen.track.startswith(prefix) or not track_id.isdigit():
+    if not listen.track.startswith(prefix) or whole_number(track_id) is None:
         raise ListenRefused("the Listen is not about a track hosted here")
     async with fed.sessionmaker() as session:
         if not await is_partner(session, listen.payer):

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation.urls import is_remote_url
 from models.base import utcnow
 from models.federation import (
     ActorBlock,
@@ -76,7 +77,7 @@ async def remove_domain_policy(session: AsyncSession, domain: str) -> bool:
 
 
 async def block_actor(session: AsyncSession, actor_uri: str, reason: str = "") -> None:
-    if not actor_uri.startswith(("https://", "http://")):
+    if not is_remote_url(actor_uri):
         raise ModerationError("an actor is blocked by its URL")
     if await session.scalar(select(ActorBlock.id).where(ActorBlock.actor_uri == actor_uri)):
         return

@@ -27,7 +27,7 @@ class PartnershipError(Exception):
 def instance_actor_url(fed: Federation, target: str) -> str:
     """A host (music.example, music.example:8443) or an actor URL → the actor URL."""
     target = target.strip().rstrip("/")
-    if target.startswith(("https://", "http://")):
+    if "://" in target:  # a URL: get_actor holds it to the one URL rule
         return target if target.count("/") > 2 else f"{target}/actor"
     if not target or "/" in target or "@" in target:
         raise PartnershipError(f"{target!r} is neither a host name nor an instance actor URL")

@@ -18,6 +18,7 @@ from federation.discovery import parse_acct
 from federation.fetch import FetchError
 from federation.parse import InvalidObject, ParsedActor, id_of, parse_actor, same_origin
 from federation.signatures import PublicKey
+from federation.urls import UnacceptableURL, checked_url
 from models.base import utcnow
 from models.federation import RemoteActor
 from server.activitypub.context import Federation
@@ -88,9 +89,21 @@ async def store_actor(
     return row
 
 
+def remote_url(fed: Federation, value: str) -> str:
+    """``value`` when it is a URL of another server that we may fetch (https, or http when
+    the fetch policy allows lab networks: ``federation.allow_private_addresses``), else
+    :class:`ResolveError`. It is checked before anything is looked up, resolved or fetched;
+    which addresses plain http may reach is then the guarded client's decision."""
+    policy = fed.fetcher.policy
+    try:
+        return checked_url(value, allow_http=policy.allow_private or bool(policy.allowed_networks))
+    except UnacceptableURL as error:
+        raise ResolveError(str(error)) from None
+
+
 async def get_actor(fed: Federation, uri: str, *, refresh: bool = False) -> RemoteActor:
     """The cached actor, fetched when missing, stale or asked to refresh."""
-    uri = urldefrag(uri)[0]
+    uri = remote_url(fed, urldefrag(uri)[0])
     async with fed.read_sessionmaker() as session:
         cached = await session.scalar(select(RemoteActor).where(RemoteActor.uri == uri))
         if cached is not None and not refresh and _is_fresh(cached, fed, utcnow()):
@@ -133,7 +146,7 @@ async def lookup_key(fed: Federation, key_id: str, refresh: bool) -> PublicKey |
 async def resolve(fed: Federation, query: str) -> RemoteActor:
     """``@name@host``, ``name@host`` or an actor URL → the actor (WebFinger, signed GET)."""
     query = query.strip()
-    if query.startswith(("https://", "http://")):
+    if "://" in query or query.lower().startswith(("https:", "http:")):
         return await get_actor(fed, query, refresh=True)
     parsed = parse_acct(query)
     if parsed is None:

@@ -48,6 +48,7 @@ from server.activitypub.local import (
 )
 from server.activitypub.publish import load_release_info
 from server.activitypub.signed import signed_by
+from server.input_limits import whole_number
 from server.money import quote
 from server.resources import resources_of
 from server.sessions import user_for_session
@@ -112,9 +113,10 @@ def _page() -> int | None:
     raw = request.args.get("page")
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+    page = whole_number(raw, low=1, high=100_000)
+    if page is None:
         raise BadRequest("page must be a number from 1")
-    return int(raw)
+    return page
 
 
 @activitypub.get(f"/{KINDS}/<name>")

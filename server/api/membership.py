@@ -120,7 +120,7 @@ async def create_member(data: NewMember) -> tuple[MemberOut, int]:
         return await _out(session, member), 201
 
 
-@membership_api.get("/admin/members/<int:number>")
+@membership_api.get("/admin/members/<int32:number>")
 @require(Scope.ADMIN)
 @validate_response(MemberDetail)
 async def get_member(number: int) -> MemberDetail:
@@ -144,7 +144,7 @@ async def get_member(number: int) -> MemberDetail:
         )  # fmt: skip
 
 
-@membership_api.patch("/admin/members/<int:number>")
+@membership_api.patch("/admin/members/<int32:number>")
 @require(Scope.ADMIN)
 @validate_request(MemberChange)
 @validate_response(MemberOut)
@@ -163,7 +163,7 @@ async def change_member(number: int, data: MemberChange) -> MemberOut:
         return await _out(session, member)
 
 
-@membership_api.post("/admin/members/<int:number>/shares")
+@membership_api.post("/admin/members/<int32:number>/shares")
 @require(Scope.ADMIN)
 @validate_request(NewShares)
 @validate_response(MemberOut, 201)

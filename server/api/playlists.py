@@ -122,7 +122,7 @@ async def add_item(playlist_id: int, data: ItemIn) -> tuple[PlaylistOut, int]:
     return await _out(playlist_id, viewer.user_id), 201
 
 
-@playlists_api.delete("/playlists/<int:playlist_id>/items/<int:position>")
+@playlists_api.delete("/playlists/<int:playlist_id>/items/<int32:position>")
 @require(Scope.WRITE)
 async def remove_item(playlist_id: int, position: int) -> tuple[str, int]:
     viewer = viewer_required()

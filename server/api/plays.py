@@ -19,7 +19,6 @@ from werkzeug.exceptions import (
     Gone,
     HTTPException,
     NotFound,
-    ServiceUnavailable,
     UnprocessableEntity,
 )
 
@@ -278,8 +277,8 @@ async def checkout(data: CheckoutIn) -> tuple[CheckoutOut, int]:
 
 
 def _payment_http(exc: PaymentError) -> HTTPException:
-    kinds: dict[int, type[HTTPException]] = {422: UnprocessableEntity, 502: BadGateway,
-                                             503: ServiceUnavailable}  # fmt: skip
+    kinds: dict[int, type[HTTPException]] = {404: NotFound, 422: UnprocessableEntity,
+                                             502: BadGateway}  # fmt: skip
     return kinds.get(exc.status, BadRequest)(str(exc))
 
 

@@ -28,7 +28,15 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+from werkzeug.sansio.multipart import (
+    Data,
+    Epilogue,
+    Event,
+    Field,
+    File,
+    MultipartDecoder,
+    NeedData,
+)
 
 from models import catalogue as m
 from models.base import utcnow
@@ -48,6 +56,7 @@ from server.catalogue import (
     slugify,
     unpublish_release,
 )
+from server.input_limits import whole_number
 from server.media.ingest import IncomingFile, IngestError, ingest
 from server.media.storage import LocalStorage
 from server.resources import resources_of
@@ -65,6 +74,13 @@ class Received:
     path: Path | None = None
     size: int = 0
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+
+
+def _next_event(decoder: MultipartDecoder) -> Event:
+    try:
+        return decoder.next_event()
+    except ValueError:  # werkzeug's parse errors, and part headers that are not UTF-8
+        raise BadRequest("the upload is not well-formed multipart/form-data") from None
 
 
 async def receive_multipart(storage: LocalStorage, limit: int) -> Received:
@@ -86,11 +102,13 @@ async def receive_multipart(storage: LocalStorage, limit: int) -> Received:
             if total > limit:
                 raise RequestEntityTooLarge()
             decoder.receive_data(chunk)
-            while not isinstance(event := decoder.next_event(), NeedData | Epilogue):
+            while not isinstance(event := _next_event(decoder), NeedData | Epilogue):
                 if isinstance(event, File) and event.name == "file":
                     if received.path is not None:
                         raise BadRequest("send one file per upload")
                     received.file_name = Path(event.filename or "upload").name[:255]
+                    if "\x00" in received.file_name:
+                        raise BadRequest("the file name has a NUL in it")
                     received.path = storage.temporary_file()
                     handle = received.path.open("wb")
                     current = "file"
@@ -108,7 +126,10 @@ async def receive_multipart(storage: LocalStorage, limit: int) -> Received:
                         if len(field_value) > MAX_FIELD_BYTES:
                             raise BadRequest(f"the form field {current!r} is too long")
                         if not event.more_data:
-                            received.fields[current] = field_value.decode(errors="replace")
+                            value = field_value.decode(errors="replace")
+                            if "\x00" in value:
+                                raise BadRequest(f"the form field {current!r} has a NUL in it")
+                            received.fields[current] = value
             if isinstance(event, Epilogue):
                 break
         decoder.receive_data(None)
@@ -185,7 +206,7 @@ async def accept_upload(viewer: Viewer, received: Received) -> tuple[m.Track, m.
     try:
         artist = await _artist_for(viewer, options.get("artist") or None)
         release_id = options.get("release") or None
-        if release_id is not None and not release_id.isdigit():
+        if release_id is not None and whole_number(release_id) is None:
             raise BadRequest("release must be a release id")
     except BaseException:
         received.path.unlink(missing_ok=True)

@@ -229,7 +229,7 @@ def _number(name: str, value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
     head = value.strip().split("/", 1)[0].strip()
-    if not head.isdigit() or len(head) > 4:
+    if not (head.isascii() and head.isdigit()) or len(head) > 4:
         raise TagError(f"the {name} tag {value[:20]!r} is not a number")
     number = int(head)
     if not 0 < number <= 999:

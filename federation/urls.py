@@ -1,0 +1,80 @@
+"""The one rule for URLs of other servers: what we store as a remote id, and what we fetch.
+
+A remote URL is an absolute ``https`` URL (``http`` too where the caller allows it: the
+parsers keep http ids, which only a lab network's guard will then fetch) of at most
+:data:`MAX_URL_CHARS` characters, with a host, a valid port, no user-info part, and no
+whitespace or control characters. Anything else (``file:``, ``ftp:``, ``javascript:``,
+``https:host`` without ``//``, ``https://user@host``, ``https://host:99999``) is refused
+before it is resolved, fetched or stored.
+
+The guarded client (:mod:`federation.fetch`) applies this to every hop, input checks apply
+it to what people and servers send us, and :func:`origin` is what same-origin rules compare.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+MAX_URL_CHARS = 2048
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+# Control characters and any whitespace (one C-level scan, not a Python loop per character).
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\s]")
+
+
+class UnacceptableURL(ValueError):
+    """Not a URL of another server that we may use; the message says why."""
+
+
+def checked_url(value: Any, *, allow_http: bool = True) -> str:
+    """``value`` when it is an acceptable remote URL (see the module), else
+    :class:`UnacceptableURL`."""
+    if not isinstance(value, str) or not value:
+        raise UnacceptableURL("a URL must be a non-empty string")
+    shown = repr(value[:200])
+    if len(value) > MAX_URL_CHARS:
+        raise UnacceptableURL(f"a URL is at most {MAX_URL_CHARS} characters long")
+    if _UNSAFE_CHARS.search(value):
+        raise UnacceptableURL(f"{shown} has spaces or control characters in it")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise UnacceptableURL(f"{shown} is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    allowed = ("https", "http") if allow_http else ("https",)
+    if scheme not in allowed:
+        needed = "https and http" if allow_http else "https"
+        raise UnacceptableURL(f"{shown}: only {needed} URLs are accepted")
+    if not value[len(scheme) + 1 :].startswith("//") or not parts.hostname:
+        raise UnacceptableURL(f"{shown} has no host")
+    if "@" in parts.netloc:
+        raise UnacceptableURL(f"{shown} has a user name in it")
+    if port == 0 or parts.netloc.endswith(":"):
+        raise UnacceptableURL(f"{shown} has no valid port")
+    return value
+
+
+def is_remote_url(value: Any, *, allow_http: bool = True) -> bool:
+    try:
+        checked_url(value, allow_http=allow_http)
+    except UnacceptableURL:
+        return False
+    return True
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an acceptable remote URL, default ports filled in; else None."""
+    if not is_remote_url(url):
+        return None
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host:
+        return None
+    return scheme, host, parts.port if parts.port is not None else DEFAULT_PORTS[scheme]
+
+
+__all__ = ["MAX_URL_CHARS", "UnacceptableURL", "checked_url", "is_remote_url", "origin"]
