@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -62,7 +63,7 @@ from server.resources import resources_of
 from tests.audio import make_audio
 from tests.conftest import make_settings
 from tests.instances import Instance, database_of, make_instance
-from tests.processes import PlayfairProcess
+from tests.processes import ROOT, PlayfairProcess
 from tests.test_account_pages import csrf, make_admin
 from tests.test_delivery import BASE, queue_delivery
 
@@ -837,3 +838,18 @@ def test_the_sweep_removes_what_dead_processes_were_writing_and_nothing_else(
     assert storage.sweep() == []
     storage.put(ours, "tracks/1/stream_mp3.mp3")
     assert storage.exists("tracks/1/stream_mp3.mp3") and not ours.exists()
+
+
+def test_a_process_that_ends_normally_takes_its_scratch_folder_with_it(tmp_path: Path) -> None:
+    """`playfair demo` or `import` before `run` must not leave a folder for the next start
+    to sweep with a warning (a newcomer's first `make run` showed one)."""
+    root = tmp_path / "media"
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom server.media.storage import LocalStorage\n"
+        "LocalStorage(Path(sys.argv[1])).temporary_file('.mp3').write_bytes(b'done')\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", script, str(root)], check=True,
+                              cwd=ROOT, capture_output=True)  # fmt: skip
+    assert finished.returncode == 0
+    assert list((root / "incoming").iterdir()) == []
+    assert LocalStorage(root).sweep() == []

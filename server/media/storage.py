@@ -13,6 +13,7 @@ whatever uploads, renditions or cached partner audio they were writing.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import logging
@@ -55,7 +56,15 @@ def _make_scratch(incoming: Path) -> _Scratch:
     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     folder = incoming / name
     os.rename(setup, folder)
+    atexit.register(_remove_own, folder, os.getpid())
     return _Scratch(os.getpid(), folder, lock)
+
+
+def _remove_own(folder: Path, pid: int) -> None:
+    """At a normal exit a process removes its own scratch folder (a sweep is for those
+    that could not); a child that inherited the handler leaves its parent's alone."""
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def scratch_folder(incoming: Path) -> Path:
