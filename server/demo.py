@@ -12,12 +12,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.catalogue import Artist, ArtistKind, PriceModel, Release
+from models.pricing import FULL_PRICE
 from models.users import Role, User
 from server.accounts import create_user, generate_password
 from server.catalogue import create_artist
 from server.config import Settings
 from server.importer import import_files
 from server.media.ffmpeg import FfmpegError, _run
+from server.money import issue_vouchers
 
 DEMO_ACCOUNTS = (("demo_artist", Role.ARTIST), ("demo_listener", Role.LISTENER))
 
@@ -116,7 +118,7 @@ async def add_demo_content(
     async with sessionmaker() as session:
         if only_if_empty and await session.scalar(select(func.count()).select_from(Release)):
             return ["the catalogue has releases already; no demo content added"]
-        lines = await _accounts(session)
+        lines = await _accounts(session, settings.money.starter_balance)
         owner = await session.scalar(select(User).where(User.username == "demo_artist"))
         assert owner is not None
         todo = []
@@ -162,13 +164,19 @@ async def add_demo_content(
     return lines
 
 
-async def _accounts(session: AsyncSession) -> list[str]:
+async def _accounts(session: AsyncSession, starter_balance: int) -> list[str]:
+    """The demo accounts; the listener starts like anyone who signs up, and a voucher of
+    one track's worth of tokens is printed, to try the wallet and stream-to-own with."""
     lines = []
     for name, role in DEMO_ACCOUNTS:
         if await session.scalar(select(User.id).where(User.username == name)):
             lines.append(f"demo {role} {name} exists already")
             continue
         password = generate_password()
-        await create_user(session, name, password, role)
+        starter = starter_balance if role is Role.LISTENER else 0
+        await create_user(session, name, password, role, starter_balance=starter)
         lines.append(f"demo {role} {name}, password {password}")
+        if role is Role.LISTENER:
+            [code] = await issue_vouchers(session, FULL_PRICE, 1, None)
+            lines.append(f"demo voucher {code}: {FULL_PRICE} tokens, to redeem on /wallet")
     return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -262,6 +263,23 @@ async def test_demo_makes_a_living_catalogue(initialised: dict[str, str]) -> Non
             assert all(track["status"] == "ready" for track in detail["tracks"])
         home = httpx.get(f"{address}/", timeout=30)
         assert "Tidal Hours" in home.text
+        # the demo listener can try stream-to-own: a starter balance, and a voucher
+        password = re.search(r"demo listener demo_listener, password (\S+)", result.stdout)
+        voucher = re.search(r"demo voucher (\S+): 1022 tokens", result.stdout)
+        assert password and voucher, result.stdout
+        async with httpx.AsyncClient(base_url=address, timeout=30) as browser:
+            form = await browser.get("/login")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert csrf
+            fields = {"username": "demo_listener", "password": password.group(1),
+                      "csrf_token": csrf.group(1)}  # fmt: skip
+            signed_in = await browser.post("/login", data=fields)
+            assert signed_in.status_code in (302, 303)
+            wallet = (await browser.get("/api/v1/me/wallet")).json()
+            assert wallet["balance"] == 128
+            redeemed = await browser.post("/api/v1/me/vouchers", json={"code": voucher.group(1)},
+                                          headers={"X-CSRF-Token": csrf.group(1)})  # fmt: skip
+            assert redeemed.json()["balance"] == 128 + 1022
     finally:
         assert process.stop() == 0
 
