@@ -10,6 +10,7 @@ from typing import Any
 from quart import Blueprint, current_app, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 
 from models.base import utcnow
@@ -44,9 +45,9 @@ async def _creator() -> User:
     return user
 
 
-async def _own_artist(user: User, artist_id: int) -> Artist:
-    async with resources_of(current_app).sessionmaker() as session:
-        artist = await session.get(Artist, artist_id)
+async def _own_artist(session: AsyncSession, user: User, artist_id: int) -> Artist:
+    """The artist, in the caller's session (its unit of work), if ``user`` manages it."""
+    artist = await session.get(Artist, artist_id)
     if artist is None or (artist.owner_id != user.id and user.role is not Role.ADMIN):
         raise NotFound(_("You manage no such artist."))
     return artist
@@ -160,7 +161,7 @@ async def publish_form(release_id: int) -> ResponseReturnValue:
         release = await session.get(Release, release_id)
         if release is None:
             raise NotFound(_("There is no such release."))
-        await _own_artist(user, release.artist_id)
+        await _own_artist(session, user, release.artist_id)
         try:
             await publish_release(session, release_id)
         except CatalogueError as error:
@@ -173,9 +174,9 @@ async def publish_form(release_id: int) -> ResponseReturnValue:
 async def payout_form(artist_id: int) -> ResponseReturnValue:
     user = await _creator()
     await check_csrf()
-    artist = await _own_artist(user, artist_id)
     settings = resources_of(current_app).settings.money
     async with resources_of(current_app).sessionmaker() as session:
+        artist = await _own_artist(session, user, artist_id)
         try:
             await request_payout(session, artist, settings)
         except MoneyError as error:
@@ -189,7 +190,8 @@ async def payout_form(artist_id: int) -> ResponseReturnValue:
 async def follow_request_form(artist_id: int, follow_id: int, verb: str) -> ResponseReturnValue:
     user = await _creator()
     await check_csrf()
-    artist = await _own_artist(user, artist_id)
+    async with resources_of(current_app).sessionmaker() as session:
+        artist = await _own_artist(session, user, artist_id)
     fed = federation_of(resources_of(current_app))
     if not await following.answer_request(fed, artist.name, follow_id, verb == "accept"):
         raise NotFound(_("There is no such follow request."))
@@ -201,11 +203,9 @@ async def artist_settings_form(artist_id: int) -> ResponseReturnValue:
     """Whether follows of the artist wait for approval (else they are accepted at once)."""
     user = await _creator()
     await check_csrf()
-    artist = await _own_artist(user, artist_id)
     approves = (await request.form).get("approves_followers") == "1"
     async with resources_of(current_app).sessionmaker() as session:
-        row = await session.get(Artist, artist.id)
-        assert row is not None
-        row.approves_followers = approves
+        artist = await _own_artist(session, user, artist_id)
+        artist.approves_followers = approves
         await session.commit()
     return redirect(url_for("artist_pages.dashboard", message=_("Saved.")), 303)
