@@ -1141,6 +1141,11 @@ def test_partnerships_and_domains(visit: Callable[[Instance], Visit], sites: Sit
         assert [row.domain for row in session.execute(policies)] == ["friends.example"]
     expect(ours.page.locator("#domains-heading ~ table")).not_to_contain_text("spam.example")
 
+    # the statements page has nothing to press; partners that just met owe nothing yet
+    ours.page.goto("/admin/statements")
+    expect(ours.page.locator("h1")).to_have_text("Royalty statements")
+    expect(ours.page.locator("main")).to_contain_text("No statements yet.")
+
 
 def test_failed_deliveries_are_replayed(visit: Callable[[Instance], Visit], sites: Sites) -> None:
     """A listener follows an account on a server whose inbox is down: the delivery fails
