@@ -558,7 +558,7 @@ def test_a_statement_run_killed_on_both_sides_is_made_and_sent_once(
             play = http.post(
                 f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena
             ).json()
-            assert http.get(play["stream_url"]).status_code == 200
+            assert http.get(play["stream_url"], headers=lena).status_code == 200
             time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)
             assert http.post(play["claim_url"], headers=lena).status_code == 200
     b.wait_for_count(r"\(Listen from .*/actor\): done: Listen of track", 2)

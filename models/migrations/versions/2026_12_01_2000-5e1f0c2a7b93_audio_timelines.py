@@ -16,6 +16,9 @@ down_revision: str | None = "2cb402245e19"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# dropping a column rebuilds the table on SQLite: keep its ids never reused
+KEEP = {"sqlite_autoincrement": True}
+
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
@@ -27,7 +30,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("remote_tracks", schema=None) as batch_op:
+    with op.batch_alter_table("remote_tracks", schema=None, table_kwargs=KEEP) as batch_op:
         batch_op.drop_column("cache_timeline")
-    with op.batch_alter_table("media_files", schema=None) as batch_op:
+    with op.batch_alter_table("media_files", schema=None, table_kwargs=KEEP) as batch_op:
         batch_op.drop_column("timeline")

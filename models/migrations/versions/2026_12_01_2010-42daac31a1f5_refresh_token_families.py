@@ -19,12 +19,15 @@ down_revision: str | None = "5e1f0c2a7b93"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+KEEP = {"sqlite_autoincrement": True}
+
 
 def upgrade() -> None:
     with op.batch_alter_table("oauth_refresh_tokens", schema=None) as batch_op:
         batch_op.add_column(sa.Column("family", sa.String(length=64), nullable=True))
     op.execute("UPDATE oauth_refresh_tokens SET family = digest")
-    with op.batch_alter_table("oauth_refresh_tokens", schema=None) as batch_op:
+    # altering a column rebuilds the table on SQLite: keep its ids never reused
+    with op.batch_alter_table("oauth_refresh_tokens", schema=None, table_kwargs=KEEP) as batch_op:
         batch_op.alter_column("family", existing_type=sa.String(length=64), nullable=False)
         batch_op.create_index(
             batch_op.f("ix_oauth_refresh_tokens_family"), ["family"], unique=False
@@ -32,6 +35,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("oauth_refresh_tokens", schema=None) as batch_op:
+    with op.batch_alter_table("oauth_refresh_tokens", schema=None, table_kwargs=KEEP) as batch_op:
         batch_op.drop_index(batch_op.f("ix_oauth_refresh_tokens_family"))
         batch_op.drop_column("family")

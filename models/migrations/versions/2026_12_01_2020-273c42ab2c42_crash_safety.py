@@ -17,6 +17,9 @@ down_revision: str | None = "42daac31a1f5"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# dropping a column rebuilds the table on SQLite: keep its ids never reused
+KEEP = {"sqlite_autoincrement": True}
+
 UNANSWERED = "direction = 'outgoing' AND state = 'sent'"
 
 
@@ -39,5 +42,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_royalty_statements_one_unanswered", table_name="royalty_statements")
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+    with op.batch_alter_table("deliveries", schema=None, table_kwargs=KEEP) as batch_op:
         batch_op.drop_column("leased_until")
