@@ -431,28 +431,6 @@ def warns(page: Page, text: str) -> None:
     expect(page.get_by_role("alert").filter(has_text=text)).to_be_visible()
 
 
-def wait_until(page: Page, condition: str, timeout: float = 20_000) -> None:
-    """Wait (up to ``timeout`` ms) until the JavaScript ``condition`` holds in the page,
-    checked on every animation frame. (Playwright's wait_for_function compiles its
-    predicate with eval in the page, which a strict Content-Security-Policy refuses; an
-    expression given to page.evaluate is compiled by the debugger instead.)"""
-    page.evaluate(
-        f"""(timeout) => new Promise((resolve, reject) => {{
-            const started = performance.now();
-            const check = () => {{
-                let done = false;
-                try {{ done = Boolean({condition}); }} catch (err) {{ done = false; }}
-                if (done) resolve(true);
-                else if (performance.now() - started > timeout) {{
-                    reject(new Error("timed out waiting for: " + {condition!r}));
-                }} else requestAnimationFrame(check);
-            }};
-            check();
-        }})""",
-        timeout,
-    )
-
-
 def player(page: Page) -> dict[str, Any]:
     state: dict[str, Any] = page.evaluate(
         "(() => { const audio = document.querySelector('#player audio');"

@@ -172,7 +172,7 @@ def balance(page: Page) -> int:
     return int(page.locator("header [data-balance]").inner_text().strip())
 
 
-def wait_until(page: Page, condition: str, timeout: float = 10_000) -> None:
+def wait_until(page: Page, condition: str, timeout: float = 20_000) -> None:
     """Wait (up to ``timeout`` ms) until the JavaScript ``condition`` holds in the page.
 
     Playwright's wait_for_function compiles its predicate with eval inside the page, which

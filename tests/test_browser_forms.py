@@ -80,10 +80,9 @@ from tests.pages import (
     player,
     says,
     snap,
-    wait_until,
     warns,
 )
-from tests.test_browser import PASSWORD, PHONE, balance
+from tests.test_browser import PASSWORD, PHONE, balance, wait_until
 from tests.test_browser import browser as browser  # the fixture, shared
 from tests.test_browser import playwright as playwright  # the fixture, shared
 
