@@ -30,9 +30,12 @@ run: install
 demo-royalties: install
 	$(BIN)/python tools/demo_royalties.py
 
+# Two workers (pytest-xdist), a test file per worker at a time so a module's shared
+# instance stays on one; TEST_WORKERS=0 runs in this process (for a debugger or -x).
 # pytest exits 5 when it collected no tests; for this project that is a failure.
+TEST_WORKERS ?= 2
 test: install
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	@$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	exit $$status
 
