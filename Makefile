@@ -43,6 +43,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy federation models
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -52,11 +53,11 @@ bench: install
 	@bash tools/system-packages.sh nginx
 	$(BIN)/python -m bench
 
-# Text for translation: extract every _() / ngettext() from server/ and templates/ into
+# Text for translation: extract every _() / ngettext() from server/ and server/web/templates/ into
 # messages.pot (sorted, no locations or header, so it changes only when the text does),
 # then bring each catalog in step (English is made when missing; its msgstr may stay
 # empty, gettext falls back to the msgid). tests/test_i18n.py checks the .pot is current.
-MESSAGES := server/translations
+MESSAGES := server/web/translations
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F tools/babel.cfg -k _ -k gettext -k ngettext:1,2 \
 		--no-location --sort-output --omit-header -o $(MESSAGES)/messages.pot .

@@ -37,16 +37,16 @@ from models.federation import (
 )
 from models.jobs import ClaimedJob
 from models.users import Role
-from server.accounts import create_user
-from server.activitypub.context import federation_of
-from server.activitypub.events import PUBLISHED_JOB
-from server.activitypub.local import signing_key
-from server.activitypub.publish import run_published
-from server.catalogue import create_artist, find_or_create_release
-from server.config import Settings
-from server.jobs import build_worker
-from server.resources import Resources, database_options, open_resources
-from server.worker import JobContext
+from server.runtime.config import Settings
+from server.runtime.resources import Resources, database_options, open_resources
+from server.runtime.worker import JobContext
+from server.services.account_rules import create_user
+from server.services.activitypub.context import federation_of
+from server.services.activitypub.local import signing_key
+from server.services.activitypub.publish import run_published
+from server.services.catalogue import create_artist, find_or_create_release
+from server.services.events import PUBLISHED_JOB
+from server.services.jobs import build_worker
 
 INSTANCES = 1000
 FOLLOWERS_PER_INSTANCE = 10

@@ -33,9 +33,9 @@ from federation.parse import parse_actor
 from federation.signatures import digest_header, http_date, sign_request
 from models.database import create_engine, create_sessionmaker
 from models.federation import InboxItem
-from server.activitypub.remote import store_actor
-from server.config import Settings
-from server.resources import database_options
+from server.runtime.config import Settings
+from server.runtime.resources import database_options
+from server.services.activitypub.remote import store_actor
 from tests.processes import ROOT, PlayfairProcess
 
 SENDERS = 32

@@ -14,10 +14,10 @@ from bench.setup import on_both_databases
 from models import migrate
 from models.base import utcnow
 from models.jobs import Job
-from server.config import load_settings
-from server.jobs import worker_options
-from server.resources import Resources, open_resources
-from server.worker import JobContext, Worker
+from server.runtime.config import load_settings
+from server.runtime.resources import Resources, open_resources
+from server.runtime.worker import JobContext, Worker
+from server.services.jobs import worker_options
 
 JOBS = 2000
 REFERENCE_TRANSACTIONS = 1000

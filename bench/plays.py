@@ -19,10 +19,10 @@ from models.catalogue import Release, Track, TrackStatus, Visibility
 from models.database import create_engine, create_sessionmaker
 from models.tokens import AccessToken, new_token, token_digest
 from models.users import Role
-from server.accounts import create_user
-from server.catalogue import create_artist
-from server.money import issue_vouchers, redeem_voucher
-from server.resources import database_options
+from server.runtime.resources import database_options
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist
+from server.services.money import issue_vouchers, redeem_voucher
 from tests.processes import PlayfairProcess
 
 LISTENERS = 32

@@ -18,9 +18,9 @@ from models.catalogue import Release, ReleaseKind, Track, TrackStatus, Visibilit
 from models.database import create_engine, create_sessionmaker
 from models.search import DocumentKind, fold, index_document, search
 from models.users import Role
-from server.accounts import create_user
-from server.catalogue import create_artist
-from server.resources import database_options
+from server.runtime.resources import database_options
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist
 
 TRACKS = 100_000
 PER_RELEASE = 10

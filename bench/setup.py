@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from server.config import Settings, load_settings
+from server.runtime.config import Settings, load_settings
 from tests.postgres import PostgresUnavailable, running_postgres
 from tests.processes import ROOT, playfair_env
 

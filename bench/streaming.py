@@ -32,9 +32,9 @@ from models.catalogue import (
 )
 from models.database import create_engine, create_sessionmaker
 from models.users import Role
-from server.accounts import create_user
-from server.catalogue import create_artist
-from server.resources import database_options
+from server.runtime.resources import database_options
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist
 from tests.postgres import free_port
 from tests.processes import PlayfairProcess
 

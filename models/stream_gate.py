@@ -19,7 +19,7 @@ not charged yet:
   they hold a few seconds of the track's very end, never the music a cheater wants.
 
 Everything here is pure: a :class:`Timeline` (which byte holds which moment, made by
-``server/media/timeline.py`` from the file itself) in, byte offsets and decisions out.
+``server/services/media/timeline.py`` from the file itself) in, byte offsets and decisions out.
 """
 
 from __future__ import annotations

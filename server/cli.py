@@ -17,11 +17,11 @@ from federation.keys import KeyDecryptionError
 from models.database import DatabaseUnavailable, describe_url
 from models.names import InvalidName
 from models.users import Role
-from server.config import ConfigError, Settings, load_settings
-from server.instance import InstanceNotInitialised
-from server.media.ffmpeg import FfmpegError
-from server.resources import DatabaseNotMigrated
+from server.runtime.config import ConfigError, Settings, load_settings
+from server.runtime.instance import InstanceNotInitialised
+from server.runtime.resources import DatabaseNotMigrated
 from server.serve import PortInUse
+from server.services.media.ffmpeg import FfmpegError
 
 T = TypeVar("T")
 
@@ -109,8 +109,8 @@ async def _prepare(settings: Settings) -> str:
     from federation.keys import ensure_instance_keys
     from models import migrate
     from models.database import check_connection, create_engine, create_sessionmaker
-    from server.instance import ensure_data_dir, ensure_secret
-    from server.resources import database_options
+    from server.runtime.instance import ensure_data_dir, ensure_secret
+    from server.runtime.resources import database_options
 
     ensure_data_dir(settings)
     secret = ensure_secret(settings)
@@ -144,7 +144,7 @@ def migrate(state: State, revision: str) -> None:
     """Apply the database migrations."""
     from models import migrate as migrations
     from models.database import check_connection, create_engine
-    from server.resources import database_options
+    from server.runtime.resources import database_options
 
     settings = state.settings()
 
@@ -167,7 +167,7 @@ def migrate(state: State, revision: str) -> None:
 @handles_errors
 def run(state: State, bind: str | None) -> None:
     """Migrate, make keys if missing, and serve the web app with the worker."""
-    from server.logs import configure_logging
+    from server.runtime.logs import configure_logging
     from server.serve import serve
 
     settings = state.settings(**_bind_override(bind))
@@ -182,8 +182,8 @@ def run(state: State, bind: str | None) -> None:
 @handles_errors
 def serve_command(state: State, bind: str | None) -> None:
     """Serve the web app only (the database must be migrated)."""
-    from server.logs import configure_logging
-    from server.resources import check_schema
+    from server.runtime.logs import configure_logging
+    from server.runtime.resources import check_schema
     from server.serve import serve
 
     settings = state.settings(**_bind_override(bind))
@@ -197,8 +197,8 @@ def serve_command(state: State, bind: str | None) -> None:
 @handles_errors
 def worker(state: State) -> None:
     """Run the background worker only (the database must be migrated)."""
-    from server.logs import configure_logging
-    from server.resources import check_schema
+    from server.runtime.logs import configure_logging
+    from server.runtime.resources import check_schema
     from server.serve import run_worker
 
     settings = state.settings()
@@ -231,7 +231,7 @@ def user() -> None:
 def user_add(state: State, name: str, role: str, email: str | None) -> None:
     """Add an account. The password is read from standard input when one is piped in;
     otherwise a password is generated and printed once."""
-    from server.accounts import generate_password
+    from server.services.account_rules import generate_password
 
     password = _password_from_stdin()
     generated = password is None
@@ -253,7 +253,7 @@ def _password_from_stdin() -> str | None:
 async def _add_user(
     settings: Settings, name: str, password: str, role: Role, email: str | None
 ) -> str:
-    from server.accounts import create_user
+    from server.services.account_rules import create_user
 
     async with _session(settings) as session:
         user = await create_user(
@@ -279,7 +279,7 @@ def artist_add(state: State, name: str, owner: str, band: bool, display_name: st
     """Add an artist profile owned by an account."""
     from models.catalogue import ArtistKind
     from models.users import User
-    from server.catalogue import create_artist
+    from server.services.catalogue import create_artist
 
     settings = state.settings()
 
@@ -309,7 +309,7 @@ def import_command(state: State, path: Path, artist_name: str, draft: bool, free
     """Import a file or a folder of audio files; releases are made from the album tags
     (or the folder's name). The worker transcodes them afterwards."""
     from models.catalogue import PriceModel
-    from server.importer import find_artist, find_files, import_files
+    from server.services.importer import find_artist, find_files, import_files
 
     settings = state.settings()
     files = find_files(path)
@@ -409,8 +409,8 @@ def voucher() -> None:
 def voucher_issue(state: State, tokens: int, count: int, expires: str | None) -> None:
     """Issue voucher codes and print them, one a line (only their hashes are kept)."""
     from models.base import utcnow
-    from server.config import parse_duration
-    from server.money import MoneyError, issue_vouchers
+    from server.runtime.config import parse_duration
+    from server.services.money import MoneyError, issue_vouchers
 
     expires_at = None
     if expires:
@@ -449,7 +449,7 @@ def oauth_add_client(
     trusted: bool,
 ) -> None:  # fmt: skip
     """Register an app; prints its client id (and secret, once)."""
-    from server.oauth_clients import ClientError, register_client
+    from server.services.oauth_clients import ClientError, register_client
 
     settings = state.settings()
 
@@ -476,7 +476,7 @@ def oauth_add_client(
 def demo(state: State, if_empty: bool) -> None:
     """Add demo content: accounts, artists and releases of synthesized tracks, published
     (the worker transcodes them)."""
-    from server.demo import add_demo_content
+    from server.services.demo import add_demo_content
 
     settings = state.settings()
 
@@ -507,7 +507,7 @@ def deliveries() -> None:
 def deliveries_list(state: State, limit: int, only_state: str | None) -> None:
     """One line per delivery, newest first: id, state, attempts, last status, inbox."""
     from models.federation import DeliveryState
-    from server.activitypub.moderation import list_deliveries
+    from server.services.activitypub.moderation import list_deliveries
 
     settings = state.settings()
     wanted = DeliveryState(only_state) if only_state else None
@@ -530,7 +530,7 @@ def deliveries_list(state: State, limit: int, only_state: str | None) -> None:
 @handles_errors
 def deliveries_replay(state: State, ids: tuple[int, ...]) -> None:
     """Queue failed deliveries again (all of them, or the given ids, also abandoned ones)."""
-    from server.activitypub.delivery import replay
+    from server.services.activitypub.delivery import replay
 
     settings = state.settings()
 
@@ -568,7 +568,7 @@ def domain_allow(state: State, name: str, reason: str) -> None:
 
 def _set_domain(state: State, name: str, policy: str, reason: str) -> None:
     from models.federation import DomainPolicyKind
-    from server.activitypub.moderation import ModerationError, set_domain_policy
+    from server.services.activitypub.moderation import ModerationError, set_domain_policy
 
     settings = state.settings()
 
@@ -589,7 +589,7 @@ def _set_domain(state: State, name: str, policy: str, reason: str) -> None:
 @handles_errors
 def domain_remove(state: State, name: str) -> None:
     """Remove a domain's block or allow."""
-    from server.activitypub.moderation import ModerationError, remove_domain_policy
+    from server.services.activitypub.moderation import ModerationError, remove_domain_policy
 
     settings = state.settings()
 
@@ -634,7 +634,7 @@ def partners() -> None:
 @handles_errors
 def partners_list(state: State) -> None:
     """One line per partnership: id, their instance actor, they follow us, we follow them."""
-    from server.activitypub.partners import list_partnerships
+    from server.services.activitypub.partners import list_partnerships
 
     settings = state.settings()
 
@@ -657,7 +657,7 @@ def partners_request(state: State, instance: str) -> None:
     settings = state.settings()
 
     async def _run() -> str:
-        from server.activitypub import partners as p
+        from server.services.activitypub import partners as p
 
         async with _federation(settings) as fed:
             try:
@@ -691,7 +691,7 @@ def _decide_partnership(state: State, partnership_id: int, accept: bool) -> None
     settings = state.settings()
 
     async def _run() -> None:
-        from server.activitypub import partners as p
+        from server.services.activitypub import partners as p
 
         async with _federation(settings) as fed:
             try:
@@ -747,7 +747,7 @@ def statements_send(state: State) -> None:
     settings = state.settings()
 
     async def _run() -> list[str]:
-        from server.activitypub.statements import send_statements
+        from server.services.royalties.statements import send_statements
 
         async with _federation(settings) as fed:
             return await send_statements(fed)
@@ -775,7 +775,7 @@ def hub_settle(state: State) -> None:
 
     async def _run() -> dict[str, Any] | None:
         from models.base import utcnow
-        from server.activitypub.hub import settle_period
+        from server.services.royalties.hub import settle_period
 
         async with _federation(settings) as fed:
             return await settle_period(fed, utcnow())
@@ -810,8 +810,8 @@ def hub_log(state: State) -> None:
 @contextlib.asynccontextmanager
 async def _federation(settings: Settings) -> AsyncIterator[Any]:
     """Everything federation needs (keys, the guarded client), for one-shot commands."""
-    from server.activitypub.context import federation_of
-    from server.resources import check_schema, open_resources
+    from server.runtime.resources import check_schema, open_resources
+    from server.services.activitypub.context import federation_of
 
     await check_schema(settings)
     resources = await open_resources(settings)
@@ -825,7 +825,7 @@ async def _federation(settings: Settings) -> AsyncIterator[Any]:
 async def _database(settings: Settings) -> AsyncIterator[Any]:
     """A session factory on a checked, migrated database, for one-shot commands."""
     from models.database import create_engine, create_sessionmaker
-    from server.resources import check_schema, database_options
+    from server.runtime.resources import check_schema, database_options
 
     await check_schema(settings)
     options = database_options(settings)

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 
-from server.app import create_app
-from server.config import Settings
-from server.jobs import build_worker
-from server.media.gated import StreamCut
-from server.media.storage import sweep_leftovers
-from server.resources import open_resources
+from server.runtime.config import Settings
+from server.runtime.resources import open_resources
+from server.services.jobs import build_worker
+from server.services.media.gated import StreamCut
+from server.services.media.storage import sweep_leftovers
+from server.web.app import create_app
 
 log = logging.getLogger("playfair")
 

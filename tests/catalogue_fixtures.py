@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 
 from models.tokens import AccessToken, new_token, token_digest
 from models.users import Role, User
-from server.accounts import create_user
-from server.catalogue import create_artist
-from server.jobs import build_worker
-from server.media.storage import LOCK_NAME
-from server.resources import resources_of
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist
+from server.services.jobs import build_worker
+from server.services.media.storage import LOCK_NAME
+from server.web.current import resources_of
 
 
 @dataclass

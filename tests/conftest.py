@@ -24,9 +24,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from models import migrate
-from server.app import create_app
-from server.config import Settings, load_settings
-from server.resources import Resources, open_resources
+from server.runtime.config import Settings, load_settings
+from server.runtime.resources import Resources, open_resources
+from server.web.app import create_app
 from tests.postgres import PostgresServer, running_postgres
 
 TEST_SECRET = "test-secret-" + "x" * 40

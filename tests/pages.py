@@ -1,5 +1,6 @@
 """Pressing a site's forms and buttons in a real browser, and what stands around such a
-test: the table's row type and the parser that finds controls in templates/ and static/,
+test: the table's row type and the parser that finds controls in the templates and scripts
+(server/web/templates/, server/web/static/),
 a stand-in for the rest of the world (`Elsewhere`), a read-only look at an instance's
 database, and a browser visit that presses controls and times every answer.
 
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from models.ledger import LedgerAccount, wallet_key
 from models.users import User
-from server.payments import sign
+from server.services.payments import sign
 from tests.instances import Instance
 from tests.processes import ROOT
 from tests.test_browser import PHONE, Watch, screenshot
@@ -116,9 +117,9 @@ def controls_in_script(name: str, text: str) -> set[str]:
 
 def controls_in_sources() -> set[str]:
     found: set[str] = set()
-    for path in sorted((ROOT / "templates").glob("*.html")):
+    for path in sorted((ROOT / "server" / "web" / "templates").glob("*.html")):
         found |= controls_in_template(path.name, path.read_text())
-    for path in sorted((ROOT / "static").glob("*.js")):
+    for path in sorted((ROOT / "server" / "web" / "static").glob("*.js")):
         found |= controls_in_script(path.name, path.read_text())
     return found
 

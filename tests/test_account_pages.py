@@ -16,10 +16,10 @@ from models import Base
 from models.accounts import AuditEntry
 from models.catalogue import Favourite, Playlist, PlaylistItem, Release, Track
 from models.users import AccountStatus, Role, User
-from server.accounts import create_user
-from server.app import create_app
-from server.catalogue import create_artist
-from server.resources import resources_of
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist
+from server.web.app import create_app
+from server.web.current import resources_of
 from tests.conftest import make_settings
 
 PASSWORD = "correct horse battery"

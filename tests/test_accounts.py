@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 from models.handles import NameTaken
 from models.names import InvalidName, normalise_name
 from models.users import Role, User
-from server.accounts import AccountError, create_user, verify_password
-from server.resources import Resources
+from server.runtime.resources import Resources
+from server.services.account_rules import AccountError, create_user, verify_password
 
 
 @pytest.mark.parametrize("name", ["Aurora", "the_band_2", "x", "a" * 30])

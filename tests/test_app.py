@@ -5,8 +5,8 @@ from pathlib import Path
 from quart import Quart, request
 from quart.typing import TestClientProtocol as Client
 
-from server.app import create_app
-from server.config import Settings
+from server.runtime.config import Settings
+from server.web.app import create_app
 from tests.conftest import make_settings
 
 

@@ -5,8 +5,9 @@ balance, a delivery) are checked after each press, and no answer waits on a lock
 
 CONTROLS below is the list of what a user can press, as visitor, listener, artist, label
 or admin: the page, the selector, what it should change. `test_the_table_covers_every_form_
-and_button` parses templates/ and static/ and fails when a form or a button appears that
-the table does not name, so this list cannot silently fall behind the pages.
+and_button` parses server/web/templates/ and server/web/static/ and fails when a form or a
+button appears that the table does not name, so this list cannot silently fall behind the
+pages.
 
 Two instances ("here" and "there", partners) and a small stand-in for the rest of the
 world ("elsewhere": Stripe's Checkout API, a visitor's own fediverse server, an OAuth
@@ -63,7 +64,7 @@ from models.remote_plays import RemotePlay, RemoteTrack
 from models.tokens import AccessToken
 from models.users import AccountStatus, Role
 from models.vouchers import Voucher
-from server.money import normalise_code
+from server.services.money import normalise_code
 from tests.audio import make_audio
 from tests.instances import Instance, make_instance
 from tests.pages import (

@@ -20,9 +20,9 @@ from models.catalogue import (
     TrackStatus,
 )
 from models.users import Role, User
-from server.accounts import create_user
-from server.catalogue import create_artist, create_label, publish_release, set_tags
-from server.resources import resources_of
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist, create_label, publish_release, set_tags
+from server.web.current import resources_of
 
 
 async def seed(app: Quart) -> dict[str, int]:

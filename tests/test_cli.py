@@ -164,9 +164,9 @@ def test_worker_alone_starts_and_stops(initialised: dict[str, str]) -> None:
 
 
 async def _work_off_jobs(env: dict[str, str]) -> int:
-    from server.config import load_settings
-    from server.jobs import build_worker
-    from server.resources import open_resources
+    from server.runtime.config import load_settings
+    from server.runtime.resources import open_resources
+    from server.services.jobs import build_worker
 
     resources = await open_resources(load_settings(None, environ=env))
     try:

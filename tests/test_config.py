@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, InstanceRole, Settings, load_settings, parse_duration
+from server.runtime.config import ConfigError, InstanceRole, Settings, load_settings, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "instance.example.toml"

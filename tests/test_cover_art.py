@@ -14,7 +14,7 @@ from mutagen.id3 import APIC, ID3
 from PIL import Image
 from quart.typing import TestClientProtocol as Client
 
-from server.media.images import MAX_SIDE, BadImage, clean_image
+from server.services.media.images import MAX_SIDE, BadImage, clean_image
 from tests.audio import make_audio
 from tests.catalogue_fixtures import Account, artist, upload
 

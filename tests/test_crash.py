@@ -52,14 +52,14 @@ from models.federation import (
 from models.jobs import Job, JobState
 from models.ledger import LedgerAccount, LedgerTransaction
 from models.remote_plays import RoyaltyStatementRecord, StatementDirection, StatementState
-from server import subprocesses
-from server.activitypub.context import federation_of
-from server.activitypub.delivery import attempt_delivery, deliver, recover, replay
-from server.activitypub.statements import PayerUnreachable, StatementError, signer_key
-from server.config import Settings
-from server.jobs import build_worker
-from server.media.storage import LOCK_NAME, LOOSE_FILE_AGE, LocalStorage
-from server.resources import resources_of
+from server.runtime import subprocesses
+from server.runtime.config import Settings
+from server.services.activitypub.context import federation_of
+from server.services.activitypub.delivery import attempt_delivery, deliver, recover, replay
+from server.services.jobs import build_worker
+from server.services.media.storage import LOCK_NAME, LOOSE_FILE_AGE, LocalStorage
+from server.services.royalties.statements import PayerUnreachable, StatementError, signer_key
+from server.web.current import resources_of
 from tests.audio import make_audio
 from tests.conftest import make_settings
 from tests.instances import Instance, database_of, make_instance
@@ -806,7 +806,7 @@ WRITER = """
 import signal
 import sys
 from pathlib import Path
-from server.media.storage import LocalStorage
+from server.services.media.storage import LocalStorage
 partial = LocalStorage(Path(sys.argv[1])).temporary_file(".opus")
 partial.write_bytes(b"half a rendition")
 print("writing", partial, flush=True)
@@ -845,7 +845,8 @@ def test_a_process_that_ends_normally_takes_its_scratch_folder_with_it(tmp_path:
     to sweep with a warning (a newcomer's first `make run` showed one)."""
     root = tmp_path / "media"
     script = (
-        "import sys\nfrom pathlib import Path\nfrom server.media.storage import LocalStorage\n"
+        "import sys\nfrom pathlib import Path\n"
+        "from server.services.media.storage import LocalStorage\n"
         "LocalStorage(Path(sys.argv[1])).temporary_file('.mp3').write_bytes(b'done')\n"
     )
     finished = subprocess.run([sys.executable, "-c", script, str(root)], check=True,

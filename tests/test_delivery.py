@@ -33,13 +33,13 @@ from models.federation import (
 )
 from models.jobs import Job
 from models.users import Role, User
-from server.activitypub.context import federation_of
-from server.activitypub.delivery import attempt_delivery, deliver, record_activity, replay
-from server.activitypub.moderation import set_domain_policy
-from server.activitypub.remote import ResolveError, resolve
-from server.catalogue import create_artist
-from server.config import Settings
-from server.resources import resources_of
+from server.runtime.config import Settings
+from server.services.activitypub.context import federation_of
+from server.services.activitypub.delivery import attempt_delivery, deliver, record_activity, replay
+from server.services.activitypub.moderation import set_domain_policy
+from server.services.activitypub.remote import ResolveError, resolve
+from server.services.catalogue import create_artist
+from server.web.current import resources_of
 from tests.catalogue_fixtures import make_account
 from tests.conftest import make_settings
 
@@ -215,7 +215,7 @@ def impatient_settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 async def test_give_up_then_replay(impatient_settings: Settings, receiver: Receiver) -> None:
-    from server.app import create_app
+    from server.web.app import create_app
 
     receiver.script = [(500, {}), (202, {})]
     async with create_app(impatient_settings).test_app() as test_app:
@@ -278,7 +278,7 @@ async def test_actor_fetch_redirected_to_loopback_is_refused(
     guarded_settings: Settings, receiver: Receiver
 ) -> None:
     """The lab network 127.0.0.2 is allowed; its redirect to 127.0.0.1 is not."""
-    from server.app import create_app
+    from server.web.app import create_app
 
     with ThreadingHTTPServer(("127.0.0.2", 0), _redirect_to(f"{receiver.url}/actor")) as lab:
         thread = threading.Thread(target=lab.serve_forever, daemon=True)

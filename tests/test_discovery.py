@@ -8,9 +8,9 @@ from quart.typing import TestClientProtocol as Client
 
 from federation.discovery import base58btc, ed25519_multikey, parse_acct
 from models.users import Role
-from server.accounts import create_user
-from server.catalogue import create_artist
-from server.resources import resources_of
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist
+from server.web.current import resources_of
 
 
 def test_base58_and_multikey() -> None:

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from models.federation import Delivery, Follow, FollowState, OutboundActivity, RemoteActor
 from models.users import Role
-from server.config import Settings
-from server.resources import resources_of
+from server.runtime.config import Settings
+from server.web.current import resources_of
 from tests.audio import make_audio
 from tests.catalogue_fixtures import make_account, run_worker, upload
 from tests.conftest import make_settings

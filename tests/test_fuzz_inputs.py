@@ -30,7 +30,7 @@ from quart.typing import TestClientProtocol as Client
 
 from federation.signatures import sign_request
 from models.users import Role
-from server.config import Settings
+from server.runtime.config import Settings
 from tests.catalogue_fixtures import make_account
 from tests.conftest import make_settings
 from tests.hostile_json import ODD_CHARACTERS, hostile_bodies, json_values

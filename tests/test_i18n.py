@@ -12,11 +12,11 @@ import pytest
 from babel.messages.pofile import read_po
 from quart import Quart, render_template_string, request
 
-from server import i18n
+from server.web import i18n
 
 ROOT = Path(__file__).resolve().parent.parent
-POT = ROOT / "server" / "translations" / "messages.pot"
-ENGLISH = ROOT / "server" / "translations" / "en" / "LC_MESSAGES" / "messages.po"
+POT = ROOT / "server" / "web" / "translations" / "messages.pot"
+ENGLISH = ROOT / "server" / "web" / "translations" / "en" / "LC_MESSAGES" / "messages.po"
 
 FRENCH = """\
 msgid ""
@@ -71,7 +71,7 @@ def test_messages_pot_is_in_step_with_the_code(tmp_path: Path) -> None:
     assert "There is no such track." in extracted, "extraction missed the Python modules"
     missing, stale = extracted - committed, committed - extracted
     assert not missing and not stale, (
-        "server/translations/messages.pot is out of step with the code; run make messages\n"
+        "server/web/translations/messages.pot is out of step with the code; run make messages\n"
         f"missing from it:\n{_describe(missing)}\nno longer in the code:\n{_describe(stale)}"
     )
 

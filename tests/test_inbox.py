@@ -38,15 +38,15 @@ from models.federation import (
 )
 from models.jobs import ClaimedJob
 from models.users import Role, User
-from server.activitypub.context import federation_of
-from server.activitypub.events import PUBLISHED_JOB
-from server.activitypub.handlers import handle_item
-from server.activitypub.moderation import block_actor, set_domain_policy
-from server.activitypub.remote import store_actor
-from server.catalogue import create_artist, find_or_create_release
-from server.config import Settings
-from server.resources import resources_of
-from server.worker import JobContext
+from server.runtime.config import Settings
+from server.runtime.worker import JobContext
+from server.services.activitypub.context import federation_of
+from server.services.activitypub.handlers import handle_item
+from server.services.activitypub.moderation import block_actor, set_domain_policy
+from server.services.activitypub.remote import store_actor
+from server.services.catalogue import create_artist, find_or_create_release
+from server.services.events import PUBLISHED_JOB
+from server.web.current import resources_of
 from tests.catalogue_fixtures import make_account
 from tests.conftest import make_settings
 
@@ -433,7 +433,7 @@ def allowlist_settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 async def test_allowlist_mode(allowlist_settings: Settings) -> None:
-    from server.app import create_app
+    from server.web.app import create_app
 
     application = create_app(allowlist_settings)
     async with application.test_app() as test_app:
@@ -495,7 +495,7 @@ async def test_publishing_delivers_once_per_shared_inbox(
     app: Quart, client: Client, scene: dict[str, int]
 ) -> None:
     """Two followers on one server and one elsewhere: two deliveries."""
-    from server.activitypub.publish import run_published
+    from server.services.activitypub.publish import run_published
 
     async with resources_of(app).sessionmaker() as session:
         artist_name = "the_quiet_hours"
@@ -575,8 +575,8 @@ async def test_a_label_announces_its_artists_releases(
 ) -> None:
     """The label's followers get an Announce of the release's Note; the label's outbox
     lists it too."""
-    from server.activitypub.publish import run_published
-    from server.catalogue import create_label
+    from server.services.activitypub.publish import run_published
+    from server.services.catalogue import create_label
 
     async with resources_of(app).sessionmaker() as session:
         owner = await session.scalar(select(User).where(User.username == "owner"))

@@ -20,11 +20,12 @@ from models import jobs
 from models.catalogue import Playlist
 from models.federation import InboxItem
 from models.users import Role
-from server.input_limits import whole_number
-from server.payments import PaymentError, verify_signature
-from server.remote_plays import parse_release_tracks
-from server.resources import Resources, resources_of
-from server.worker import JobContext, Worker, WorkerOptions
+from server.runtime.resources import Resources
+from server.runtime.values import whole_number
+from server.runtime.worker import JobContext, Worker, WorkerOptions
+from server.services.payments import PaymentError, verify_signature
+from server.services.remote_plays import parse_release_tracks
+from server.web.current import resources_of
 from tests.catalogue_fixtures import make_account
 from tests.test_account_pages import log_in
 

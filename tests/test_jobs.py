@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from models import jobs
 from models.base import utcnow
 from models.jobs import Job, JobState, PermanentJobError, RetryPolicy
-from server.resources import Resources, open_resources
-from server.worker import JobContext, JobHandler, Periodic, Worker, WorkerOptions
+from server.runtime.resources import Resources, open_resources
+from server.runtime.worker import JobContext, JobHandler, Periodic, Worker, WorkerOptions
 
 OPTIONS = WorkerOptions(concurrency=4, lease=timedelta(seconds=30))
 

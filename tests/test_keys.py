@@ -11,7 +11,7 @@ from federation.keys import (
     load_instance_keys,
 )
 from models.keys import InstanceKey
-from server.resources import Resources
+from server.runtime.resources import Resources
 from tests.conftest import TEST_SECRET
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from server.media.formats import AudioFormat, id3_size, sniff
-from server.media.ranges import (
+from server.services.media.formats import AudioFormat, id3_size, sniff
+from server.services.media.ranges import (
     ByteRange,
     RangeError,
     http_date,
@@ -16,7 +16,7 @@ from server.media.ranges import (
     not_modified,
     parse_range,
 )
-from server.media.tags import RawTags, TagError, clean_tags, names_from_file_name
+from server.services.media.tags import RawTags, TagError, clean_tags, names_from_file_name
 from tests.audio import make_audio, make_cover
 
 EXPECTED = {

@@ -21,8 +21,8 @@ from models.membership import (
     voting_status,
 )
 from models.users import Role
-from server.accounts import create_user
-from server.resources import resources_of
+from server.services.account_rules import create_user
+from server.web.current import resources_of
 from tests.catalogue_fixtures import Account, make_account
 from tests.test_account_pages import PASSWORD, all_database_text, csrf, log_in
 

@@ -23,9 +23,10 @@ from models.ledger import AccountKind, LedgerAccount, LedgerEntry
 from models.plays import ListenerTrack, PlaySession
 from models.pricing import share_of
 from models.users import Role
-from server.accounts import create_user
-from server.catalogue import create_artist
-from server.money import (
+from server.runtime.resources import Resources
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist
+from server.services.money import (
     ConcurrentChange,
     MoneyError,
     buy,
@@ -34,7 +35,7 @@ from server.money import (
     open_session,
     redeem_voucher,
 )
-from server.resources import Resources, resources_of
+from server.web.current import resources_of
 from tests.catalogue_fixtures import make_account
 from tests.money_invariants import check_money_invariants
 
@@ -296,7 +297,7 @@ async def test_ledger_invariants_under_any_sequence(
 
 
 async def test_earnings_and_payouts(tmp_path: Path, database_url: str) -> None:
-    from server.app import create_app
+    from server.web.app import create_app
     from tests.conftest import make_settings
 
     app = create_app(make_settings(tmp_path, database_url, money={"payout_threshold_cents": 50}))

@@ -54,14 +54,14 @@ from models.plays import Play, PlaySession
 from models.pricing import buy_now_cost
 from models.tokens import AccessToken, new_token, token_digest
 from models.users import Role, User
-from server.accounts import hash_password
-from server.app import create_app
-from server.catalogue import create_artist
-from server.config import load_settings
-from server.importer import find_files, import_files
-from server.money import grant_starter_balance, issue_vouchers
-from server.payments import sign
-from server.resources import resources_of
+from server.runtime.config import load_settings
+from server.services.account_rules import hash_password
+from server.services.catalogue import create_artist
+from server.services.importer import find_files, import_files
+from server.services.money import grant_starter_balance, issue_vouchers
+from server.services.payments import sign
+from server.web.app import create_app
+from server.web.current import resources_of
 from tests.audio import make_audio
 from tests.catalogue_fixtures import Account, make_account
 from tests.conftest import fresh_database, make_settings

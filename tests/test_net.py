@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.net import client_address, parse_networks
+from server.runtime.net import client_address, parse_networks
 
 PROXIES = parse_networks(["127.0.0.1", "10.0.0.0/8"])
 

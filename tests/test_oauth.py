@@ -17,9 +17,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from models.users import Role
-from server.accounts import create_user
-from server.oauth_clients import register_client
-from server.resources import resources_of
+from server.services.account_rules import create_user
+from server.services.oauth_clients import register_client
+from server.web.current import resources_of
 from tests.test_account_pages import PASSWORD, csrf, log_in
 
 REDIRECT = "http://127.0.0.1:9999/callback"

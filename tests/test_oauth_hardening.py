@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from models.oauth import OAuthClient, RefreshToken
 from models.tokens import AccessToken
-from server.oauth_clients import ClientError, register_client
-from server.resources import resources_of
+from server.services.oauth_clients import ClientError, register_client
+from server.web.current import resources_of
 from tests.test_account_pages import csrf, log_in
 from tests.test_oauth import REDIRECT, authorize, authorize_query, new_client, oauth_client
 

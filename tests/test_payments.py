@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from models import ledger
 from models.ledger import LedgerAccount
 from models.users import Role
-from server.app import create_app
-from server.payments import PaymentError, sign, verify_signature
-from server.resources import resources_of
+from server.services.payments import PaymentError, sign, verify_signature
+from server.web.app import create_app
+from server.web.current import resources_of
 from tests.catalogue_fixtures import make_account
 from tests.conftest import make_settings
 

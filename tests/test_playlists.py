@@ -9,8 +9,8 @@ from quart import Quart
 
 from models.catalogue import Release, ReleaseKind, Track, TrackStatus, Visibility
 from models.users import Role, User
-from server.catalogue import create_artist, find_or_create_release
-from server.resources import resources_of
+from server.services.catalogue import create_artist, find_or_create_release
+from server.web.current import resources_of
 from tests.catalogue_fixtures import make_account
 
 

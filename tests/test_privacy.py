@@ -35,9 +35,10 @@ from models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from models.oauth import RefreshToken
 from models.tokens import AccessToken
 from models.users import User
-from server.account_closing import ClosingSplit, closing_split
-from server.account_closing import preview as closing_preview
-from server.account_data import (
+from server.runtime.config import Settings
+from server.services.account_closing import ClosingSplit, closing_split
+from server.services.account_closing import preview as closing_preview
+from server.services.account_data import (
     SECRET_COLUMNS,
     AccountScope,
     account_scope,
@@ -45,14 +46,13 @@ from server.account_data import (
     row_filters,
     table,
 )
-from server.activitypub.context import federation_of
-from server.activitypub.handlers import handle_item
-from server.app import create_app
-from server.config import Settings
-from server.jobs import build_worker
-from server.money import issue_vouchers
-from server.oauth_clients import register_client
-from server.resources import resources_of
+from server.services.activitypub.context import federation_of
+from server.services.activitypub.handlers import handle_item
+from server.services.jobs import build_worker
+from server.services.money import issue_vouchers
+from server.services.oauth_clients import register_client
+from server.web.app import create_app
+from server.web.current import resources_of
 from tests.conftest import make_settings
 from tests.test_account_pages import PASSWORD, all_database_text, csrf, make_admin, sign_up
 from tests.test_fetch import Reply, Server

@@ -9,10 +9,10 @@ from quart.typing import TestClientProtocol as Client
 
 from models.catalogue import Release, Track
 from models.users import Role
-from server.accounts import create_user
-from server.catalogue import create_artist
-from server.redirects import local_target
-from server.resources import resources_of
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist
+from server.web.current import resources_of
+from server.web.redirects import local_target
 from tests.test_account_pages import PASSWORD, csrf, log_in
 
 BASE = "http://127.0.0.1:8080"

@@ -16,7 +16,7 @@ from models import ledger, migrate
 from models.base import Base
 from models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction
 from models.users import User
-from server.resources import resources_of
+from server.web.current import resources_of
 from tests.test_account_pages import PASSWORD, csrf, sign_up
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from server.jobs import PERIODIC, SEND_STATEMENTS, SETTLE, period_boundary
+from server.services.jobs import PERIODIC, SEND_STATEMENTS, SETTLE, period_boundary
 
 
 def at(*parts: int) -> datetime:

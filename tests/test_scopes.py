@@ -27,10 +27,10 @@ from werkzeug.routing import AnyConverter, IntegerConverter, PathConverter, Rule
 
 from models.tokens import AccessToken, Scope, new_token, token_digest
 from models.users import Role
-from server.accounts import create_user
-from server.app import create_app
-from server.catalogue import create_artist
-from server.resources import resources_of
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist
+from server.web.app import create_app
+from server.web.current import resources_of
 from tests.conftest import make_settings
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}

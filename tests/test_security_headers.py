@@ -11,12 +11,12 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from models.users import Role
-from server.accounts import create_user
-from server.app import create_app
-from server.charts import bar_chart
-from server.headers import form_source
-from server.oauth_clients import register_client
-from server.resources import resources_of
+from server.services.account_rules import create_user
+from server.services.oauth_clients import register_client
+from server.web.app import create_app
+from server.web.charts import bar_chart
+from server.web.current import resources_of
+from server.web.headers import form_source
 from tests.conftest import make_settings
 from tests.test_account_pages import PASSWORD, log_in
 
@@ -181,7 +181,7 @@ INLINE = [
 
 
 def test_templates_have_nothing_inline() -> None:
-    templates = sorted((ROOT / "templates").glob("*.html"))
+    templates = sorted((ROOT / "server" / "web" / "templates").glob("*.html"))
     assert len(templates) > 20
     problems = [
         f"{path.name}: {what}"
@@ -205,6 +205,6 @@ def test_scripts_add_no_inline_code_or_style() -> None:
         r"\beval\(|new Function\(|setAttribute\(\s*[\"'](style|on[a-z]+)[\"']|\.innerHTML\s*=|"
         r"insertAdjacentHTML|document\.write|setTimeout\(\s*[\"']|\.on[a-z]+\s*=\s*[\"']"
     )
-    scripts = sorted((ROOT / "static").glob("*.js"))
+    scripts = sorted((ROOT / "server" / "web" / "static").glob("*.js"))
     assert len(scripts) >= 3
     assert [path.name for path in scripts if forbidden.search(path.read_text())] == []

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OPENERS = ("sessionmaker", "read_sessionmaker")
 # Open a session (or render, whose page context opens one) whatever their body says.
 SESSION_USERS = {
-    "server.sessions.user_for_session",
-    "server.auth.current_viewer",
+    "server.web.sessions.user_for_session",
+    "server.web.auth.current_viewer",
     "quart.render_template",
 }
 
@@ -136,15 +136,15 @@ def nested_calls(modules: list[Module], openers: set[str]) -> list[str]:
 def test_no_session_is_opened_inside_another() -> None:
     modules = load_modules()
     openers = session_openers(modules)
-    assert "server.money.open_session" not in openers  # a name is not an opener
-    assert "server.sessions.start_session" in openers
+    assert "server.services.money.open_session" not in openers  # a name is not an opener
+    assert "server.web.sessions.start_session" in openers
     assert nested_calls(modules, openers) == []
 
 
 def test_the_lint_finds_a_nested_session() -> None:
     """The shape the Publish button had."""
     source = """
-from server.resources import resources_of
+from server.web.current import resources_of
 
 async def own(user):
     async with resources_of(app).sessionmaker() as session:

@@ -28,9 +28,9 @@ from models.database import (
 )
 from models.handles import Handle
 from models.users import Role
-from server.accounts import create_user
-from server.catalogue import create_artist, find_or_create_release
-from server.resources import resources_of
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist, find_or_create_release
+from server.web.current import resources_of
 from tests.test_account_pages import PASSWORD, csrf, log_in
 
 

@@ -20,9 +20,9 @@ from sqlalchemy import insert
 from models.search import DocumentKind, SearchDocument
 from models.tokens import AccessToken, new_token, token_digest
 from models.users import Role
-from server.accounts import create_user
-from server.catalogue import create_artist
-from server.money import issue_vouchers
+from server.services.account_rules import create_user
+from server.services.catalogue import create_artist
+from server.services.money import issue_vouchers
 from tests.audio import make_audio
 from tests.instances import Instance, database_of, make_instance
 

@@ -26,9 +26,9 @@ from models.ledger import AccountKind, LedgerTransaction
 from models.plays import Play, PlaySession
 from models.stream_gate import Timeline, free_part
 from models.users import Role
-from server.media.timeline import timeline_of
-from server.money import issue_vouchers, redeem_voucher
-from server.resources import resources_of
+from server.services.media.timeline import timeline_of
+from server.services.money import issue_vouchers, redeem_voucher
+from server.web.current import resources_of
 from tests.audio import make_audio
 from tests.catalogue_fixtures import Account, make_account, run_worker, upload
 from tests.test_money import ledger_sums_to_zero

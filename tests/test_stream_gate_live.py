@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from models.stream_gate import free_part
-from server.media.timeline import timeline_of
+from server.services.media.timeline import timeline_of
 from tests.audio import make_audio
 from tests.instances import Instance, make_instance
 

@@ -1,5 +1,5 @@
 """The rules of the free part (models.stream_gate) and the timelines they stand on
-(server/media/timeline.py), checked against ffprobe's own packet positions on real audio
+(server/services/media/timeline.py), checked against ffprobe's own packet positions on real audio
 made with ffmpeg, and as properties over any timeline (hypothesis)."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from models.stream_gate import (
     plan,
     wait_ms,
 )
-from server.media.ffmpeg import mp3_args, opus_args
-from server.media.timeline import mp3_timeline, ogg_timeline, timeline_of
+from server.services.media.ffmpeg import mp3_args, opus_args
+from server.services.media.timeline import mp3_timeline, ogg_timeline, timeline_of
 
 # (name, ffmpeg input options, encoder options): what the worker makes, and other shapes
 # that partners' files or future renditions may have

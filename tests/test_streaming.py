@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from models.catalogue import FileRole, MediaFile
 from models.users import Role
-from server.app import create_app
-from server.resources import resources_of
+from server.web.app import create_app
+from server.web.current import resources_of
 from tests.audio import make_audio
 from tests.catalogue_fixtures import Account, artist, make_account, run_worker, upload
 from tests.conftest import make_settings

@@ -14,10 +14,10 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from models.users import Role
-from server.accounts import create_user
-from server.app import create_app
-from server.resources import resources_of
-from server.throttle import DEVICE_COOKIE, address_bucket
+from server.services.account_rules import create_user
+from server.web.app import create_app
+from server.web.current import resources_of
+from server.web.throttle import DEVICE_COOKIE, address_bucket
 from tests.conftest import make_settings
 
 PASSWORD = "correct horse battery"

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from models import Job, MediaFile, Release, SearchDocument, Track
 from models.catalogue import FileRole, TrackStatus
 from models.users import Role
-from server.resources import resources_of
+from server.web.current import resources_of
 from tests.audio import make_audio, make_cover
 from tests.catalogue_fixtures import (
     Account,
@@ -212,7 +212,7 @@ async def test_bad_files_are_refused_and_leave_nothing(
 
 
 async def test_an_upload_over_the_limit_is_413(tmp_path: Path, database_url: str) -> None:
-    from server.app import create_app
+    from server.web.app import create_app
 
     settings = make_settings(tmp_path, database_url, media={"max_upload_bytes": 1024 * 1024})
     app = create_app(settings)

@@ -1,8 +1,9 @@
 """Alembic environment: async engines, batch mode on SQLite, and connection sharing.
 
 Callers that already hold a connection (``models.migrate``) pass it in
-``config.attributes["connection"]``; the `alembic` command line gets its URL from
-``config.attributes["url"]``, the ini's ``sqlalchemy.url`` or the playfair settings.
+``config.attributes["connection"]``; otherwise the URL is ``config.attributes["url"]``, or
+for the bare `alembic` command line ``-x url=…`` or the ini's ``sqlalchemy.url``
+(`playfair migrate` reads it from the instance's settings instead).
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ def _configure(connection: Connection) -> None:
 
 
 def _url() -> str:
-    url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
-    if url:
-        return str(url)
-    from server.config import load_settings  # only for the alembic command line
-
-    return load_settings().database_url
+    url = (
+        config.attributes.get("url")
+        or context.get_x_argument(as_dictionary=True).get("url")
+        or config.get_main_option("sqlalchemy.url")
+    )
+    if not url:
+        raise SystemExit("no database URL: run `playfair migrate`, or `alembic -x url=…`")
+    return str(url)
 
 
 async def _run_async() -> None:

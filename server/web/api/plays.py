@@ -1,0 +1,344 @@
+"""Listening and paying through the API: play sessions and claims, buy now, the wallet,
+vouchers (DESIGN.md §4 and §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel, Field
+from quart import Blueprint, current_app, jsonify, request
+from quart.typing import ResponseReturnValue
+from quart_schema import validate_request, validate_response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from werkzeug.exceptions import (
+    BadGateway,
+    BadRequest,
+    Conflict,
+    Gone,
+    HTTPException,
+    NotFound,
+    UnprocessableEntity,
+)
+
+from models import ledger
+from models.catalogue import Artist, Track
+from models.plays import ListenerTrack, Play
+from models.tokens import Scope
+from models.users import User
+from server.services.media.access import visible_track
+from server.services.money import (
+    MoneyError,
+    buy,
+    claim,
+    open_session,
+    quote,
+    redeem_voucher,
+    retrying,
+)
+from server.services.payments import (
+    PaymentError,
+    create_checkout,
+    find_pack,
+    handle_event,
+    parse_event,
+    verify_signature,
+)
+from server.web.auth import require, viewer_required
+from server.web.current import resources_of
+
+plays_api = Blueprint("plays_api", __name__)
+
+
+class PaymentRequired(HTTPException):
+    code = 402
+    description = "the balance is too low"
+
+
+class TooEarly(HTTPException):
+    code = 425
+    description = "too early"
+
+
+T = TypeVar("T")
+
+
+class Price(BaseModel):
+    price: int = Field(description="tokens the next play costs (0: free, owned or own track)")
+    paid_plays: int
+    plays_until_owned: int
+    owned: bool
+    free: bool
+    balance: int
+
+
+class PlayStart(BaseModel):
+    session: str | None = Field(
+        description="claim it once enough has been heard; null for previews"
+    )
+    mode: str = Field(description="full, or preview when the balance is too low")
+    stream_url: str
+    claim_url: str | None
+    reason: str | None = None
+    quote: Price
+
+
+class PlayDone(BaseModel):
+    outcome: str = Field(description="charged or free")
+    tokens: int
+    paid_number: int | None
+    owned: bool
+    balance: int
+
+
+class VoucherIn(BaseModel):
+    code: str = Field(min_length=4, max_length=64)
+
+
+class WalletPlay(BaseModel):
+    track_id: int
+    at: str
+    tokens: int
+    paid_number: int | None
+
+
+class Wallet(BaseModel):
+    balance: int
+    owned_track_ids: list[int]
+    plays: list[WalletPlay]
+
+
+class Me(BaseModel):
+    username: str
+    role: str
+    email: str | None
+
+
+_ERRORS: dict[int, type[HTTPException]] = {
+    402: PaymentRequired,
+    404: NotFound,
+    409: Conflict,
+    410: Gone,
+    425: TooEarly,
+}
+
+
+def money_http_error(exc: MoneyError) -> HTTPException:
+    return _ERRORS.get(exc.status, UnprocessableEntity)(str(exc))
+
+
+async def in_money_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """A money operation with retries (``server.services.money.retrying``), refusals as
+    HTTP errors."""
+    try:
+        return await retrying(resources_of(current_app).sessionmaker, work)
+    except MoneyError as exc:
+        raise money_http_error(exc) from None
+
+
+async def _visible_track(
+    session: AsyncSession, track_id: int, user_id: int
+) -> tuple[Track, Artist]:
+    track, _release, artist = await visible_track(session, track_id, viewer_required())
+    return track, artist
+
+
+def _base() -> str:
+    return resources_of(current_app).settings.instance.base_url
+
+
+@plays_api.get("/tracks/<int:track_id>/price")
+@require(Scope.READ)
+@validate_response(Price)
+async def price(track_id: int) -> Price:
+    """The price of the next play and the plays until owned, for the signed-in listener."""
+    viewer = viewer_required()
+    async with resources_of(current_app).read_sessionmaker() as session:
+        track, artist = await _visible_track(session, track_id, viewer.user_id)
+        q = await quote(session, viewer.user_id, track, artist)
+    return Price(**q.__dict__)
+
+
+@plays_api.post("/tracks/<int:track_id>/plays")
+@require(Scope.PLAY)
+@validate_response(PlayStart, 201)
+async def start_play(track_id: int) -> tuple[PlayStart, int]:
+    """Open a play session. With enough balance (or a free or owned track) it gives the
+    full stream; otherwise the preview and the reason."""
+    viewer = viewer_required()
+    async with resources_of(current_app).sessionmaker() as session:
+        track, artist = await _visible_track(session, track_id, viewer.user_id)
+        q = await quote(session, viewer.user_id, track, artist)
+        price_out = Price(**q.__dict__)
+        base = _base()
+        if not q.affordable:
+            return PlayStart(
+                session=None,
+                mode="preview",
+                stream_url=f"{base}/tracks/{track_id}/preview",
+                claim_url=None,
+                quote=price_out,
+                reason=f"your balance ({q.balance} tokens) does not cover this play "
+                f"({q.price} tokens): here is the preview; top up to hear it all",
+            ), 201
+        try:
+            play_session = await open_session(session, viewer.user_id, track)
+        except MoneyError as exc:
+            raise money_http_error(exc) from None
+    return PlayStart(
+        session=play_session.token,
+        mode="full",
+        stream_url=f"{base}/tracks/{track_id}/stream?session={play_session.token}",
+        claim_url=f"{base}/api/v1/plays/{play_session.token}/claim",
+        quote=price_out,
+    ), 201
+
+
+@plays_api.post("/plays/<token>/claim")
+@require(Scope.PLAY)
+@validate_response(PlayDone)
+async def claim_play(token: str) -> PlayDone:
+    """Claim the play once min(45 s, track length) has passed since the session opened;
+    charged once, however often it is claimed."""
+    viewer = viewer_required()
+    settings = resources_of(current_app).settings.money
+    result = await in_money_transaction(lambda s: claim(s, token, viewer.user_id, settings))
+    return PlayDone(
+        outcome=result.outcome.value,
+        tokens=result.tokens,
+        paid_number=result.paid_number,
+        owned=result.owned,
+        balance=result.balance,
+    )
+
+
+@plays_api.post("/tracks/<int:track_id>/buy")
+@require(Scope.PLAY)
+@validate_response(PlayDone)
+async def buy_now(track_id: int) -> PlayDone:
+    """Own the track at once for what is left of 1022 tokens."""
+    viewer = viewer_required()
+    settings = resources_of(current_app).settings.money
+
+    async def work(session: AsyncSession):  # type: ignore[no-untyped-def]
+        track, artist = await _visible_track(session, track_id, viewer.user_id)
+        return await buy(session, viewer.user_id, track, artist, settings)
+
+    result = await in_money_transaction(work)
+    return PlayDone(
+        outcome=result.outcome.value,
+        tokens=result.tokens,
+        paid_number=None,
+        owned=True,
+        balance=result.balance,
+    )
+
+
+@plays_api.post("/me/vouchers")
+@require(Scope.WRITE)
+@validate_request(VoucherIn)
+@validate_response(Wallet)
+async def redeem(data: VoucherIn) -> Wallet:
+    viewer = viewer_required()
+    money = resources_of(current_app).settings.money
+    rate = {"tokens": money.rate_tokens, "cents": money.rate_cents, "currency": money.currency}
+    await in_money_transaction(lambda s: redeem_voucher(s, viewer.user_id, data.code, rate))
+    return await wallet()
+
+
+class CheckoutIn(BaseModel):
+    pack: str = Field(min_length=1, max_length=32)
+
+
+class CheckoutOut(BaseModel):
+    id: str
+    url: str = Field(description="send the listener here to pay")
+
+
+@plays_api.post("/me/checkout")
+@require(Scope.WRITE)
+@validate_request(CheckoutIn)
+@validate_response(CheckoutOut, 201)
+async def checkout(data: CheckoutIn) -> tuple[CheckoutOut, int]:
+    """Start buying a credit pack with the payment provider (Stripe Checkout)."""
+    viewer = viewer_required()
+    resources = resources_of(current_app)
+    settings = resources.settings.money
+    base = resources.settings.instance.base_url
+    try:
+        pack = find_pack(settings, data.pack)
+        made = await create_checkout(
+            resources.http, settings, pack, viewer.user_id,
+            success_url=f"{base}/wallet?paid=1", cancel_url=f"{base}/wallet",
+        )  # fmt: skip
+    except PaymentError as exc:
+        raise _payment_http(exc) from None
+    return CheckoutOut(id=made.id, url=made.url), 201
+
+
+def _payment_http(exc: PaymentError) -> HTTPException:
+    kinds: dict[int, type[HTTPException]] = {404: NotFound, 422: UnprocessableEntity,
+                                             502: BadGateway}  # fmt: skip
+    return kinds.get(exc.status, BadRequest)(str(exc))
+
+
+payments_hooks = Blueprint("payments_hooks", __name__)
+
+
+@payments_hooks.post("/payments/stripe/webhook")
+async def stripe_webhook() -> ResponseReturnValue:
+    """Stripe's events, verified by their signature; a completed checkout is credited once."""
+    resources = resources_of(current_app)
+    payload = await request.get_data()
+    try:
+        verify_signature(payload, request.headers.get("Stripe-Signature"),
+                         resources.settings.money.stripe_webhook_secret)  # fmt: skip
+        event = parse_event(payload)
+        async with resources.sessionmaker() as session:
+            outcome = await handle_event(session, resources.settings.money, event)
+    except PaymentError as exc:
+        raise _payment_http(exc) from None
+    return jsonify({"received": True, "outcome": outcome})
+
+
+@plays_api.get("/me")
+@require(Scope.READ)
+@validate_response(Me)
+async def me() -> Me:
+    viewer = viewer_required()
+    async with resources_of(current_app).read_sessionmaker() as session:
+        user = await session.get(User, viewer.user_id)
+        assert user is not None
+    return Me(username=user.username, role=user.role.value, email=user.email)
+
+
+@plays_api.get("/me/wallet")
+@require(Scope.READ)
+@validate_response(Wallet)
+async def wallet() -> Wallet:
+    """Balance, paid-play history with the cost of each, and owned tracks."""
+    viewer = viewer_required()
+    async with resources_of(current_app).read_sessionmaker() as session:
+        balance = await ledger.balance(session, ledger.wallet_key(viewer.user_id))
+        owned = await session.scalars(
+            select(ListenerTrack.track_id).where(
+                ListenerTrack.user_id == viewer.user_id, ListenerTrack.owned_at.is_not(None)
+            )
+        )
+        plays = await session.scalars(
+            select(Play).where(Play.user_id == viewer.user_id).order_by(Play.id.desc()).limit(200)
+        )
+        return Wallet(
+            balance=balance,
+            owned_track_ids=sorted(owned),
+            plays=[
+                WalletPlay(
+                    track_id=p.track_id,
+                    at=p.at.isoformat(),
+                    tokens=p.tokens,
+                    paid_number=p.paid_number,
+                )
+                for p in plays
+            ],
+        )

@@ -1,0 +1,274 @@
+"""Audio and cover files over HTTP: ranges, conditional requests, HEAD, X-Accel-Redirect."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from quart import Blueprint, Response, current_app, request
+from quart.typing import ResponseReturnValue
+from sqlalchemy import select, update
+from werkzeug.exceptions import (
+    Conflict,
+    Forbidden,
+    Gone,
+    HTTPException,
+    NotFound,
+    RequestedRangeNotSatisfiable,
+    Unauthorized,
+)
+
+from models.base import utcnow
+from models.catalogue import Artist, FileRole, MediaFile, PriceModel, Release, Track
+from models.plays import ListenerTrack, PlaySession
+from models.stream_gate import Timeline
+from server.services import money
+from server.services.media.access import SessionState, may_preview, may_stream_full, visible_track
+from server.services.media.gated import Charger, Gate, gated_body, read_timeline, stored_timeline
+from server.services.media.ranges import (
+    ByteRange,
+    RangeError,
+    http_date,
+    if_range_allows,
+    not_modified,
+    parse_range,
+)
+from server.services.media.storage import LocalStorage
+from server.web.auth import current_viewer
+from server.web.current import resources_of
+from server.web.signed import signed_by_partner
+
+media = Blueprint("media", __name__)
+CHUNK = 256 * 1024
+
+
+def storage() -> LocalStorage:
+    return LocalStorage(resources_of(current_app).settings.media_dir)
+
+
+async def _track_for_viewer(
+    track_id: int,
+) -> tuple[Track, Release, Artist, dict[FileRole, MediaFile]]:
+    viewer = await current_viewer()
+    async with resources_of(current_app).read_sessionmaker() as session:
+        track, release, artist = await visible_track(session, track_id, viewer)
+        files = {
+            file.role: file
+            for file in await session.scalars(
+                select(MediaFile).where(MediaFile.track_id == track_id)
+            )
+        }
+    return track, release, artist, files
+
+
+def _wants_mp3() -> bool:
+    chosen = request.args.get("format")
+    if chosen is not None:
+        if chosen not in ("opus", "mp3"):
+            raise NotFound(f"no {chosen!r} rendition: choose opus or mp3")
+        return chosen == "mp3"
+    accept = request.accept_mimetypes
+    return bool(accept) and accept["audio/ogg"] < accept["audio/mpeg"]
+
+
+@media.route("/tracks/<int:track_id>/stream", methods=["GET", "HEAD"])
+async def stream(track_id: int) -> ResponseReturnValue:
+    """The whole track for those who may hear it (``access.may_stream_full``); for a play
+    session that is not charged yet, the free part, and the rest once it is charged."""
+    track, _release, artist, files = await _track_for_viewer(track_id)
+    viewer = await current_viewer()
+    resources = resources_of(current_app)
+    token = request.args.get("session") or None
+    async with resources.read_sessionmaker() as session:
+        owned = viewer is not None and (
+            await session.scalar(
+                select(ListenerTrack.owned_at).where(
+                    ListenerTrack.user_id == viewer.user_id, ListenerTrack.track_id == track.id
+                )
+            )
+            is not None
+        )
+        found = None
+        if token is not None:
+            found = (
+                await session.execute(
+                    select(PlaySession.user_id, PlaySession.started_at, PlaySession.play_id).where(
+                        PlaySession.token == token, PlaySession.track_id == track.id
+                    )
+                )
+            ).first()
+    decision = may_stream_full(
+        viewer,
+        ready=may_preview(track),
+        free=track.price_model is PriceModel.FREE,
+        own=viewer is not None and viewer.user_id == artist.owner_id,
+        owned=owned,
+        partner=await _partner_request(),
+        token=token,
+        play_session=SessionState(found[0], found[1], found[2] is not None) if found else None,
+        now=utcnow(),
+        lifetime=resources.settings.money.play_session_lifetime,
+    )
+    if not decision.allowed:
+        raise HTTP_ERRORS.get(decision.status, Forbidden)(decision.reason)
+    role = FileRole.STREAM_MP3 if _wants_mp3() else FileRole.STREAM_OPUS
+    if role not in files:
+        raise Conflict("the track's streaming files are not ready")
+    file = files[role]
+    if token is None:
+        return await send_media(file, cache="private, max-age=3600")
+    gate = None
+    if decision.gated and viewer is not None:
+        gate = Gate(await _timeline(file), _local_charger(token, viewer.user_id), resources.clock)
+    # a session's URL is for its listener alone: kept out of shared caches and history
+    return await send_media(file, cache="private, no-store", gate=gate)
+
+
+HTTP_ERRORS: dict[int, type[HTTPException]] = {
+    401: Unauthorized,
+    404: NotFound,
+    409: Conflict,
+    410: Gone,
+}
+
+
+def _local_charger(token: str, user_id: int) -> Charger:
+    resources = resources_of(current_app)
+
+    async def charge() -> None:
+        await money.retrying(
+            resources.sessionmaker,
+            lambda session: money.charge_session(
+                session, token, user_id, resources.settings.money, heard_check=False
+            ),
+        )
+
+    return charge
+
+
+async def _timeline(file: MediaFile) -> Timeline | None:
+    """The rendition's timeline: kept with the file, made from it on first use."""
+    path = storage().path(file.storage_key)
+    timeline = stored_timeline(file.timeline, file.size_bytes)
+    if timeline is None:
+        timeline = await read_timeline(path, file.mime_type)
+        if timeline is not None:
+            async with resources_of(current_app).sessionmaker() as session:
+                await session.execute(
+                    update(MediaFile)
+                    .where(MediaFile.id == file.id)
+                    .values(timeline=timeline.to_json())
+                )
+                await session.commit()
+    return timeline
+
+
+async def _partner_request() -> bool:
+    return await signed_by_partner() is not None
+
+
+@media.route("/tracks/<int:track_id>/preview", methods=["GET", "HEAD"])
+async def preview(track_id: int) -> ResponseReturnValue:
+    track, _release, _artist, files = await _track_for_viewer(track_id)
+    decision = may_preview(track)
+    if not decision.allowed or FileRole.PREVIEW_MP3 not in files:
+        raise Conflict(decision.reason or "the preview is not ready")
+    return await send_media(files[FileRole.PREVIEW_MP3], cache="public, max-age=86400")
+
+
+@media.route("/releases/<int:release_id>/cover", methods=["GET", "HEAD"])
+async def cover(release_id: int) -> ResponseReturnValue:
+    viewer = await current_viewer()
+    async with resources_of(current_app).read_sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(Release, Artist, MediaFile)
+                .join(Artist, Artist.id == Release.artist_id)
+                .join(MediaFile, MediaFile.release_id == Release.id)
+                .where(Release.id == release_id, MediaFile.role == FileRole.COVER)
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"release {release_id} has no cover")
+    release, artist, file = row
+    if release.visibility.value != "public" and (
+        viewer is None or viewer.user_id != artist.owner_id
+    ):
+        raise NotFound(f"release {release_id} has no cover")
+    return await send_media(file, cache="public, max-age=86400")
+
+
+async def _chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        await asyncio.to_thread(handle.seek, start)
+        remaining = length
+        while remaining > 0:
+            data = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            yield data
+    finally:
+        await asyncio.to_thread(handle.close)
+
+
+async def send_media(
+    file: MediaFile, *, cache: str, gate: Gate | None = None
+) -> ResponseReturnValue:
+    """The file with ranges, conditional requests and HEAD. With a ``gate`` (a play
+    session not charged yet) the body follows ``models.stream_gate``: free bytes as asked,
+    the free part at listening speed, the rest once the play is charged."""
+    settings = resources_of(current_app).settings.media
+    path = storage().path(file.storage_key)
+    try:
+        size = (await asyncio.to_thread(path.stat)).st_size
+    except FileNotFoundError:
+        raise NotFound("the file is missing from the media store") from None
+    etag = f'"{file.sha256[:32]}"'
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Last-Modified": http_date(file.created_at),
+        "Cache-Control": cache,
+        "Content-Type": file.mime_type,
+        # RFC 9530: the digest of the whole file, also on ranges, so that a partner
+        # caching our audio can check what it stored.
+        "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(file.sha256)).decode()}:",
+    }
+    if not_modified(
+        etag, file.created_at, request.headers.get("If-None-Match"),
+        request.headers.get("If-Modified-Since"),
+    ):  # fmt: skip
+        return Response(b"", 304, headers)
+    byte_range = None
+    if if_range_allows(etag, file.created_at, request.headers.get("If-Range")):
+        try:
+            byte_range = parse_range(request.headers.get("Range"), size)
+        except RangeError as exc:
+            raise RequestedRangeNotSatisfiable(description=str(exc), length=size) from None
+    start, length, status = 0, size, 200
+    if byte_range is not None:
+        start, length, status = byte_range.start, byte_range.length, 206
+    body: bytes | AsyncIterator[bytes] = b""
+    if request.method != "HEAD":
+        body = _chunks(path, start, length)
+    if gate is not None and request.method != "HEAD":
+        gated = await gated_body(gate, path, start, start + length - 1, ranged=bool(byte_range))
+        if gated.last is not None and byte_range is not None:
+            byte_range = ByteRange(start, gated.last)
+            length = byte_range.length
+        body = gated.body or _chunks(path, start, length)
+    elif settings.x_accel_redirect and gate is None:
+        headers["X-Accel-Redirect"] = settings.x_accel_redirect + file.storage_key
+        return Response(b"", 200, headers)
+    if byte_range is not None:
+        headers["Content-Range"] = byte_range.content_range(size)
+    response = Response(body, status, headers)
+    # Content-Length is ours: for HEAD it is what a GET would send.
+    response.automatically_set_content_length = False
+    response.headers["Content-Length"] = str(length)
+    response.timeout = None  # a long file over a slow link may take its time
+    return response
