@@ -96,6 +96,8 @@ def create_engine(options: DatabaseOptions) -> AsyncEngine:
         echo=options.echo,
         pool_size=options.pool_size,
         max_overflow=options.pool_size,
+        # as on SQLite: a request waits this long for a connection, then is answered 503
+        pool_timeout=options.busy_timeout_seconds * 3,
         pool_pre_ping=True,
     )
 

@@ -7,10 +7,12 @@ import logging
 from quart import Quart, g, jsonify, render_template, request
 from quart.typing import ResponseReturnValue
 from quart_schema.validation import QuerystringValidationError, RequestSchemaValidationError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
     InternalServerError,
+    ServiceUnavailable,
     UnprocessableEntity,
     default_exceptions,
 )
@@ -18,6 +20,9 @@ from werkzeug.exceptions import (
 from server.services.errors import Refused
 
 log = logging.getLogger("playfair.errors")
+
+# Seconds a client is asked to wait when every database connection is taken.
+BUSY_RETRY_AFTER = 5
 
 API_PREFIXES = ("/api/",)
 
@@ -75,6 +80,24 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(Refused)
     async def _refused(error: Refused) -> ResponseReturnValue:
         return await error_response(http_error(error))
+
+    @app.errorhandler(PoolTimeout)
+    async def _overloaded(error: PoolTimeout) -> ResponseReturnValue:
+        # Every connection of the pool stayed taken for the pool timeout: more requests
+        # than the database keeps up with. Not a bug but load, so a 503 the client can
+        # retry, and a warning rather than a traceback.
+        request_id = g.get("request_id", "")
+        log.warning(
+            "no database connection free for %s %s in time (request %s): answered 503",
+            request.method,
+            request.path,
+            request_id,
+            extra={"fields": {"request_id": request_id}},
+        )
+        busy = ServiceUnavailable(
+            "The instance is busy; try again in a few seconds.", retry_after=BUSY_RETRY_AFTER
+        )
+        return await error_response(busy)
 
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> ResponseReturnValue:
