@@ -93,3 +93,51 @@ def test_no_module_holds_a_password_hash() -> None:
             assert not (isinstance(value, str) and value.startswith("$argon2")), (
                 f"{info.name}.{name} holds an Argon2 hash made at import"
             )
+
+
+def _child(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_import_models_loads_no_table() -> None:
+    loaded = _child(
+        """
+        import sys
+        import models
+        print(sorted(name for name in sys.modules if name.startswith("models")))
+        """
+    )
+    assert loaded == "['models']"
+
+
+def test_load_all_loads_every_table_module() -> None:
+    """A table module added to models/ but not to load_all() would be missed by the
+    migrations' comparison and by sessions' ordering of writes."""
+    by_load_all = _child(
+        """
+        import models
+        print(sorted(models.load_all().tables))
+        """
+    )
+    by_walk = _child(
+        """
+        import importlib, pkgutil
+        import models
+        from models.base import Base
+        for info in pkgutil.iter_modules(models.__path__, "models."):
+            if not info.name.startswith("models.migrations"):
+                importlib.import_module(info.name)
+        print(sorted(Base.metadata.tables))
+        """
+    )
+    assert by_load_all == by_walk
+    assert "tracks" in by_load_all and "ledger_entries" in by_load_all
