@@ -34,6 +34,8 @@ from pydantic import (
     field_validator,
 )
 
+from federation.urls import UnacceptableURL, checked_url
+
 ENV_PREFIX = "PLAYFAIR_"
 CONFIG_ENV = "PLAYFAIR_CONFIG"
 
@@ -101,18 +103,14 @@ class InstanceSettings(_Section):
     def _origin(cls, value: str) -> str:
         if not value.strip():
             return ""
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// origin such as https://music.example")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError("must be an origin without a path, query or fragment")
-        if parts.username or parts.password:
-            raise ValueError("must not contain a user name or password")
         try:
-            parts.port  # noqa: B018 - raises on a port out of range
-        except ValueError as exc:
-            raise ValueError(f"has a bad port: {exc}") from None
-        return f"{parts.scheme}://{parts.netloc.lower()}"
+            checked_url(value.strip(), allow_http=True, origin_only=True)
+        except UnacceptableURL as exc:
+            raise ValueError(
+                f"must be an http:// or https:// origin such as https://music.example: {exc}"
+            ) from None
+        parts = urlsplit(value.strip())
+        return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 class ServerSettings(_Section):
