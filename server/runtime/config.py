@@ -15,6 +15,7 @@ whose message names the key and where it came from, so start-up stops with one l
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -46,22 +47,32 @@ class ConfigError(Exception):
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Longer than anything a setting or a form means (a voucher's validity, a retention), and
+# short enough that now + it is still a date Python can hold.
+MAX_DURATION = timedelta(days=36_500)
+_EXPECTED = "expected a duration such as 30s, 15m, 6h or 1d"
 
 
-def parse_duration(value: object) -> object:
-    """Accept ``90``, ``"90s"``, ``"15m"``, ``"6h"``, ``"1d"``, ``"2w"`` or a timedelta."""
+def parse_duration(value: object) -> timedelta:
+    """The one parser of durations in settings and commands: ``90``, ``"90s"``,
+    ``"15m"``, ``"6h"``, ``"1d"``, ``"2w"`` or a timedelta, from zero to
+    :data:`MAX_DURATION`; anything else is a ValueError saying what is expected."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 15m, 6h or 1d")
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            number, unit = match.groups()
-            return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
-    raise ValueError("expected a duration such as 30s, 15m, 6h or 1d")
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError(_EXPECTED)
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        number, unit = match.groups()
+        seconds = float(number) * _UNIT_SECONDS[unit or "s"]
+    else:
+        raise ValueError(_EXPECTED)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(_EXPECTED)
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"a duration may be at most {MAX_DURATION.days} days")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
 
 
 def _positive(value: timedelta) -> timedelta:

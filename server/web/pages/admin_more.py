@@ -22,6 +22,7 @@ from models.federation import (
 from models.ledger import Payout, PayoutState
 from models.remote_plays import HubLogEntry, RoyaltyStatementRecord, SettlementRecord
 from models.vouchers import Voucher
+from server.runtime.config import MAX_DURATION
 from server.runtime.values import whole_number
 from server.services.activitypub import partners
 from server.services.activitypub.context import federation_of
@@ -73,7 +74,8 @@ async def issue_vouchers_form() -> ResponseReturnValue:
     form = await request.form
     tokens = whole_number(form.get("tokens", "").strip(), low=1, high=1_000_000_000)
     count = whole_number(form.get("count", "1").strip(), low=1, high=10_000)
-    days = whole_number(form.get("days", "").strip() or "0", high=36_500)
+    # a whole number of days (the form's number field), bounded like every duration
+    days = whole_number(form.get("days", "").strip() or "0", high=MAX_DURATION.days)
     if tokens is None or count is None or days is None:
         raise BadRequest(_("Tokens, count and days are whole numbers."))
     expires = utcnow() + timedelta(days=days) if days > 0 else None
