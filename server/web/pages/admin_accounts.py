@@ -20,22 +20,16 @@ from server.services.account_closing import BalanceChoice
 from server.services.account_rules import AccountError
 from server.services.accounts import delete_account
 from server.services.membership import MembershipError, add_member, record_shares, update_member
+from server.web.auth import Audience, page_requires, page_user
 from server.web.current import resources_of
-from server.web.sessions import check_csrf, user_for_session
+from server.web.sessions import check_csrf
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-async def _admin() -> User:
-    user = await user_for_session()
-    if user is None or user.role is not Role.ADMIN:
-        raise Forbidden("this page is for the instance's admins")
-    return user
-
-
 @admin.get("/accounts")
+@page_requires(Audience.ADMINS)
 async def accounts_page() -> ResponseReturnValue:
-    await _admin()
     async with resources_of(current_app).read_sessionmaker() as session:
         users = (await session.scalars(select(User).order_by(User.status, User.username))).all()
         audit = (
@@ -54,8 +48,9 @@ ACTIONS = ("approve", "disable", "enable", "delete")
 
 
 @admin.post("/accounts/<int:user_id>/<action>")
+@page_requires(Audience.ADMINS)
 async def account_action(user_id: int, action: str) -> ResponseReturnValue:
-    actor = await _admin()
+    actor = page_user()
     await check_csrf()
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}: one of {', '.join(ACTIONS)}")
@@ -100,8 +95,9 @@ async def account_action(user_id: int, action: str) -> ResponseReturnValue:
 
 
 @admin.post("/invitations")
+@page_requires(Audience.ADMINS)
 async def invite() -> ResponseReturnValue:
-    actor = await _admin()
+    actor = page_user()
     await check_csrf()
     form = await request.form
     role = Role.ARTIST if form.get("role") == "artist" else Role.LISTENER
@@ -122,8 +118,8 @@ async def invite() -> ResponseReturnValue:
 
 
 @admin.get("/members")
+@page_requires(Audience.ADMINS)
 async def members_page() -> ResponseReturnValue:
-    await _admin()
     resources = resources_of(current_app)
     async with resources.read_sessionmaker() as session:
         rows = (
@@ -149,8 +145,9 @@ def _members_page(error: str | None = None) -> ResponseReturnValue:
 
 
 @admin.post("/members")
+@page_requires(Audience.ADMINS)
 async def add_member_form() -> ResponseReturnValue:
-    actor = await _admin()
+    actor = page_user()
     await check_csrf()
     form = await request.form
     resources = resources_of(current_app)
@@ -164,8 +161,9 @@ async def add_member_form() -> ResponseReturnValue:
 
 
 @admin.post("/members/<int32:number>/shares")
+@page_requires(Audience.ADMINS)
 async def shares_form(number: int) -> ResponseReturnValue:
-    actor = await _admin()
+    actor = page_user()
     await check_csrf()
     form = await request.form
     try:
@@ -187,8 +185,9 @@ async def shares_form(number: int) -> ResponseReturnValue:
 
 
 @admin.post("/members/<int32:number>/status")
+@page_requires(Audience.ADMINS)
 async def status_form(number: int) -> ResponseReturnValue:
-    actor = await _admin()
+    actor = page_user()
     await check_csrf()
     form = await request.form
     try:

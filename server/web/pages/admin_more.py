@@ -35,10 +35,10 @@ from server.services.activitypub.moderation import (
 )
 from server.services.earnings import run_payouts
 from server.services.money import MoneyError, issue_vouchers
+from server.web.auth import Audience, page_requires, page_user
 from server.web.current import resources_of
 from server.web.i18n import gettext as _
 from server.web.i18n import ngettext
-from server.web.pages.admin_accounts import _admin
 from server.web.pages.listener import render
 from server.web.sessions import check_csrf
 
@@ -46,8 +46,8 @@ admin_more = Blueprint("admin_more", __name__, url_prefix="/admin")
 
 
 @admin_more.get("/vouchers")
+@page_requires(Audience.ADMINS)
 async def vouchers_page() -> ResponseReturnValue:
-    await _admin()
     async with resources_of(current_app).read_sessionmaker() as session:
         batches = (
             await session.execute(
@@ -67,9 +67,9 @@ async def vouchers_page() -> ResponseReturnValue:
 
 
 @admin_more.post("/vouchers")
+@page_requires(Audience.ADMINS)
 async def issue_vouchers_form() -> ResponseReturnValue:
     """Issue a batch; the codes are shown once, on this answer, and never stored."""
-    await _admin()
     await check_csrf()
     form = await request.form
     tokens = whole_number(form.get("tokens", "").strip(), low=1, high=1_000_000_000)
@@ -92,8 +92,8 @@ async def issue_vouchers_form() -> ResponseReturnValue:
 
 
 @admin_more.get("/payouts")
+@page_requires(Audience.ADMINS)
 async def payouts_page() -> ResponseReturnValue:
-    await _admin()
     async with resources_of(current_app).read_sessionmaker() as session:
         rows = (
             await session.execute(
@@ -110,8 +110,9 @@ async def payouts_page() -> ResponseReturnValue:
 
 
 @admin_more.post("/payouts/run")
+@page_requires(Audience.ADMINS)
 async def run_payouts_form() -> ResponseReturnValue:
-    user = await _admin()
+    user = page_user()
     await check_csrf()
     async with resources_of(current_app).sessionmaker() as session:
         run = await run_payouts(session, user.id)
@@ -126,8 +127,8 @@ async def run_payouts_form() -> ResponseReturnValue:
 
 
 @admin_more.get("/federation")
+@page_requires(Audience.ADMINS)
 async def federation_page() -> ResponseReturnValue:
-    await _admin()
     raw = request.args.get("state") or None
     try:
         state = DeliveryState(raw) if raw else None
@@ -154,8 +155,8 @@ async def federation_page() -> ResponseReturnValue:
 
 
 @admin_more.post("/federation/domains")
+@page_requires(Audience.ADMINS)
 async def domain_form() -> ResponseReturnValue:
-    await _admin()
     await check_csrf()
     form = await request.form
     action = form.get("action", "")
@@ -176,8 +177,8 @@ async def domain_form() -> ResponseReturnValue:
 
 
 @admin_more.post("/federation/deliveries/replay")
+@page_requires(Audience.ADMINS)
 async def replay_form() -> ResponseReturnValue:
-    await _admin()
     await check_csrf()
     form = await request.form
     ids = [n for n in map(whole_number, form.getlist("id")) if n is not None]
@@ -188,9 +189,9 @@ async def replay_form() -> ResponseReturnValue:
 
 
 @admin_more.post("/federation/partnerships")
+@page_requires(Audience.ADMINS)
 async def partnership_form() -> ResponseReturnValue:
     """Ask an instance to be a partner, or accept or refuse one that asked."""
-    await _admin()
     await check_csrf()
     form = await request.form
     fed = federation_of(resources_of(current_app))
@@ -210,10 +211,10 @@ async def partnership_form() -> ResponseReturnValue:
 
 
 @admin_more.get("/statements")
+@page_requires(Audience.ADMINS)
 async def statements_page() -> ResponseReturnValue:
     """Royalty statements with partners, both ways, with their state and reasons; and,
     on a hub, its log."""
-    await _admin()
     async with resources_of(current_app).read_sessionmaker() as session:
         rows = (
             await session.execute(
