@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from quart import Blueprint, Response, current_app, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select, update
 
@@ -33,6 +33,7 @@ from server.services.accounts import (
 )
 from server.web.auth import page_requires, page_user
 from server.web.current import resources_of
+from server.web.pages.common import render
 from server.web.redirects import local_target
 from server.web.sessions import (
     check_csrf,
@@ -47,8 +48,7 @@ accounts = Blueprint("accounts", __name__)
 
 
 async def _page(template: str, status: int = 200, **context: object) -> ResponseReturnValue:
-    instance = resources_of(current_app).settings.instance
-    return await render_template(template, instance=instance, **context), status
+    return await render(template, **context), status
 
 
 @accounts.route("/signup", methods=["GET", "POST"])

@@ -29,7 +29,7 @@ from server.web.auth import Audience, page_requires, page_user
 from server.web.charts import bar_chart
 from server.web.current import resources_of
 from server.web.i18n import gettext as _
-from server.web.pages.listener import render
+from server.web.pages.common import render
 from server.web.sessions import CSRF_COOKIE, CSRF_FIELD, check_csrf
 
 artist_pages = Blueprint("artist_pages", __name__, url_prefix="/dashboard")

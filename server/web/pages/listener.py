@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
-from quart import Blueprint, current_app, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,18 +45,13 @@ from server.services.remote_plays import RemoteTrackError, resolve_release
 from server.web.auth import page_requires, page_user
 from server.web.current import resources_of
 from server.web.i18n import gettext as _
+from server.web.pages.common import render
 from server.web.redirects import local_target
 from server.web.sessions import check_csrf, user_for_session
 
 listener = Blueprint("listener", __name__)
 SEARCH_LIMIT = 20
 SUBSCRIBE_REL = "http://ostatus.org/schema/1.0/subscribe"
-
-
-async def render(template: str, **context: Any) -> str:
-    return await render_template(
-        template, instance=resources_of(current_app).settings.instance, **context
-    )
 
 
 def back(default: str) -> str:
