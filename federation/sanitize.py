@@ -1,5 +1,5 @@
-"""Sanitising HTML that comes from other servers (DESIGN.md §5: remote HTML is sanitised
-with bleach before it is stored or shown).
+"""Sanitising HTML that comes from other servers (docs/architecture.md#federation: remote
+HTML is sanitised with bleach before it is stored or shown).
 
 ``sanitize_html`` keeps what Mastodon keeps in a post: ``p br a span strong b em i ul ol li
 blockquote code pre``.
