@@ -1,5 +1,6 @@
 """Royalties: one day of one million recorded plays (Listens) across 1,000 tracks on 20
-payee instances, all played by listeners of one payer instance A (DESIGN.md §6.4-§6.6).
+payee instances, all played by listeners of one payer instance A
+(docs/architecture.md#a-royalty-period).
 Figures: the time to build and sign the period's 20 statements (``build_statement``,
 ``statement_document``, ``sign_object``), to verify them at the hub (``verify_object``
 with the key from its Multikey, ``parse_statement``, the listens digest against the id

@@ -1,4 +1,4 @@
-"""What to do after a delivery attempt, as a pure function (DESIGN.md §5).
+"""What to do after a delivery attempt, as a pure function (docs/architecture.md#federation).
 
 2xx: delivered. 429 and 503: wait as long as ``Retry-After`` says. Other 5xx, timeouts
 and connection errors: exponential back-off with jitter, for up to ``give_up_after``

@@ -1,4 +1,4 @@
-"""The guarded client every remote request goes through (DESIGN.md §5).
+"""The guarded client every remote request goes through (docs/architecture.md#federation).
 
 A remote server chooses the URLs we fetch (actor ids, key ids, inboxes, redirects), so each
 hop is checked before anything is sent:

@@ -1,4 +1,5 @@
-"""ActivityStreams documents for what we publish, as pure builders (DESIGN.md §5).
+"""ActivityStreams documents for what we publish, as pure builders
+(docs/architecture.md#federation).
 
 Actors (artists, labels, listeners), releases (an ordered collection of ``Audio`` tracks),
 the ``Note`` that carries a release to Mastodon with playable previews, activities, and

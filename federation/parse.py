@@ -2,8 +2,8 @@
 
 Each parser takes the decoded JSON (``json.loads`` output), checks it and returns a frozen
 dataclass, or raises :class:`InvalidObject` whose message says in plain words what is
-wrong (DESIGN.md §9: a rejected activity gets a clear 4xx and changes nothing). Nothing here
-does I/O; dereferencing, signatures and storage happen elsewhere.
+wrong (docs/architecture.md#bad-input: a rejected activity gets a clear 4xx and changes
+nothing). Nothing here does I/O; dereferencing, signatures and storage happen elsewhere.
 
 Decisions worth knowing:
 

@@ -1,4 +1,4 @@
-"""Federated royalties as pure documents and arithmetic (DESIGN.md §6.3–§6.6).
+"""Federated royalties as pure documents and arithmetic (docs/architecture.md#a-royalty-period).
 
 The ``Listen`` the listener's instance (the *payer*) sends the artist's instance (the
 *payee*) for each play, the period's ``RoyaltyStatement``, the payee's reconciliation and
@@ -10,22 +10,24 @@ elsewhere; parsers ignore a ``proof`` member), parsers raise a subclass of
 Decisions worth knowing:
 
 * **Units.** Integer tokens only. Play ``n`` (1-based, 1..9) of a track by a listener costs
-  ``2^n`` tokens (DESIGN.md §4's ``cost(n-1) = 2^n``); plays of owned or free tracks carry
-  ``playNumber`` absent and 0 tokens. The paid play that is the 9th makes the listener the
-  owner, so ``owned`` is true exactly then (and may be true for an unpaid play).
+  ``2^n`` tokens (``cost(n-1) = 2^n`` in docs/architecture.md#money-stream-to-own); plays
+  of owned or free tracks carry ``playNumber`` absent and 0 tokens. The paid play that is
+  the 9th makes the listener the owner, so ``owned`` is true exactly then (and may be true
+  for an unpaid play).
 * **The artist share** is an integer in basis points (7000 = 70 %), as in
   :mod:`models.pricing` and ``Settings.artist_share_bp``; a percentage would need floats.
-* **Rounding** (DESIGN.md §4: "for each payee the amount credited so far always equals
-  ``floor(gross so far × artist_share)`` … Statements between instances follow the same
-  rule per payee"). The payee of a statement is the payee instance and "so far" is the
-  whole chain of statements from this payer to this payee: a statement carries
-  ``chargedBefore`` (the tokens charged in the earlier statements of its chain) and its
-  ``totalOwed`` is ``floor((chargedBefore + totalCharged) × share) − floor(chargedBefore ×
-  share)``. So over any number of statements the artist side receives exactly
-  ``floor(everything listeners paid × share)``, never a token more or less. The lines split
-  that total by track the way the ledger splits it per play: the statement's paid listens,
-  in order of (time, id), each credit the difference of the running floor; a line owes the
-  sum of its listens' credits. Lines therefore always add up to the totals.
+* **Rounding** (docs/architecture.md#money-stream-to-own: "for each payee the amount
+  credited so far always equals ``floor(gross so far × share)`` … Statements between
+  instances follow the same rule per payee"). The payee of a statement is the payee
+  instance and "so far" is the whole chain of statements from this payer to this payee: a
+  statement carries ``chargedBefore`` (the tokens charged in the earlier statements of its
+  chain) and its ``totalOwed`` is ``floor((chargedBefore + totalCharged) × share) −
+  floor(chargedBefore × share)``. So over any number of statements the artist side
+  receives exactly ``floor(everything listeners paid × share)``, never a token more or
+  less. The lines split that total by track the way the ledger splits it per play: the
+  statement's paid listens, in order of (time, id), each credit the difference of the
+  running floor; a line owes the sum of its listens' credits. Lines therefore always add
+  up to the totals.
 * **The chain.** ``previousStatement`` is the last statement of this payer the payee
   accepted, and a statement's period starts where that one's ended, so no listen falls in
   a gap or is counted twice. After a brown-out the payer sends one statement covering

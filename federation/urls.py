@@ -8,7 +8,12 @@ whitespace or control characters. Anything else (``file:``, ``ftp:``, ``javascri
 before it is resolved, fetched or stored.
 
 The guarded client (:mod:`federation.fetch`) applies this to every hop, input checks apply
-it to what people and servers send us, and :func:`origin` is what same-origin rules compare.
+it to what people and servers send us, links in remote HTML are kept only when they pass it
+(:mod:`federation.sanitize`), the instance's own ``base_url`` is held to it with
+``origin_only`` (:mod:`server.runtime.config`), and :func:`origin` is what same-origin rules
+compare. Two checks are not this rule on purpose: OAuth redirect URIs (``models.oauth``:
+an app's own scheme, http on loopback only) and the local paths a log-in may send the
+browser back to (``server.web.redirects``).
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ class UnacceptableURL(ValueError):
     """Not a URL of another server that we may use; the message says why."""
 
 
-def checked_url(value: Any, *, allow_http: bool = True) -> str:
+def checked_url(value: Any, *, allow_http: bool = True, origin_only: bool = False) -> str:
     """``value`` when it is an acceptable remote URL (see the module), else
-    :class:`UnacceptableURL`."""
+    :class:`UnacceptableURL`. ``allow_http`` lets plain ``http`` through; ``origin_only``
+    also refuses a path (other than ``/``), a query and a fragment."""
     if not isinstance(value, str) or not value:
         raise UnacceptableURL("a URL must be a non-empty string")
     shown = repr(value[:200])
@@ -54,12 +60,14 @@ def checked_url(value: Any, *, allow_http: bool = True) -> str:
         raise UnacceptableURL(f"{shown} has a user name in it")
     if port == 0 or parts.netloc.endswith(":"):
         raise UnacceptableURL(f"{shown} has no valid port")
+    if origin_only and (parts.path not in ("", "/") or parts.query or "#" in value):
+        raise UnacceptableURL(f"{shown} must be an origin without a path, query or fragment")
     return value
 
 
-def is_remote_url(value: Any, *, allow_http: bool = True) -> bool:
+def is_remote_url(value: Any, *, allow_http: bool = True, origin_only: bool = False) -> bool:
     try:
-        checked_url(value, allow_http=allow_http)
+        checked_url(value, allow_http=allow_http, origin_only=origin_only)
     except UnacceptableURL:
         return False
     return True

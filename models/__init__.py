@@ -1,111 +1,41 @@
 """Typed tables and the pure domain rules that act on them. Imports nothing from server/
-or federation/."""
+or federation/.
 
-from models.accounts import AuditEntry, Invitation, RateCounter, RetiredName, WebSession
-from models.base import Base
-from models.catalogue import (
-    Artist,
-    Favourite,
-    Label,
-    MediaFile,
-    Playlist,
-    PlaylistItem,
-    Release,
-    Tag,
-    Track,
-)
-from models.federation import (
-    ActorBlock,
-    ActorKey,
-    Delivery,
-    DomainPolicy,
-    Follow,
-    InboxItem,
-    Interaction,
-    OutboundActivity,
-    Partnership,
-    RemoteActor,
-    RemotePost,
-    Report,
-)
-from models.handles import Handle
-from models.jobs import Job, JobState
-from models.keys import InstanceKey, KeyAlgorithm
-from models.ledger import LedgerAccount, LedgerEntry, LedgerTransaction, Payout
-from models.membership import Member, ShareTransaction
-from models.oauth import AuthorizationCode, OAuthClient, RefreshToken
-from models.plays import ListenerTrack, Play, PlaySession
-from models.remote_plays import (
-    HubLogEntry,
-    ReceivedListen,
-    RemoteListenerTrack,
-    RemotePlay,
-    RemotePlaySession,
-    RemoteTrack,
-    RoyaltyStatementRecord,
-    SettlementRecord,
-)
-from models.search import SearchDocument
-from models.tokens import AccessToken
-from models.users import Role, User
-from models.vouchers import Voucher
+``import models`` loads nothing: import the module you need (``from models.catalogue
+import Track``). Code that needs every table at once (the migrations' comparison, a
+database session's unit of work, the account export and erasure that go over every
+table) calls :func:`load_all`.
+"""
 
-__all__ = [
-    "AccessToken",
-    "ActorBlock",
-    "ActorKey",
-    "Artist",
-    "AuditEntry",
-    "AuthorizationCode",
-    "Base",
-    "Delivery",
-    "DomainPolicy",
-    "Favourite",
-    "Follow",
-    "Handle",
-    "HubLogEntry",
-    "InboxItem",
-    "InstanceKey",
-    "Interaction",
-    "Invitation",
-    "Job",
-    "JobState",
-    "KeyAlgorithm",
-    "Label",
-    "LedgerAccount",
-    "LedgerEntry",
-    "LedgerTransaction",
-    "ListenerTrack",
-    "MediaFile",
-    "Member",
-    "OAuthClient",
-    "OutboundActivity",
-    "Partnership",
-    "Payout",
-    "Play",
-    "PlaySession",
-    "Playlist",
-    "PlaylistItem",
-    "RateCounter",
-    "ReceivedListen",
-    "RefreshToken",
-    "Release",
-    "RemoteActor",
-    "RemoteListenerTrack",
-    "RemotePlay",
-    "RemotePlaySession",
-    "RemotePost",
-    "RemoteTrack",
-    "Report",
-    "RetiredName",
-    "Role",
-    "RoyaltyStatementRecord",
-    "SearchDocument",
-    "SettlementRecord",
-    "ShareTransaction",
-    "Tag",
-    "Track",
-    "User",
-    "Voucher",
-    "WebSession",
-]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
+
+
+def load_all() -> MetaData:
+    """Import every table module, so that the metadata holds the whole schema, and return
+    it. Cheap after the first call (Python keeps imported modules)."""
+    import models.accounts
+    import models.catalogue
+    import models.federation
+    import models.handles
+    import models.jobs
+    import models.keys
+    import models.ledger
+    import models.membership
+    import models.oauth
+    import models.plays
+    import models.remote_plays
+    import models.search
+    import models.tokens
+    import models.users
+    import models.vouchers  # noqa: F401 - each registers its tables on the metadata
+    from models.base import Base
+
+    return Base.metadata
+
+
+__all__ = ["load_all"]

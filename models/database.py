@@ -48,6 +48,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from models import load_all
+
 log = logging.getLogger("playfair.database")
 OnNested = Literal["log", "raise"]
 T = TypeVar("T")
@@ -261,6 +263,7 @@ def create_sessionmaker(
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions on ``engine``: writing ones on :func:`create_engine`'s, reading ones on
     :func:`create_read_engine`'s."""
+    load_all()  # a unit of work orders its writes by the foreign keys of every table
     return async_sessionmaker(
         engine, class_=UnitOfWorkSession, expire_on_commit=False, on_nested=on_nested
     )

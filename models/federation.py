@@ -296,9 +296,10 @@ class PartnerState(StrEnum):
 
 
 class Partnership(Base):
-    """Two instances whose instance actors follow each other (DESIGN.md §6.1). Each
-    direction has its own state: ``they_follow`` accepted lets them fetch our full audio
-    with a signed GET; ``we_follow`` accepted lets us fetch theirs."""
+    """Two instances whose instance actors follow each other
+    (docs/architecture.md#partnerships). Each direction has its own state: ``they_follow``
+    accepted lets them fetch our full audio with a signed GET; ``we_follow`` accepted lets
+    us fetch theirs."""
 
     __tablename__ = "partnerships"
 

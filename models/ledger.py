@@ -33,7 +33,8 @@ class AccountKind(StrEnum):
     PENDING_PAYOUTS = "pending-payouts"
     GRANTS = "grants"  # starter balances the instance gives new accounts
     # Another instance: what we owe it (positive) or it owes us (negative) for plays of
-    # its artists' tracks by our listeners and the other way round (DESIGN.md §6).
+    # its artists' tracks by our listeners and the other way round
+    # (docs/architecture.md#a-play-of-a-partners-track).
     PEER = "peer"
     # Money that moved between instances outside the ledger, as the hub's settlement said.
     SETTLEMENTS = "settlements"
@@ -61,7 +62,7 @@ class LedgerAccount(Base):
     owner_id: Mapped[int | None] = mapped_column(BigIntId, default=None, index=True)
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     # For artist accounts: the gross charged for the artist's tracks so far, which the
-    # rounding rule of the split needs (DESIGN.md §4).
+    # rounding rule of the split needs (docs/architecture.md#money-stream-to-own).
     gross: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

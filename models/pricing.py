@@ -1,4 +1,5 @@
-"""Stream-to-own prices and the per-play split, as pure integer arithmetic (DESIGN.md §4).
+"""Stream-to-own prices and the per-play split, as pure integer arithmetic
+(docs/architecture.md#money-stream-to-own).
 
 Play n (n = earlier paid plays of the track by the listener) costs 2^(n+1) tokens for n
 in 0..8: 2, 4, 8, …, 512, 1022 in all; after the ninth paid play the listener owns the

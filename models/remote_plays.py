@@ -1,4 +1,4 @@
-"""Plays of tracks hosted by partner instances (DESIGN.md §6.2-6.3).
+"""Plays of tracks hosted by partner instances (docs/architecture.md#a-play-of-a-partners-track).
 
 On the listener's instance (the payer): the remote tracks it knows, each listener's
 count of paid plays of them (stream-to-own works exactly as for local tracks), play
@@ -133,8 +133,8 @@ class StatementState(StrEnum):
 
 
 class RoyaltyStatementRecord(Base):
-    """A signed royalty statement (DESIGN.md §6.4), ours to a payee or a payer's to us,
-    exactly as signed, with what became of it."""
+    """A signed royalty statement (docs/architecture.md#a-royalty-period), ours to a payee or a
+    payer's to us, exactly as signed, with what became of it."""
 
     __tablename__ = "royalty_statements"
     # At most one unanswered statement of ours per payee: the next one waits for the

@@ -32,7 +32,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(30), ForeignKey("handles.name"), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(str_enum(Role, 16), default=Role.LISTENER)
-    # Optional by design (DESIGN.md §7: privacy by default).
+    # Optional by design (docs/architecture.md#privacy).
     email: Mapped[str | None] = mapped_column(String(320), default=None)
     status: Mapped[AccountStatus] = mapped_column(
         str_enum(AccountStatus, 16), default=AccountStatus.ACTIVE, server_default="active"

@@ -415,7 +415,7 @@ def voucher_issue(state: State, tokens: int, count: int, expires: str | None) ->
     expires_at = None
     if expires:
         try:
-            expires_at = utcnow() + parse_duration(expires)  # type: ignore[operator]
+            expires_at = utcnow() + parse_duration(expires)
         except ValueError as exc:
             raise CommandFailed(f"--expires: {exc}") from None
     settings = state.settings()

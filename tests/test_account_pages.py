@@ -12,7 +12,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import select
 
-from models import Base
+from models import load_all
 from models.accounts import AuditEntry
 from models.catalogue import Favourite, Playlist, PlaylistItem, Release, Track
 from models.users import AccountStatus, Role, User
@@ -289,7 +289,7 @@ async def test_export_holds_everything(app: Quart, client: Client) -> None:
 async def all_database_text(app: Quart) -> str:
     chunks = []
     async with resources_of(app).sessionmaker() as session:
-        for table in Base.metadata.sorted_tables:
+        for table in load_all().sorted_tables:
             for row in (await session.execute(select(table))).all():
                 chunks.append(repr(tuple(row)))
     return "\n".join(chunks)

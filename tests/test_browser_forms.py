@@ -193,19 +193,21 @@ CONTROLS: tuple[Control, ...] = (
             changes="the account leaves the table; no user row",
             test="test_admin_runs_accounts_members_and_vouchers"),
     Control("add-member",
-            "admin_members.html POST {{ url_for('admin.add_member_form') }} "
+            "admin_members.html POST {{ url_for('admin_members.add_member_form') }} "
             "membership_class,username", who="admin", page="/admin/members",
             selector="form[action='/admin/members'] button", request="POST /admin/members",
             changes="a member row for the account and class",
             test="test_admin_runs_accounts_members_and_vouchers"),
     Control("record-shares",
-            "admin_members.html POST {{ url_for('admin.shares_form', number=member.number) }} "
+            "admin_members.html POST {{ url_for('admin_members.shares_form', "
+            "number=member.number) }} "
             "method,reference,shares", who="admin", page="/admin/members",
             selector="form[action='/admin/members/{number}/shares'] button",
             request="POST /admin/members/\\d+/shares", changes="the member's shares",
             test="test_admin_runs_accounts_members_and_vouchers"),
     Control("set-status",
-            "admin_members.html POST {{ url_for('admin.status_form', number=member.number) }} "
+            "admin_members.html POST {{ url_for('admin_members.status_form', "
+            "number=member.number) }} "
             "renewal_date,status", who="admin", page="/admin/members",
             selector="form[action='/admin/members/{number}/status'] button",
             request="POST /admin/members/\\d+/status",

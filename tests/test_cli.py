@@ -302,3 +302,15 @@ def test_oauth_add_client(initialised: dict[str, str]) -> None:
     native = run_playfair(["oauth", "add-client", "Phone", "--public", "--redirect-uri",
                            "org.example.phone:/callback"], initialised)  # fmt: skip
     assert native.returncode == 0, native.stderr
+
+
+def test_a_voucher_valid_too_long_is_one_line(tmp_path: Path) -> None:
+    """``--expires`` goes through the settings' duration parser; a duration past any date
+    was an OverflowError with a traceback."""
+    for expires, expected in (("9999999999999d", "at most 36500 days"), ("soon", "30s, 15m")):
+        result = run_playfair(
+            ["voucher", "issue", "--tokens", "10", "--expires", expires], env_for(tmp_path)
+        )
+        assert result.returncode == 1, result.stdout
+        assert_one_line_error(result.stderr, "--expires: ")
+        assert expected in result.stderr

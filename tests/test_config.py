@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from server.runtime.config import ConfigError, InstanceRole, Settings, load_settings, parse_duration
+from models.base import utcnow
+from server.runtime.config import (
+    MAX_DURATION,
+    ConfigError,
+    InstanceRole,
+    Settings,
+    load_settings,
+    parse_duration,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "instance.example.toml"
@@ -119,10 +127,28 @@ def test_durations(value: object, seconds: float) -> None:
     assert result.total_seconds() == seconds
 
 
-@pytest.mark.parametrize("value", ["", "h", "1y", "-5s", True, None, [1]])
+@pytest.mark.parametrize(
+    "value", ["", "h", "1y", "-5s", True, None, [1], -5, float("nan"), float("inf"), "1e9"]
+)
 def test_bad_durations(value: object) -> None:
     with pytest.raises(ValueError, match="expected a duration"):
         parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["9999999999999d", "36501d", 10**30, timedelta(days=36_501), "99999999999999999w"]
+)
+def test_durations_too_long_for_a_date_are_refused(value: object) -> None:
+    """They raised OverflowError (a traceback instead of the key's name) before."""
+    with pytest.raises(ValueError, match="at most 36500 days"):
+        parse_duration(value)
+    with pytest.raises(ConfigError, match=r"worker\.keep_finished: a duration may be at most"):
+        load_settings(None, environ={}, overrides={"worker": {"keep_finished": value}})
+
+
+def test_the_longest_duration_still_makes_a_date() -> None:
+    assert parse_duration("36500d") == MAX_DURATION
+    assert utcnow() + MAX_DURATION > utcnow()
 
 
 def _keys(model: type[Settings]) -> set[str]:

@@ -1,4 +1,5 @@
-"""The delivery policy (federation/delivery.py, DESIGN.md §5): what to do after an attempt."""
+"""The delivery policy (federation/delivery.py, docs/architecture.md#federation): what to do
+after an attempt."""
 
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def test_follow_publish_reply_like_across_instances(
         assert "artists%2Faurora" in location
         assert f'href="{onward.group(1)}"' in sent.text, "and a link for when it does not"
         there = http.get(location)  # signed out on A: log in first
-        assert there.status_code == 302 and "/login?next=" in there.headers["location"]
+        assert there.status_code == 303 and "/login?next=" in there.headers["location"]
         nowhere = http.post(
             f"{b.base}/artists/aurora/remote-follow", data={"account": "not a handle"}
         )

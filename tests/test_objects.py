@@ -1,4 +1,5 @@
-"""ActivityStreams builders (federation/objects.py) against the shapes of DESIGN.md §5."""
+"""ActivityStreams builders (federation/objects.py) against the shapes of
+docs/architecture.md#federation."""
 
 from __future__ import annotations
 

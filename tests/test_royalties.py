@@ -1,6 +1,6 @@
-"""The pure core of federated royalties (DESIGN.md §6): Listens, statements, reconciliation
-and the hub's settlement, by example (one refusal per rule) and as properties of random
-play schedules between three instances."""
+"""The pure core of federated royalties (docs/architecture.md#a-royalty-period): Listens,
+statements, reconciliation and the hub's settlement, by example (one refusal per rule) and
+as properties of random play schedules between three instances."""
 
 from __future__ import annotations
 

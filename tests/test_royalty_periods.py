@@ -1,5 +1,6 @@
 """Where the worker's royalty jobs cut periods: statements and settlements cover whole
-periods counted from midnight UTC (DESIGN.md §6.4: periods, default daily)."""
+periods counted from midnight UTC (docs/architecture.md#a-royalty-period: periods, daily by
+default)."""
 
 from __future__ import annotations
 

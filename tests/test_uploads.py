@@ -11,8 +11,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import select
 
-from models import Job, MediaFile, Release, SearchDocument, Track
-from models.catalogue import FileRole, TrackStatus
+from models.catalogue import FileRole, MediaFile, Release, Track, TrackStatus
+from models.jobs import Job
+from models.search import SearchDocument
 from models.users import Role
 from server.web.current import resources_of
 from tests.audio import make_audio, make_cover

@@ -14,11 +14,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import models  # noqa: F401 - registers every table on the metadata
-from models.base import Base
+import models
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = models.load_all()
 
 
 def _include_name(name: str | None, type_: str, parent_names: object) -> bool:

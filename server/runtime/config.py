@@ -15,6 +15,7 @@ whose message names the key and where it came from, so start-up stops with one l
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -34,6 +35,8 @@ from pydantic import (
     field_validator,
 )
 
+from federation.urls import UnacceptableURL, checked_url
+
 ENV_PREFIX = "PLAYFAIR_"
 CONFIG_ENV = "PLAYFAIR_CONFIG"
 
@@ -44,22 +47,32 @@ class ConfigError(Exception):
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Longer than anything a setting or a form means (a voucher's validity, a retention), and
+# short enough that now + it is still a date Python can hold.
+MAX_DURATION = timedelta(days=36_500)
+_EXPECTED = "expected a duration such as 30s, 15m, 6h or 1d"
 
 
-def parse_duration(value: object) -> object:
-    """Accept ``90``, ``"90s"``, ``"15m"``, ``"6h"``, ``"1d"``, ``"2w"`` or a timedelta."""
+def parse_duration(value: object) -> timedelta:
+    """The one parser of durations in settings and commands: ``90``, ``"90s"``,
+    ``"15m"``, ``"6h"``, ``"1d"``, ``"2w"`` or a timedelta, from zero to
+    :data:`MAX_DURATION`; anything else is a ValueError saying what is expected."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 15m, 6h or 1d")
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            number, unit = match.groups()
-            return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
-    raise ValueError("expected a duration such as 30s, 15m, 6h or 1d")
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError(_EXPECTED)
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        number, unit = match.groups()
+        seconds = float(number) * _UNIT_SECONDS[unit or "s"]
+    else:
+        raise ValueError(_EXPECTED)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(_EXPECTED)
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"a duration may be at most {MAX_DURATION.days} days")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
 
 
 def _positive(value: timedelta) -> timedelta:
@@ -101,18 +114,14 @@ class InstanceSettings(_Section):
     def _origin(cls, value: str) -> str:
         if not value.strip():
             return ""
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// origin such as https://music.example")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError("must be an origin without a path, query or fragment")
-        if parts.username or parts.password:
-            raise ValueError("must not contain a user name or password")
         try:
-            parts.port  # noqa: B018 - raises on a port out of range
-        except ValueError as exc:
-            raise ValueError(f"has a bad port: {exc}") from None
-        return f"{parts.scheme}://{parts.netloc.lower()}"
+            checked_url(value.strip(), allow_http=True, origin_only=True)
+        except UnacceptableURL as exc:
+            raise ValueError(
+                f"must be an http:// or https:// origin such as https://music.example: {exc}"
+            ) from None
+        parts = urlsplit(value.strip())
+        return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 class ServerSettings(_Section):

@@ -42,8 +42,9 @@ from sqlalchemy import ColumnElement, Table, Text, and_, cast, false, or_, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.objects import actor_id
+from models import load_all
 from models.accounts import AuditEntry, Invitation, WebSession
-from models.base import Base, utcnow
+from models.base import utcnow
 from models.catalogue import (
     Artist,
     Favourite,
@@ -206,7 +207,7 @@ def row_filters(scope: AccountScope) -> dict[str, ColumnElement[bool]]:
 
 
 def table(name: str) -> Table:
-    return Base.metadata.tables[name]
+    return load_all().tables[name]
 
 
 _SECRET_LOOKING = re.compile(r"digest|hash|secret|private|password|^token$")

@@ -4,6 +4,7 @@ policy, log-in checks, password changes, export and deletion."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -27,9 +28,14 @@ from server.services.account_rules import (
 )
 from server.services.erasure import erase_now, queue_erase
 
-# A hash to compare against when the user does not exist, so that an unknown name takes
-# as long to refuse as a wrong password (no user enumeration by timing).
-_DUMMY_HASH = hash_password("not the password of anybody")
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to compare against when the user does not exist, so that an unknown name takes
+    as long to refuse as a wrong password (no user enumeration by timing). Made on the first
+    log-in with an unknown name, not when the module is imported: hashing is deliberately
+    slow, and every command and test would pay for it."""
+    return hash_password("not the password of anybody")
 
 
 class SignupRefused(AccountError):
@@ -98,7 +104,7 @@ async def check_login(session: AsyncSession, name: str, password: str) -> User |
     answers the same for an unknown name and a wrong password)."""
     user = await session.scalar(select(User).where(User.username == name.strip().lower()))
     if user is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(), password)
         return None
     if not verify_password(user.password_hash, password):
         return None

@@ -18,7 +18,7 @@ from server.runtime.config import Settings
 from server.services.account_rules import create_user, generate_password
 from server.services.catalogue import create_artist
 from server.services.importer import import_files
-from server.services.media.ffmpeg import FfmpegError, _run
+from server.services.media.ffmpeg import FfmpegError, run_ffmpeg
 from server.services.money import issue_vouchers
 
 DEMO_ACCOUNTS = (("demo_artist", Role.ARTIST), ("demo_listener", Role.LISTENER))
@@ -83,7 +83,7 @@ def _chord(notes: tuple[float, ...], seconds: int) -> str:
 
 async def synthesize(release: DemoRelease, folder: Path, ffmpeg: str) -> list[Path]:
     cover = folder / "cover.png"
-    code, _out, err = await _run(
+    code, _out, err = await run_ffmpeg(
         [ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", release.cover,
          "-frames:v", "1", str(cover)], 60,
     )  # fmt: skip
@@ -92,7 +92,7 @@ async def synthesize(release: DemoRelease, folder: Path, ffmpeg: str) -> list[Pa
     files = []
     for number, track in enumerate(release.tracks, start=1):
         target = folder / f"{number:02d} {track.title}.mp3"
-        code, _out, err = await _run(
+        code, _out, err = await run_ffmpeg(
             [ffmpeg, "-nostdin", "-v", "error", "-y",
              "-f", "lavfi", "-i", _chord(track.notes, track.seconds), "-i", str(cover),
              "-map", "0:a", "-map", "1:v", "-c:a", "libmp3lame", "-b:a", "160k",

@@ -24,8 +24,7 @@ from typing import Any
 from asyncpg.exceptions import LockNotAvailableError  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from models import jobs
-from models.base import Base
+from models import jobs, load_all
 from server.runtime.worker import JobContext
 
 log = logging.getLogger("playfair.erasure")
@@ -40,7 +39,7 @@ class EraseIncomplete(Exception):
 
 async def queue_erase(session: AsyncSession, tables: Iterable[str]) -> None:
     """Ask the worker to finish the erasure, in the deleting transaction."""
-    names = sorted(set(tables) & set(Base.metadata.tables))
+    names = sorted(set(tables) & set(load_all().tables))
     await jobs.enqueue(session, ERASE_JOB, {"tables": names}, max_attempts=20)
 
 
@@ -74,7 +73,7 @@ async def vacuum_postgres(engine: AsyncEngine, tables: Iterable[str]) -> None:
         await driver.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         try:
             for name in tables:
-                if name not in Base.metadata.tables:
+                if name not in load_all().tables:
                     continue  # the payload names tables; only ours are ever vacuumed
                 await driver.execute(f'VACUUM (FULL, ANALYZE) "{name}"')
             # ANALYZE keeps sample values of columns (names among them) in pg_statistic;

@@ -1,7 +1,7 @@
 """Money operations: starter balances, vouchers, play sessions and paid plays, buying.
 
 Each operation is one database transaction: the debit, the credits, the play and the
-ownership change commit together or not at all (DESIGN.md §4).
+ownership change commit together or not at all (docs/architecture.md#money-stream-to-own).
 """
 
 from __future__ import annotations

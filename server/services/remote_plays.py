@@ -1,4 +1,4 @@
-"""Stream-to-own of tracks hosted by partner instances (DESIGN.md §6.2-6.3).
+"""Stream-to-own of partners' tracks (docs/architecture.md#a-play-of-a-partners-track).
 
 The listener's instance (this one, the payer) resolves a partner's release into its
 tracks, charges its own listener by the stream-to-own curve with the count kept here,

@@ -36,7 +36,9 @@ from server.web.oauth_routes import oauth, well_known_oauth
 from server.web.oauth_server import PlayfairAuthorizationServer
 from server.web.pages.accounts import accounts
 from server.web.pages.admin_accounts import admin
-from server.web.pages.admin_more import admin_more
+from server.web.pages.admin_federation import admin_federation
+from server.web.pages.admin_members import admin_members
+from server.web.pages.admin_money import admin_money
 from server.web.pages.artist import artist_pages
 from server.web.pages.listener import listener
 from server.web.sessions import csrf_token, set_csrf_cookie, user_for_session
@@ -176,7 +178,9 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(activitypub)
     app.register_blueprint(listener)
     app.register_blueprint(artist_pages)
-    app.register_blueprint(admin_more)
+    app.register_blueprint(admin_members)
+    app.register_blueprint(admin_money)
+    app.register_blueprint(admin_federation)
     app.extensions["oauth_server"] = PlayfairAuthorizationServer()
     app.register_blueprint(media)
     app.register_blueprint(catalogue_api, url_prefix="/api/v1")

@@ -1,4 +1,5 @@
-"""Who is asking: a bearer token (RFC 6750) or a browser session, and the scope checks.
+"""Who is asking: a bearer token (RFC 6750) or a browser session, the API's scope checks
+(:func:`require`) and the pages' one guard (:func:`page_requires`).
 
 A browser session carries every scope of its account's role (``admin`` only for admins);
 requests it makes that change something must carry the CSRF token.
@@ -10,6 +11,12 @@ starts, claims and buys plays, ``upload`` uploads audio, and ``admin`` administe
 instance. ``admin`` counts only for an admin account; there it stands for every scope.
 For anybody else it gives nothing (such a token should not exist: the pages, the command
 line and the OAuth server hand ``admin`` to admins only).
+
+Every page that is not public carries ``@page_requires(Audience.…)``, with one contract:
+a visitor who is not signed in is sent to the log-in page (303, with ``?next=`` back to
+the page), a signed-in account without the right gets the 403 page. The view then reads
+the account with :func:`page_user`. tests/test_page_guard.py walks the app's routes: each
+page is guarded or on its declared list of public pages.
 """
 
 from __future__ import annotations
@@ -17,17 +24,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from enum import Enum
 from typing import Any, ParamSpec, TypeVar
 
-from quart import current_app, g, request
+from quart import current_app, g, redirect, request, url_for
+from quart.typing import ResponseReturnValue
 from sqlalchemy import select, update
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from models.base import utcnow
 from models.tokens import AccessToken, Scope, token_digest
-from models.users import AccountStatus, User
+from models.users import AccountStatus, Role, User
 from server.services.viewers import Viewer, session_scopes
 from server.web.current import resources_of
+from server.web.i18n import gettext as _
+from server.web.redirects import local_target
 from server.web.sessions import check_csrf, user_for_session
 
 P = ParamSpec("P")
@@ -139,3 +150,69 @@ def viewer_required() -> Viewer:
     if viewer is None:
         raise BearerError("sign-in required: send an access token", None)
     return viewer
+
+
+# The accounts that make releases: artists, labels, and admins (who manage any artist).
+CREATORS = (Role.ARTIST, Role.LABEL, Role.ADMIN)
+
+
+class Audience(Enum):
+    """Who a page is for: the roles it admits."""
+
+    SIGNED_IN = tuple(Role)
+    CREATORS = CREATORS
+    ADMINS = (Role.ADMIN,)
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        roles: tuple[Role, ...] = self.value
+        return roles
+
+    def refusal(self) -> str:
+        if self is Audience.ADMINS:
+            return _("This page is for the instance's admins.")
+        return _("This page is for artist and label accounts.")
+
+
+PageView = Callable[P, Awaitable[ResponseReturnValue]]
+
+
+def _return_to() -> str | None:
+    """Where the log-in sends the browser back to: this page for a GET, else the page the
+    form was on (a form's URL may not answer a GET)."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    return local_target(request.referrer, resources_of(current_app).settings.instance.base_url)
+
+
+def page_requires(
+    audience: Audience = Audience.SIGNED_IN,
+) -> Callable[[PageView[P]], PageView[P]]:
+    """Decorate a page (or a form's route) for ``audience``; see the module for the
+    contract."""
+
+    def decorate(view: PageView[P]) -> PageView[P]:
+        @functools.wraps(view)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
+            user = await user_for_session()
+            if user is None:
+                back = _return_to()
+                login = url_for("accounts.login", next=back) if back else url_for("accounts.login")
+                return redirect(login, 303)
+            if user.role not in audience.roles:
+                raise Forbidden(audience.refusal())
+            g.page_user = user
+            return await view(*args, **kwargs)
+
+        wrapper.page_audience = audience  # type: ignore[attr-defined]  # for the route audit
+        return wrapper
+
+    return decorate
+
+
+def page_user() -> User:
+    """The signed-in account of a page that carries :func:`page_requires`."""
+    user: User | None = g.get("page_user")
+    if user is None:
+        raise RuntimeError("page_user() is for views decorated with @page_requires")
+    return user

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from pydantic import BaseModel, Field, ValidationError
-from quart import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, jsonify, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest, Forbidden
@@ -15,7 +15,7 @@ from models.oauth import OAuthClient
 from models.tokens import AccessToken, token_digest
 from models.users import User
 from server.services.oauth_clients import ClientError, register_client
-from server.web.auth import BearerError
+from server.web.auth import BearerError, page_requires, page_user
 from server.web.current import resources_of
 from server.web.headers import allow_form_target
 from server.web.oauth_server import (
@@ -30,7 +30,7 @@ from server.web.oauth_server import (
     to_response,
     user_claims,
 )
-from server.web.sessions import check_csrf, user_for_session
+from server.web.sessions import check_csrf
 from server.web.throttle import limit_address
 
 oauth = Blueprint("oauth", __name__, url_prefix="/oauth")
@@ -57,11 +57,9 @@ def server() -> PlayfairAuthorizationServer:
 
 
 @oauth.route("/authorize", methods=["GET", "POST"])
+@page_requires()
 async def authorize() -> ResponseReturnValue:
-    user = await user_for_session()
-    if user is None:
-        target = request.full_path if request.method == "GET" else request.path
-        return redirect(url_for("accounts.login", next=target), 303)
+    user = page_user()
     if request.method == "POST":
         await check_csrf()
     form = dict((await request.form).items()) if request.method == "POST" else {}

@@ -12,7 +12,8 @@ from server.web.current import resources_of
 
 
 async def signed_by_partner() -> str | None:
-    """The partner instance actor that signed this request (DESIGN.md §6.1), or None."""
+    """The partner instance actor that signed this request, or None
+    (docs/architecture.md#partnerships)."""
     signer = await signed_by()
     if signer is None:
         return None

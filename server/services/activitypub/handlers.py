@@ -1,4 +1,4 @@
-"""One idempotent handler per activity type, registered in one table (DESIGN.md §5).
+"""One idempotent handler per activity type, in one table (docs/architecture.md#federation).
 
 The worker runs ``handle_item`` for each stored inbox item. A handler returns what it
 did, in words, for the admins; an activity that concerns nothing here is ``ignored``.

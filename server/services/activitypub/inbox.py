@@ -1,4 +1,4 @@
-"""The inbox, as DESIGN.md §5 puts it: cap the body, parse, check the domain policy,
+"""The inbox (docs/architecture.md#federation): cap the body, parse, check the domain policy,
 verify the signature, store once by activity id, answer 202. The worker does the rest
 (handlers.py). Each refusal says why and stores nothing."""
 

@@ -3,7 +3,7 @@
 An actor's RSA key is made the first time anything needs it: when its actor document is
 first served or when it first signs a delivery. No other server can see an actor before
 that, so nobody can tell the difference from a key made with the account, and listeners
-who never federate cost nothing. (DESIGN decision, see docs/decisions.md.)
+who never federate cost nothing. (A decision: see docs/decisions.md.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Partnerships between instances (DESIGN.md §6.1): instance A's actor follows instance
+"""Partnerships (docs/architecture.md#partnerships): instance A's actor follows instance
 B's actor; B accepts by policy (`federation.partnerships`) or when an admin agrees. A
 partner may fetch full audio with a GET signed by its instance actor; anybody else gets
 the preview. Each direction is tracked on its own (see models.federation.Partnership)."""

@@ -1,5 +1,5 @@
 """Telling the fediverse about releases: Create when published, Update when edited,
-Delete when withdrawn, and the label's Announce (DESIGN.md §5).
+Delete when withdrawn, and the label's Announce (docs/architecture.md#federation).
 
 A job is queued (in the transaction that publishes, or that finishes the last track's
 transcoding: the Note carries the previews) that records the activity and queues one

@@ -1,5 +1,5 @@
 """Remote actors: resolving handles, fetching actor documents with a signed GET, and a
-cache of them that expires (DESIGN.md §5).
+cache of them that expires (docs/architecture.md#federation).
 
 Network I/O never happens while a database session is open: with SQLite's single pooled
 connection, a session held across a slow fetch would stall the whole process.

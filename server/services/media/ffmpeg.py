@@ -26,7 +26,7 @@ class DecodeReport:
     exit_code: int
 
 
-async def _run(args: list[str], time_limit: float) -> tuple[int, bytes, bytes]:
+async def run_ffmpeg(args: list[str], time_limit: float) -> tuple[int, bytes, bytes]:
     """ffmpeg as a child that dies with us, killed when cancelled or out of time."""
     try:
         done = await subprocesses.run(args, time_limit)
@@ -40,7 +40,7 @@ async def _run(args: list[str], time_limit: float) -> tuple[int, bytes, bytes]:
 async def decode_check(ffmpeg: str, path: Path, time_limit: float) -> DecodeReport:
     """Decode the whole first audio stream, discarding the output; report how much
     audio came out and what ffmpeg complained about."""
-    code, stdout, stderr = await _run(
+    code, stdout, stderr = await run_ffmpeg(
         [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
          "-map", "0:a:0", "-f", "null", "-", "-progress", "pipe:1"],
         time_limit,
@@ -78,7 +78,7 @@ def judge_decode(report: DecodeReport, declared_seconds: float | None) -> float:
 async def transcode(
     ffmpeg: str, source: Path, target: Path, args: list[str], time_limit: float
 ) -> None:
-    code, _stdout, stderr = await _run(
+    code, _stdout, stderr = await run_ffmpeg(
         [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(source),
          "-map", "0:a:0", "-vn", "-map_metadata", "-1", *args, str(target)],
         time_limit,

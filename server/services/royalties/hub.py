@@ -1,4 +1,4 @@
-"""The co-op hub (DESIGN.md §6.6) and the members' side of its settlements.
+"""The co-op hub (docs/architecture.md#a-royalty-period) and the members' side of its settlements.
 
 A hub (``federation.hub_role``) receives, in copy, every statement its members send each
 other and every answer, verifies each one itself (proofs by the right instance, the

@@ -1,4 +1,4 @@
-"""Listens received from partner instances (DESIGN.md §6.3): each recorded once by its
+"""Partners' Listens (docs/architecture.md#a-play-of-a-partners-track): each recorded once by its
 id, and the artist's share of what the listener paid credited to the artist's earnings
 as a receivable from the payer (a PEER ledger account), with the same running-floor
 split the payer used."""

@@ -1,4 +1,4 @@
-"""Signed royalty statements between partner instances (DESIGN.md §6.4-6.5).
+"""Signed royalty statements between partner instances (docs/architecture.md#a-royalty-period).
 
 The payer (this instance, for its listeners' plays of a partner's tracks) states, per
 payee and period, the paid Listens it sent, chained to its previous statement to that

@@ -16,7 +16,7 @@ from models.ledger import tokens_to_cents
 from models.tokens import Scope
 from server.services.earnings import earnings_of, request_payout, run_payouts
 from server.services.money import MoneyError
-from server.services.reports import KINDS, report
+from server.services.reports import ReportKind, report
 from server.web.auth import require, viewer_required
 from server.web.current import resources_of
 
@@ -162,16 +162,18 @@ async def report_csv(kind: str, query_args: ReportQuery) -> ResponseReturnValue:
     viewer = viewer_required()
     if not viewer.is_admin:
         raise Forbidden("this is for the instance's admins")
-    if kind not in KINDS:
-        raise NotFound(f"no report {kind!r}; one of {', '.join(KINDS)}")
+    try:
+        report_kind = ReportKind(kind)
+    except ValueError:
+        raise NotFound(f"no report {kind!r}; one of {', '.join(ReportKind)}") from None
     if query_args.end < query_args.start or (query_args.end - query_args.start).days > 366:
         raise BadRequest("the period runs from start to end, at most a year")
     resources = resources_of(current_app)
     async with resources.read_sessionmaker() as session:
         text = await report(
-            session, kind, query_args.start, query_args.end, resources.settings.money
+            session, report_kind, query_args.start, query_args.end, resources.settings.money
         )
-    filename = f"playfair-{kind}-{query_args.start}-{query_args.end}.csv"
+    filename = f"playfair-{report_kind}-{query_args.start}-{query_args.end}.csv"
     return Response(
         text,
         200,

@@ -1,5 +1,5 @@
 """Listening and paying through the API: play sessions and claims, buy now, the wallet,
-vouchers (DESIGN.md §4 and §7)."""
+vouchers (docs/architecture.md#money-stream-to-own)."""
 
 from __future__ import annotations
 

@@ -59,13 +59,12 @@ from server.services.viewers import Viewer
 from server.web.api import present
 from server.web.api import schemas as s
 from server.web.api.catalogue import base_url, release_summaries
-from server.web.auth import require, viewer_required
+from server.web.auth import CREATORS, require, viewer_required
 from server.web.current import resources_of
 
 uploads_api = Blueprint("uploads_api", __name__)
 UPLOAD_PATH = "/api/v1/uploads"
 MAX_FIELD_BYTES = 1024
-CREATORS = (Role.ARTIST, Role.LABEL, Role.ADMIN)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from quart import Blueprint, Response, current_app, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select, update
 
@@ -31,7 +31,9 @@ from server.services.accounts import (
     export_account,
     sign_up,
 )
+from server.web.auth import page_requires, page_user
 from server.web.current import resources_of
+from server.web.pages.common import render
 from server.web.redirects import local_target
 from server.web.sessions import (
     check_csrf,
@@ -39,7 +41,6 @@ from server.web.sessions import (
     end_session,
     set_session_cookie,
     start_session,
-    user_for_session,
 )
 from server.web.throttle import limit_address, limit_login, limit_password_check, remember_device
 
@@ -47,8 +48,7 @@ accounts = Blueprint("accounts", __name__)
 
 
 async def _page(template: str, status: int = 200, **context: object) -> ResponseReturnValue:
-    instance = resources_of(current_app).settings.instance
-    return await render_template(template, instance=instance, **context), status
+    return await render(template, **context), status
 
 
 @accounts.route("/signup", methods=["GET", "POST"])
@@ -121,13 +121,6 @@ async def logout() -> ResponseReturnValue:
     return response
 
 
-async def _signed_in() -> User | Response:
-    user = await user_for_session()
-    if user is None:
-        return redirect(url_for("accounts.login", next=request.path), 303)
-    return user
-
-
 async def _settings_page(user: User, status: int = 200, **context: object) -> ResponseReturnValue:
     async with resources_of(current_app).sessionmaker() as session:
         tokens = (
@@ -144,18 +137,16 @@ async def _settings_page(user: User, status: int = 200, **context: object) -> Re
 
 
 @accounts.get("/settings")
+@page_requires()
 async def settings_page() -> ResponseReturnValue:
-    user = await _signed_in()
-    if isinstance(user, Response):
-        return user
+    user = page_user()
     return await _settings_page(user)
 
 
 @accounts.post("/settings/password")
+@page_requires()
 async def password() -> ResponseReturnValue:
-    user = await _signed_in()
-    if isinstance(user, Response):
-        return user
+    user = page_user()
     await check_csrf()
     await limit_password_check()
     form = await request.form
@@ -177,10 +168,9 @@ async def password() -> ResponseReturnValue:
 
 
 @accounts.post("/settings/tokens")
+@page_requires()
 async def make_token() -> ResponseReturnValue:
-    user = await _signed_in()
-    if isinstance(user, Response):
-        return user
+    user = page_user()
     await check_csrf()
     form = await request.form
     try:
@@ -206,10 +196,9 @@ async def make_token() -> ResponseReturnValue:
 
 
 @accounts.post("/settings/tokens/<int:token_id>/revoke")
+@page_requires()
 async def revoke_token(token_id: int) -> ResponseReturnValue:
-    user = await _signed_in()
-    if isinstance(user, Response):
-        return user
+    user = page_user()
     await check_csrf()
     async with resources_of(current_app).sessionmaker() as session:
         await session.execute(
@@ -222,10 +211,9 @@ async def revoke_token(token_id: int) -> ResponseReturnValue:
 
 
 @accounts.get("/settings/export")
+@page_requires()
 async def export() -> ResponseReturnValue:
-    user = await _signed_in()
-    if isinstance(user, Response):
-        return user
+    user = page_user()
     resources = resources_of(current_app)
     async with resources.sessionmaker() as session:
         document = await export_account(session, user, resources.settings.instance.base_url)
@@ -241,10 +229,9 @@ async def export() -> ResponseReturnValue:
 
 
 @accounts.post("/settings/delete")
+@page_requires()
 async def delete() -> ResponseReturnValue:
-    user = await _signed_in()
-    if isinstance(user, Response):
-        return user
+    user = page_user()
     await check_csrf()
     await limit_password_check()
     form = await request.form

@@ -24,24 +24,16 @@ from server.services.earnings import earnings_of, request_payout
 from server.services.media.storage import LocalStorage
 from server.services.money import MoneyError
 from server.services.viewers import Viewer, session_scopes
-from server.web.api.uploads import CREATORS, accept_upload, receive_multipart
+from server.web.api.uploads import accept_upload, receive_multipart
+from server.web.auth import Audience, page_requires, page_user
 from server.web.charts import bar_chart
 from server.web.current import resources_of
 from server.web.i18n import gettext as _
-from server.web.pages.listener import render
-from server.web.sessions import CSRF_COOKIE, CSRF_FIELD, check_csrf, user_for_session
+from server.web.pages.common import render
+from server.web.sessions import CSRF_COOKIE, CSRF_FIELD, check_csrf
 
 artist_pages = Blueprint("artist_pages", __name__, url_prefix="/dashboard")
 CHART_DAYS = 30
-
-
-async def _creator() -> User:
-    user = await user_for_session()
-    if user is None:
-        raise Forbidden(_("Log in to see your dashboard."))
-    if user.role not in CREATORS:
-        raise Forbidden(_("The dashboard is for artist and label accounts."))
-    return user
 
 
 async def _own_artist(session: AsyncSession, user: User, artist_id: int) -> Artist:
@@ -53,8 +45,9 @@ async def _own_artist(session: AsyncSession, user: User, artist_id: int) -> Arti
 
 
 @artist_pages.get("")
+@page_requires(Audience.CREATORS)
 async def dashboard() -> ResponseReturnValue:
-    user = await _creator()
+    user = page_user()
     resources = resources_of(current_app)
     since = (utcnow() - timedelta(days=CHART_DAYS - 1)).date()
     since_moment = datetime.combine(since, time.min, UTC)
@@ -129,10 +122,11 @@ def _as_date(value: Any) -> date:
 
 
 @artist_pages.post("/upload")
+@page_requires(Audience.CREATORS)
 async def upload_form() -> ResponseReturnValue:
     """The upload form: multipart, its CSRF field sent before the file. Checked once the
     body is in (the temporary file is removed when the check fails)."""
-    user = await _creator()
+    user = page_user()
     settings = resources_of(current_app).settings
     received = await receive_multipart(
         LocalStorage(settings.media_dir), settings.media.max_upload_bytes
@@ -153,8 +147,9 @@ async def upload_form() -> ResponseReturnValue:
 
 
 @artist_pages.post("/releases/<int:release_id>/publish")
+@page_requires(Audience.CREATORS)
 async def publish_form(release_id: int) -> ResponseReturnValue:
-    user = await _creator()
+    user = page_user()
     await check_csrf()
     async with resources_of(current_app).sessionmaker() as session:
         release = await session.get(Release, release_id)
@@ -170,8 +165,9 @@ async def publish_form(release_id: int) -> ResponseReturnValue:
 
 
 @artist_pages.post("/artists/<int:artist_id>/payout")
+@page_requires(Audience.CREATORS)
 async def payout_form(artist_id: int) -> ResponseReturnValue:
-    user = await _creator()
+    user = page_user()
     await check_csrf()
     settings = resources_of(current_app).settings.money
     async with resources_of(current_app).sessionmaker() as session:
@@ -186,8 +182,9 @@ async def payout_form(artist_id: int) -> ResponseReturnValue:
 
 
 @artist_pages.post("/artists/<int:artist_id>/followers/<int:follow_id>/<any(accept, reject):verb>")
+@page_requires(Audience.CREATORS)
 async def follow_request_form(artist_id: int, follow_id: int, verb: str) -> ResponseReturnValue:
-    user = await _creator()
+    user = page_user()
     await check_csrf()
     async with resources_of(current_app).read_sessionmaker() as session:
         artist = await _own_artist(session, user, artist_id)
@@ -198,9 +195,10 @@ async def follow_request_form(artist_id: int, follow_id: int, verb: str) -> Resp
 
 
 @artist_pages.post("/artists/<int:artist_id>/settings")
+@page_requires(Audience.CREATORS)
 async def artist_settings_form(artist_id: int) -> ResponseReturnValue:
     """Whether follows of the artist wait for approval (else they are accepted at once)."""
-    user = await _creator()
+    user = page_user()
     await check_csrf()
     approves = (await request.form).get("approves_followers") == "1"
     async with resources_of(current_app).sessionmaker() as session:

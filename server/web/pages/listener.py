@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
-from quart import Blueprint, current_app, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,36 +42,16 @@ from server.services.money import MoneyError, quote, redeem_voucher
 from server.services.payments import PaymentError, create_checkout, find_pack
 from server.services.playlists import PlaylistError
 from server.services.remote_plays import RemoteTrackError, resolve_release
+from server.web.auth import page_requires, page_user
 from server.web.current import resources_of
 from server.web.i18n import gettext as _
+from server.web.pages.common import render
 from server.web.redirects import local_target
 from server.web.sessions import check_csrf, user_for_session
 
 listener = Blueprint("listener", __name__)
 SEARCH_LIMIT = 20
 SUBSCRIBE_REL = "http://ostatus.org/schema/1.0/subscribe"
-
-
-async def _signed_in() -> User:
-    user = await user_for_session()
-    if user is None:
-        raise _LoginRequired()
-    return user
-
-
-class _LoginRequired(Exception):
-    pass
-
-
-@listener.errorhandler(_LoginRequired)
-async def _to_login(_error: _LoginRequired) -> ResponseReturnValue:
-    return redirect(url_for("accounts.login", next=request.path))
-
-
-async def render(template: str, **context: Any) -> str:
-    return await render_template(
-        template, instance=resources_of(current_app).settings.instance, **context
-    )
 
 
 def back(default: str) -> str:
@@ -135,8 +115,9 @@ async def _load_hits(
 
 
 @listener.post("/tracks/<int:track_id>/favourite")
+@page_requires()
 async def toggle_favourite(track_id: int) -> ResponseReturnValue:
-    user = await _signed_in()
+    user = page_user()
     await check_csrf()
     async with resources_of(current_app).sessionmaker() as session:
         track = await session.get(Track, track_id)
@@ -156,8 +137,9 @@ async def toggle_favourite(track_id: int) -> ResponseReturnValue:
 
 
 @listener.post("/follow")
+@page_requires()
 async def follow_form() -> ResponseReturnValue:
-    user = await _signed_in()
+    user = page_user()
     await check_csrf()
     account = ((await request.form).get("account") or "").strip()
     if not account or len(account) > 2048:
@@ -171,8 +153,9 @@ async def follow_form() -> ResponseReturnValue:
 
 
 @listener.post("/follows/<int:follow_id>/delete")
+@page_requires()
 async def unfollow_form(follow_id: int) -> ResponseReturnValue:
-    user = await _signed_in()
+    user = page_user()
     await check_csrf()
     fed = federation_of(resources_of(current_app))
     if not await following.unfollow(fed, user.username, follow_id):
@@ -181,8 +164,9 @@ async def unfollow_form(follow_id: int) -> ResponseReturnValue:
 
 
 @listener.get("/library")
+@page_requires()
 async def library() -> ResponseReturnValue:
-    user = await _signed_in()
+    user = page_user()
     fed = federation_of(resources_of(current_app))
     async with fed.read_sessionmaker() as session:
         favourites = await _tracks_with(
@@ -253,8 +237,9 @@ async def _tracks_with(session: AsyncSession, ids_query: Any) -> list[Any]:
 
 
 @listener.get("/wallet")
+@page_requires()
 async def wallet() -> ResponseReturnValue:
-    user = await _signed_in()
+    user = page_user()
     resources = resources_of(current_app)
     async with resources.read_sessionmaker() as session:
         balance = await ledger.balance(session, ledger.wallet_key(user.id))
@@ -281,8 +266,9 @@ async def wallet() -> ResponseReturnValue:
 
 
 @listener.post("/wallet/voucher")
+@page_requires()
 async def redeem_form() -> ResponseReturnValue:
-    user = await _signed_in()
+    user = page_user()
     await check_csrf()
     code = ((await request.form).get("code") or "").strip()
     if not 4 <= len(code) <= 64:
@@ -301,8 +287,9 @@ async def redeem_form() -> ResponseReturnValue:
 
 
 @listener.post("/wallet/checkout")
+@page_requires()
 async def checkout_form() -> ResponseReturnValue:
-    user = await _signed_in()
+    user = page_user()
     await check_csrf()
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
@@ -376,23 +363,20 @@ async def subscribe_url(fed: Any, account: str, target: str) -> str:
 
 
 @listener.get("/authorize_interaction")
+@page_requires()
 async def authorize_interaction() -> ResponseReturnValue:
     """Where other servers send our listeners to follow something (our WebFinger names
     this template): confirm, then follow."""
     uri = request.args.get("uri", "").strip()
     if not uri or len(uri) > 2048:
         raise BadRequest(_("Nothing to follow was given."))
-    if await user_for_session() is None:
-        return redirect(
-            url_for("accounts.login", next=f"/authorize_interaction?uri={quote_plus(uri)}")
-        )
     return await render("authorize_interaction.html", uri=uri)
 
 
 @listener.post("/library/remote-release")
+@page_requires()
 async def remote_release_form() -> ResponseReturnValue:
     """Make a partner's release playable in full here (its tracks get play buttons)."""
-    await _signed_in()
     await check_csrf()
     uri = ((await request.form).get("uri") or "").strip()
     if not is_remote_url(uri):
@@ -411,8 +395,9 @@ def _playlist_error(error: PlaylistError) -> ResponseReturnValue:
 
 
 @listener.post("/playlists")
+@page_requires()
 async def create_playlist_form() -> ResponseReturnValue:
-    user = await _signed_in()
+    user = page_user()
     await check_csrf()
     form = await request.form
     async with resources_of(current_app).sessionmaker() as session:
@@ -426,9 +411,10 @@ async def create_playlist_form() -> ResponseReturnValue:
 
 
 @listener.post("/playlist-items")
+@page_requires()
 async def add_to_playlist_form() -> ResponseReturnValue:
     """From a track's page: the playlist and the track are form fields."""
-    user = await _signed_in()
+    user = page_user()
     await check_csrf()
     form = await request.form
     track, playlist = form.get("track_id", ""), form.get("playlist", "")
@@ -444,8 +430,9 @@ async def add_to_playlist_form() -> ResponseReturnValue:
 
 
 @listener.post("/playlists/<int:playlist_id>/items/<int32:position>/delete")
+@page_requires()
 async def remove_from_playlist_form(playlist_id: int, position: int) -> ResponseReturnValue:
-    user = await _signed_in()
+    user = page_user()
     await check_csrf()
     async with resources_of(current_app).sessionmaker() as session:
         try:

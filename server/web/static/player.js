@@ -1,5 +1,5 @@
 /* playfair player: continuous playback, the play-session protocol and the stream-to-own
-   price shown before each play (DESIGN.md §4 and §7, issue 8 point 2).
+   price shown before each play (docs/architecture.md#money-stream-to-own, issue 8 point 2).
    Plain JavaScript, no framework, no build step, no third-party requests.
    A classic deferred script; without it every page still works (the track page has a
    plain <audio controls> preview and the play buttons are type="button").
