@@ -50,13 +50,15 @@ MACHINE_VARIABLES = frozenset(variable for variable, _machine in declared_machin
 
 
 def state_columns() -> dict[str, sa.Column[Any]]:
-    """Every mapped column holding a ``…State`` enum, as ``Class.attribute``."""
+    """Every mapped column holding a ``…State`` enum, or governed by a machine (a
+    ``…Status`` may be given one), as ``Class.attribute``."""
     columns: dict[str, sa.Column[Any]] = {}
     for mapper in Base.registry.mappers:
         for key, column in mapper.columns.items():
             enum = getattr(column.type, "enum_class", None)
-            if enum is not None and enum.__name__.endswith("State"):
-                columns[f"{mapper.class_.__name__}.{key}"] = column
+            name = f"{mapper.class_.__name__}.{key}"
+            if enum is not None and (enum.__name__.endswith("State") or name in MACHINES):
+                columns[name] = column
     return columns
 
 
