@@ -30,13 +30,14 @@ from typing import Generic, TypeVar
 S = TypeVar("S", bound=Enum)
 
 
-class IllegalTransition(ValueError):
-    """A state change the machine does not declare."""
+class IllegalTransition(RuntimeError):
+    """A state change the machine does not declare: a bug, not bad input (no handler
+    of rule violations, which are ValueErrors, turns it into an answer)."""
 
     def __init__(self, machine: str, current: Enum | None, target: Enum, allowed: Iterable[Enum]):
         names = ", ".join(sorted(str(state.value) for state in allowed)) or "none"
         if current is None:
-            message = f"{machine}: a new row cannot start {target.value} (it may start: {names})"
+            message = f"{machine}: a new row cannot start as {target.value} (it may start: {names})"
         else:
             message = (
                 f"{machine}: {current.value} → {target.value} is not a declared transition"

@@ -168,7 +168,7 @@ def test_a_move_to_the_same_state_is_refused_unless_declared() -> None:
 def test_a_new_row_starts_in_an_initial_state_only() -> None:
     assert LIGHTS.start(Light.RED) is Light.RED
     assert LIGHTS.check(None, Light.RED) is Light.RED
-    with pytest.raises(IllegalTransition, match="a new row cannot start green"):
+    with pytest.raises(IllegalTransition, match="a new row cannot start as green"):
         LIGHTS.check(None, Light.GREEN)
 
 
