@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
+from models.states import StateMachine
 
 URI = String(2048)
 
@@ -76,6 +77,19 @@ class FollowState(StrEnum):
     REJECTED = "rejected"
 
 
+FOLLOW_STATES: StateMachine[FollowState] = StateMachine(
+    "Follow.state",
+    initial=[FollowState.PENDING, FollowState.ACCEPTED],  # accepted: a local artist
+    transitions={
+        # A repeated Follow is answered again; a repeated Accept or Reject is taken again.
+        FollowState.PENDING: [FollowState.PENDING, FollowState.ACCEPTED, FollowState.REJECTED],
+        FollowState.ACCEPTED: [FollowState.ACCEPTED, FollowState.REJECTED],
+        FollowState.REJECTED: [FollowState.PENDING, FollowState.ACCEPTED, FollowState.REJECTED],
+    },
+    resting=[FollowState.ACCEPTED, FollowState.REJECTED],
+)
+
+
 class Follow(Base):
     """One follow. The follower and the followed are each either a local name (a handle)
     or a remote actor; ``activity_uri`` is the Follow's id, ours or theirs."""
@@ -113,6 +127,14 @@ class InboxState(StrEnum):
     DONE = "done"
     IGNORED = "ignored"  # a type we do not handle, or nothing of ours it concerns
     FAILED = "failed"
+
+
+INBOX_STATES: StateMachine[InboxState] = StateMachine(
+    "InboxItem.state",
+    initial=[InboxState.PENDING],
+    transitions={InboxState.PENDING: [InboxState.DONE, InboxState.IGNORED, InboxState.FAILED]},
+    terminal=[InboxState.DONE, InboxState.IGNORED, InboxState.FAILED],
+)
 
 
 class InboxItem(Base):
@@ -156,6 +178,29 @@ class DeliveryState(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"  # out of retries; an admin may replay it
     ABANDONED = "abandoned"  # refused for good (4xx, the inbox is gone)
+
+
+DELIVERY_STATES: StateMachine[DeliveryState] = StateMachine(
+    "Delivery.state",
+    initial=[DeliveryState.PENDING],
+    transitions={
+        DeliveryState.PENDING: [
+            DeliveryState.DELIVERING,
+            DeliveryState.ABANDONED,  # its domain was blocked
+        ],
+        DeliveryState.DELIVERING: [
+            DeliveryState.DELIVERING,  # its lease ran out: another attempt takes it over
+            DeliveryState.PENDING,  # a retry, or stuck and put back
+            DeliveryState.DELIVERED,
+            DeliveryState.FAILED,
+            DeliveryState.ABANDONED,
+        ],
+        DeliveryState.FAILED: [DeliveryState.PENDING, DeliveryState.ABANDONED],  # replayed
+        DeliveryState.ABANDONED: [DeliveryState.PENDING],  # replayed by an admin
+    },
+    terminal=[DeliveryState.DELIVERED],
+    resting=[DeliveryState.FAILED, DeliveryState.ABANDONED],
+)
 
 
 class Delivery(Base):
@@ -293,6 +338,56 @@ class PartnerState(StrEnum):
     PENDING = "pending"  # their Follow waits for an admin here
     ACCEPTED = "accepted"
     REFUSED = "refused"
+
+
+# Each direction of a partnership has its own machine over the one enum: only their
+# Follow waits for an admin (pending), only ours is requested. Repeats are declared:
+# a repeated Follow, Accept or admin decision is taken again.
+THEY_FOLLOW_STATES: StateMachine[PartnerState] = StateMachine(
+    "Partnership.they_follow",
+    initial=[PartnerState.NONE],
+    transitions={
+        PartnerState.NONE: [
+            PartnerState.NONE,  # an Undo of nothing
+            PartnerState.PENDING,
+            PartnerState.ACCEPTED,
+        ],
+        PartnerState.PENDING: [
+            PartnerState.NONE,
+            PartnerState.PENDING,
+            PartnerState.ACCEPTED,
+            PartnerState.REFUSED,
+        ],
+        PartnerState.ACCEPTED: [PartnerState.NONE, PartnerState.ACCEPTED, PartnerState.REFUSED],
+        PartnerState.REFUSED: [
+            PartnerState.NONE,
+            PartnerState.PENDING,
+            PartnerState.ACCEPTED,
+            PartnerState.REFUSED,
+        ],
+    },
+    resting=[PartnerState.NONE, PartnerState.ACCEPTED, PartnerState.REFUSED],
+)
+
+WE_FOLLOW_STATES: StateMachine[PartnerState] = StateMachine(
+    "Partnership.we_follow",
+    initial=[PartnerState.NONE],
+    transitions={
+        PartnerState.NONE: [PartnerState.REQUESTED],
+        PartnerState.REQUESTED: [
+            PartnerState.REQUESTED,
+            PartnerState.ACCEPTED,
+            PartnerState.REFUSED,
+        ],
+        PartnerState.ACCEPTED: [PartnerState.ACCEPTED, PartnerState.REFUSED],
+        PartnerState.REFUSED: [
+            PartnerState.REQUESTED,
+            PartnerState.ACCEPTED,
+            PartnerState.REFUSED,
+        ],
+    },
+    resting=[PartnerState.NONE, PartnerState.ACCEPTED, PartnerState.REFUSED],
+)
 
 
 class Partnership(Base):

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
+from models.states import StateMachine
 
 
 class JobState(StrEnum):
@@ -40,6 +41,24 @@ class JobState(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+JOB_STATES: StateMachine[JobState] = StateMachine(
+    "Job.state",
+    initial=[JobState.PENDING],
+    transitions={
+        JobState.PENDING: [JobState.RUNNING],
+        JobState.RUNNING: [
+            JobState.RUNNING,  # its lease ran out: claimed again
+            JobState.SUCCEEDED,
+            JobState.PENDING,  # a retry with back-off, or postponed
+            JobState.FAILED,
+        ],
+        JobState.SUCCEEDED: [JobState.PENDING],  # ensure(): a timer that must run again
+        JobState.FAILED: [JobState.PENDING],  # an admin's retry, or ensure()
+    },
+    resting=[JobState.SUCCEEDED, JobState.FAILED],
+)
 
 
 class PermanentJobError(Exception):
@@ -167,7 +186,7 @@ async def ensure(
         )
         return True
     if existing.state in (JobState.SUCCEEDED, JobState.FAILED):
-        existing.state = JobState.PENDING
+        existing.state = JOB_STATES.check(existing.state, JobState.PENDING)
         existing.payload = dict(payload)
         existing.attempts = 0
         existing.max_attempts = max_attempts
@@ -198,7 +217,7 @@ async def claim(
         update(Job)
         .where(abandoned & (Job.attempts >= Job.max_attempts))
         .values(
-            state=JobState.FAILED,
+            state=JOB_STATES.check(JobState.RUNNING, JobState.FAILED),
             leased_by=None,
             leased_until=None,
             last_error=DIED_ON_LAST_ATTEMPT,
@@ -217,7 +236,7 @@ async def claim(
         update(Job)
         .where(Job.id.in_(candidates.scalar_subquery()))
         .values(
-            state=JobState.RUNNING,
+            state=JOB_STATES.check_all([JobState.PENDING, JobState.RUNNING], JobState.RUNNING),
             leased_by=lease_token,
             leased_until=now + lease,
             attempts=Job.attempts + 1,
@@ -264,7 +283,7 @@ async def complete(session: AsyncSession, job: ClaimedJob, now: datetime | None 
         update(Job)
         .where(_held(job))
         .values(
-            state=JobState.SUCCEEDED,
+            state=JOB_STATES.check(JobState.RUNNING, JobState.SUCCEEDED),
             leased_by=None,
             leased_until=None,
             last_error=None,
@@ -290,15 +309,17 @@ async def fail(
     Returns the new state, or None if this worker no longer holds the job.
     """
     now = now or utcnow()
+    values: dict[str, Any]
     if permanent or job.attempts >= job.max_attempts:
-        values: dict[str, Any] = {"state": JobState.FAILED, "finished_at": now}
+        new_state, values = JobState.FAILED, {"finished_at": now}
     else:
-        values = {"state": JobState.PENDING, "run_after": now + retry.delay(job.attempts)}
+        new_state, values = JobState.PENDING, {"run_after": now + retry.delay(job.attempts)}
     result = await session.execute(
         update(Job)
         .where(_held(job))
         .values(
             **values,
+            state=JOB_STATES.check(JobState.RUNNING, new_state),
             leased_by=None,
             leased_until=None,
             last_error=error[:4000],
@@ -306,7 +327,6 @@ async def fail(
         )
     )
     await session.commit()
-    new_state: JobState = values["state"]
     return new_state if result.rowcount else None  # type: ignore[attr-defined]
 
 
@@ -323,7 +343,7 @@ async def postpone(
         update(Job)
         .where(_held(job))
         .values(
-            state=JobState.PENDING,
+            state=JOB_STATES.check(JobState.RUNNING, JobState.PENDING),
             run_after=max(until, now),
             attempts=Job.attempts - 1,
             leased_by=None,
@@ -343,7 +363,7 @@ async def retry_now(session: AsyncSession, job_id: int, now: datetime | None = N
         update(Job)
         .where((Job.id == job_id) & (Job.state == JobState.FAILED))
         .values(
-            state=JobState.PENDING,
+            state=JOB_STATES.check(JobState.FAILED, JobState.PENDING),
             attempts=0,
             run_after=now,
             finished_at=None,

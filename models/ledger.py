@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
+from models.states import StateMachine
 
 
 class AccountKind(StrEnum):
@@ -101,6 +102,14 @@ class PayoutState(StrEnum):
     # A request the earnings never covered (booked twice before requests reserved their
     # tokens): a payout run refuses it and says so instead of failing.
     CANCELLED = "cancelled"
+
+
+PAYOUT_STATES: StateMachine[PayoutState] = StateMachine(
+    "Payout.state",
+    initial=[PayoutState.REQUESTED],
+    transitions={PayoutState.REQUESTED: [PayoutState.PAID, PayoutState.CANCELLED]},
+    terminal=[PayoutState.PAID, PayoutState.CANCELLED],
+)
 
 
 class Payout(Base):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
 from models.federation import URI
+from models.states import StateMachine
 
 
 class RemoteTrack(Base):
@@ -129,7 +130,21 @@ class StatementState(StrEnum):
     SENT = "sent"  # outgoing, no answer yet
     ACCEPTED = "accepted"
     REJECTED = "rejected"
-    WAITING = "waiting"  # incoming, Listens still to be fetched
+
+
+STATEMENT_STATES: StateMachine[StatementState] = StateMachine(
+    "RoyaltyStatementRecord.state",
+    # Ours start sent; a payer's to us is recorded once answered (its missing Listens
+    # are fetched before the answer, so it never waits in a state of its own).
+    initial=[StatementState.SENT, StatementState.ACCEPTED, StatementState.REJECTED],
+    transitions={
+        StatementState.SENT: [StatementState.ACCEPTED, StatementState.REJECTED],
+        # A later answer from the payee replaces the earlier one.
+        StatementState.ACCEPTED: [StatementState.ACCEPTED, StatementState.REJECTED],
+        StatementState.REJECTED: [StatementState.ACCEPTED, StatementState.REJECTED],
+    },
+    resting=[StatementState.ACCEPTED, StatementState.REJECTED],
+)
 
 
 class RoyaltyStatementRecord(Base):

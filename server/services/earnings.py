@@ -12,6 +12,7 @@ from models import ledger
 from models.base import utcnow
 from models.catalogue import Artist, Track
 from models.ledger import (
+    PAYOUT_STATES,
     PENDING_PAYOUTS_KEY,
     AccountKind,
     InsufficientBalance,
@@ -114,7 +115,7 @@ async def request_payout(session: AsyncSession, artist: Artist, settings: MoneyS
         )
     payout = Payout(
         artist_id=artist.id,
-        state=PayoutState.REQUESTED,
+        state=PAYOUT_STATES.start(PayoutState.REQUESTED),
         tokens=available,
         amount_cents=cents,
         currency=settings.currency,
@@ -200,7 +201,11 @@ async def _pay(
     taken = await session.execute(
         update(Payout)
         .where(Payout.id == payout_id, Payout.state == PayoutState.REQUESTED)
-        .values(state=PayoutState.PAID, paid_at=now, paid_by=admin_id)
+        .values(
+            state=PAYOUT_STATES.check(PayoutState.REQUESTED, PayoutState.PAID),
+            paid_at=now,
+            paid_by=admin_id,
+        )
         .execution_options(synchronize_session=False)
     )
     if not taken.rowcount:  # type: ignore[attr-defined]
@@ -233,7 +238,7 @@ async def _pay(
         cancelled = await session.execute(
             update(Payout)
             .where(Payout.id == payout_id, Payout.state == PayoutState.REQUESTED)
-            .values(state=PayoutState.CANCELLED)
+            .values(state=PAYOUT_STATES.check(PayoutState.REQUESTED, PayoutState.CANCELLED))
             .execution_options(synchronize_session=False)
         )
         await session.commit()

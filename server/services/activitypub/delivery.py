@@ -30,6 +30,7 @@ from federation.signatures import sign_request
 from models import jobs
 from models.base import utcnow
 from models.federation import (
+    DELIVERY_STATES,
     Delivery,
     DeliveryState,
     Follow,
@@ -153,7 +154,7 @@ async def _requeue(session: AsyncSession, rows: Iterable[Delivery], now: datetim
             update(Delivery)
             .where(Delivery.id == row.id, Delivery.attempts == row.attempts, unchanged)
             .values(
-                state=DeliveryState.PENDING,
+                state=DELIVERY_STATES.check(row.state, DeliveryState.PENDING),
                 next_attempt_at=now,
                 leased_until=None,
                 keys_refreshed=False,
@@ -257,7 +258,9 @@ async def attempt_delivery(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.attempts == row.attempts, claimable)
             .values(
-                state=DeliveryState.DELIVERING,
+                state=DELIVERY_STATES.check_all(
+                    [DeliveryState.PENDING, DeliveryState.DELIVERING], DeliveryState.DELIVERING
+                ),
                 attempts=row.attempts + 1,
                 leased_until=now + delivery_lease(fed.settings),
             )
@@ -320,14 +323,15 @@ async def attempt_delivery(
         row.keys_refreshed = decision.keys_refreshed
         if decision.verdict is Verdict.RETRY:
             assert decision.delay is not None
-            row.state = DeliveryState.PENDING
+            row.state = DELIVERY_STATES.check(row.state, DeliveryState.PENDING)
             row.next_attempt_at = now + decision.delay
             await _schedule(session, row, row.next_attempt_at)
         else:
-            row.state = {
+            finished = {
                 Verdict.DELIVERED: DeliveryState.DELIVERED,
                 Verdict.FAILED: DeliveryState.FAILED,
             }.get(decision.verdict, DeliveryState.ABANDONED)
+            row.state = DELIVERY_STATES.check(row.state, finished)
             row.finished_at = now
         if decision.verdict is Verdict.GONE:
             await session.execute(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.objects import PUBLIC, activity, actor_id, iso, paragraphs
 from models.base import utcnow
 from models.catalogue import Artist, Release, Visibility
-from models.federation import Follow, FollowState, RemoteActor, RemotePost
+from models.federation import FOLLOW_STATES, Follow, FollowState, RemoteActor, RemotePost
 from models.handles import Handle, HandleKind
 from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, record_activity
@@ -96,7 +96,7 @@ async def _follow_local(fed: Federation, username: str, name: str) -> Followed:
                 activity_uri=f"{_user_actor(fed, username)}/follows/{uuid.uuid4().hex}",
                 follower_name=username,
                 followed_name=name,
-                state=FollowState.ACCEPTED,
+                state=FOLLOW_STATES.start(FollowState.ACCEPTED),
                 accepted_at=utcnow(),
             )
             session.add(row)
@@ -286,9 +286,10 @@ async def answer_request(fed: Federation, name: str, follow_id: int, accept: boo
         follower = await session.get(RemoteActor, row.follower_actor_id)
         assert follower is not None
         if accept:
-            row.state, row.accepted_at = FollowState.ACCEPTED, utcnow()
+            row.state = FOLLOW_STATES.check(row.state, FollowState.ACCEPTED)
+            row.accepted_at = utcnow()
         else:
-            row.state = FollowState.REJECTED
+            row.state = FOLLOW_STATES.check(row.state, FollowState.REJECTED)
         await session.flush()
         await answer_follow(session, fed, row, handle, follower, "Accept" if accept else "Reject")
         await session.commit()

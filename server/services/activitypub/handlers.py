@@ -34,6 +34,8 @@ from models import jobs
 from models.base import utcnow
 from models.catalogue import Artist, Release, Visibility
 from models.federation import (
+    FOLLOW_STATES,
+    INBOX_STATES,
     Follow,
     FollowState,
     InboxItem,
@@ -130,19 +132,24 @@ async def on_follow(incoming: Incoming) -> str:
         )
         if follow is None:
             follow = Follow(
-                activity_uri=act.id, follower_actor_id=follower.id, followed_name=handle.name
+                activity_uri=act.id,
+                follower_actor_id=follower.id,
+                followed_name=handle.name,
+                state=FOLLOW_STATES.start(FollowState.PENDING),
             )
             session.add(follow)
         follow.activity_uri = act.id  # a repeated Follow gets its answer again
         answer = "Accept"
         if kind is HandleKind.USER:
-            follow.state, answer = FollowState.REJECTED, "Reject"  # listeners publish nothing
+            follow.state = FOLLOW_STATES.check(follow.state, FollowState.REJECTED)
+            answer = "Reject"  # listeners publish nothing
         elif approves and follow.state is not FollowState.ACCEPTED:
-            follow.state = FollowState.PENDING
+            follow.state = FOLLOW_STATES.check(follow.state, FollowState.PENDING)
             await session.commit()
             return f"{follower.uri} asked to follow {handle.name}; waiting for approval"
         else:
-            follow.state, follow.accepted_at = FollowState.ACCEPTED, utcnow()
+            follow.state = FOLLOW_STATES.check(follow.state, FollowState.ACCEPTED)
+            follow.accepted_at = utcnow()
         await session.flush()
         await answer_follow(session, fed, follow, handle, follower, answer)
         await session.commit()
@@ -189,9 +196,10 @@ async def on_accept_or_reject(incoming: Incoming) -> str:
         if follow is None:
             raise Ignored("no Follow of ours by that id to that actor")
         if act.type == "Accept":
-            follow.state, follow.accepted_at = FollowState.ACCEPTED, utcnow()
+            follow.state = FOLLOW_STATES.check(follow.state, FollowState.ACCEPTED)
+            follow.accepted_at = utcnow()
         else:
-            follow.state = FollowState.REJECTED
+            follow.state = FOLLOW_STATES.check(follow.state, FollowState.REJECTED)
         await session.commit()
     return f"{act.type} of follow {act.object_id}"
 
@@ -467,7 +475,9 @@ async def handle_item(fed: Federation, item_id: int) -> InboxState:
     async with fed.sessionmaker() as session:
         item = await session.get(InboxItem, item_id)
         assert item is not None
-        item.state, item.result, item.processed_at = state, result[:2000], utcnow()
+        # Another attempt may have finished it meanwhile: its result stands, this one raises.
+        item.state = INBOX_STATES.check(item.state, state)
+        item.result, item.processed_at = result[:2000], utcnow()
         await session.commit()
     log.info(
         "inbox item %s (%s from %s): %s: %s",

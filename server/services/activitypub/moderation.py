@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.urls import is_remote_url
 from models.base import utcnow
 from models.federation import (
+    DELIVERY_STATES,
     ActorBlock,
     Delivery,
     DeliveryState,
@@ -56,13 +57,17 @@ async def set_domain_policy(
                 or_(Follow.follower_actor_id.in_(actors), Follow.followed_actor_id.in_(actors))
             )
         )
+        waiting = [DeliveryState.PENDING, DeliveryState.FAILED]
         await session.execute(
             update(Delivery)
             .where(
                 or_(Delivery.domain == name, Delivery.domain.like(f"%.{name}")),
-                Delivery.state.in_([DeliveryState.PENDING, DeliveryState.FAILED]),
+                Delivery.state.in_(waiting),
             )
-            .values(state=DeliveryState.ABANDONED, last_error="the domain is blocked")
+            .values(
+                state=DELIVERY_STATES.check_all(waiting, DeliveryState.ABANDONED),
+                last_error="the domain is blocked",
+            )
         )
     await session.commit()
     return row

@@ -13,7 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.objects import activity
-from models.federation import Partnership, PartnerState, RemoteActor
+from models.federation import (
+    THEY_FOLLOW_STATES,
+    WE_FOLLOW_STATES,
+    Partnership,
+    PartnerState,
+    RemoteActor,
+)
 from server.runtime.config import PartnershipPolicy
 from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, record_activity
@@ -56,7 +62,7 @@ async def request_partnership(fed: Federation, target: str) -> Partnership:
         row = await _row_for(session, actor)
         if row.we_follow is not PartnerState.ACCEPTED:
             row.our_follow_uri = f"{fed.instance_actor}/follows/{uuid.uuid4().hex}"
-            row.we_follow = PartnerState.REQUESTED
+            row.we_follow = WE_FOLLOW_STATES.check(row.we_follow, PartnerState.REQUESTED)
             document = activity(
                 row.our_follow_uri, "Follow", fed.instance_actor, actor.uri, to=[actor.uri]
             )
@@ -76,11 +82,11 @@ async def on_follow(fed: Federation, follower: RemoteActor, follow_uri: str) -> 
         if row.they_follow is PartnerState.ACCEPTED or (
             fed.settings.partnerships is PartnershipPolicy.AUTO
         ):
-            row.they_follow = PartnerState.ACCEPTED
+            row.they_follow = THEY_FOLLOW_STATES.check(row.they_follow, PartnerState.ACCEPTED)
             await _answer(session, fed, follower, follow_uri, "Accept")
             outcome = "accepted"
         else:
-            row.they_follow = PartnerState.PENDING
+            row.they_follow = THEY_FOLLOW_STATES.check(row.they_follow, PartnerState.PENDING)
             outcome = "waiting for an admin"
         await session.commit()
     return f"partnership with {follower.uri}: {outcome}"
@@ -116,7 +122,9 @@ async def on_answer(
         )
         if row is None:
             return False
-        row.we_follow = PartnerState.ACCEPTED if accepted else PartnerState.REFUSED
+        row.we_follow = WE_FOLLOW_STATES.check(
+            row.we_follow, PartnerState.ACCEPTED if accepted else PartnerState.REFUSED
+        )
         await session.commit()
     return True
 
@@ -130,7 +138,8 @@ async def on_undo(fed: Federation, actor_uri: str, follow_uri: str | None) -> bo
         )
         if row is None or (follow_uri and row.their_follow_uri not in (None, follow_uri)):
             return False
-        row.they_follow, row.their_follow_uri = PartnerState.NONE, None
+        row.they_follow = THEY_FOLLOW_STATES.check(row.they_follow, PartnerState.NONE)
+        row.their_follow_uri = None
         await session.commit()
     return True
 
@@ -143,7 +152,9 @@ async def decide(fed: Federation, partnership_id: int, accept: bool) -> Partners
             raise PartnershipError(f"no instance asked for partnership {partnership_id}")
         follower = await session.get(RemoteActor, row.actor_id)
         assert follower is not None
-        row.they_follow = PartnerState.ACCEPTED if accept else PartnerState.REFUSED
+        row.they_follow = THEY_FOLLOW_STATES.check(
+            row.they_follow, PartnerState.ACCEPTED if accept else PartnerState.REFUSED
+        )
         await _answer(
             session, fed, follower, row.their_follow_uri, "Accept" if accept else "Reject"
         )

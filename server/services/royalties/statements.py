@@ -38,6 +38,7 @@ from models.catalogue import Track
 from models.federation import RemoteActor
 from models.jobs import TransientJobError
 from models.remote_plays import (
+    STATEMENT_STATES,
     ReceivedListen,
     RemotePlay,
     RemoteTrack,
@@ -163,7 +164,7 @@ async def _state_one(fed: Federation, payee_id: int, until: datetime) -> str | N
                         period_end=statement.period_end,
                         total_charged=statement.total_charged,
                         total_owed=statement.total_owed, document=signed,
-                        state=StatementState.SENT,
+                        state=STATEMENT_STATES.start(StatementState.SENT),
                     )
                 )  # fmt: skip
         except IntegrityError:
@@ -259,7 +260,9 @@ async def take_statement(fed: Federation, actor_uri: str, document: dict[str, An
                 period_start=statement.period_start, period_end=statement.period_end,
                 total_charged=statement.total_charged, total_owed=statement.total_owed,
                 document=document, reason=reason, answered_at=utcnow(),
-                state=StatementState.ACCEPTED if verdict == "Accept" else StatementState.REJECTED,
+                state=STATEMENT_STATES.start(
+                    StatementState.ACCEPTED if verdict == "Accept" else StatementState.REJECTED
+                ),
             )
         )  # fmt: skip
         row, _ = await record_activity(session, answer, None)
@@ -324,7 +327,9 @@ async def take_answer(fed: Federation, actor_uri: str, statement_id: str, kind: 
         )
         if row is None:
             return False
-        row.state = StatementState.ACCEPTED if kind == "Accept" else StatementState.REJECTED
+        row.state = STATEMENT_STATES.check(
+            row.state, StatementState.ACCEPTED if kind == "Accept" else StatementState.REJECTED
+        )
         row.answered_at = utcnow()
         await session.commit()
     return True
