@@ -1,4 +1,4 @@
-"""The co-op hub (DESIGN.md §6.6) and the members' side of its settlements.
+"""The co-op hub and the members' side of its settlements.
 
 A hub (``federation.hub_role``) receives, in copy, every statement its members send each
 other and every answer, verifies each one itself (proofs by the right instance, the
@@ -36,7 +36,7 @@ from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, record_activity
 from server.services.activitypub.partners import is_partner
 from server.services.activitypub.remote import ResolveError, get_actor
-from server.services.royalties.statements import StatementError, sign_document, signer_key
+from server.services.royalties.signing import StatementError, sign_document, signer_key
 
 
 class HubError(Exception):

@@ -1,4 +1,4 @@
-"""Signed royalty statements between partner instances (DESIGN.md §6.4-6.5).
+"""Signed royalty statements between partner instances.
 
 The payer (this instance, for its listeners' plays of a partner's tracks) states, per
 payee and period, the paid Listens it sent, chained to its previous statement to that
@@ -14,14 +14,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from federation.fetch import FetchError, FetchFailed
+from federation.fetch import FetchError
 from federation.objects import activity
 from federation.parse import InvalidObject, parse_activity
-from federation.proofs import ProofError, multikey_public, sign_object, verify_object
+from federation.proofs import ProofError, verify_object
 from federation.royalties import (
     InvalidStatement,
     ListenRecord,
@@ -36,7 +35,6 @@ from federation.royalties import (
 from models.base import utcnow
 from models.catalogue import Track
 from models.federation import RemoteActor
-from models.jobs import TransientJobError
 from models.remote_plays import (
     ReceivedListen,
     RemotePlay,
@@ -49,23 +47,9 @@ from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, record_activity
 from server.services.activitypub.remote import ResolveError, get_actor
 from server.services.royalties.listens import ListenRefused, record_listen
+from server.services.royalties.signing import StatementError, sign_document, signer_key
 
 log = logging.getLogger(__name__)
-
-
-class StatementError(Exception):
-    """The statement cannot be made or taken; the message says why."""
-
-
-class PayerUnreachable(TransientJobError):
-    """The payer's keys cannot be fetched just now (it is down, restarting after a crash,
-    or overloaded): not a verdict on the statement, so the inbox job tries again later
-    instead of refusing it for good."""
-
-
-def sign_document(fed: Federation, document: dict[str, Any]) -> dict[str, Any]:
-    method = f"{fed.instance_actor}#{fed.keys.ed25519_name}"
-    return sign_object(document, fed.keys.ed25519, method, created=utcnow())
 
 
 async def _last(
@@ -178,31 +162,6 @@ async def _state_one(fed: Federation, payee_id: int, until: datetime) -> str | N
         await deliver(session, row, [payee.shared_inbox or payee.inbox, *hub_inbox])
         await session.commit()
     return uri
-
-
-async def signer_key(fed: Federation, method: str, payer: str) -> Ed25519PublicKey:
-    """The Ed25519 key named by a proof, from its controller's actor document; the
-    controller must be ``payer`` (whoever is expected to have signed)."""
-    controller = method.split("#", 1)[0]
-    if controller != payer:
-        raise StatementError(f"the document is not signed by {payer}")
-    try:
-        _final, document = await fed.fetcher.get_json(controller, sign=fed.instance_signer())
-    except FetchError as error:
-        status = error.status if isinstance(error, FetchFailed) else 0
-        if status is None or status >= 500 or status == 429:
-            raise PayerUnreachable(f"the payer's keys cannot be fetched now: {error}") from None
-        raise StatementError(f"the payer's keys cannot be fetched: {error}") from None
-    methods = document.get("assertionMethod")
-    for entry in methods if isinstance(methods, list) else [methods]:
-        if (
-            isinstance(entry, dict)
-            and entry.get("id") == method
-            and entry.get("controller") == controller
-            and isinstance(entry.get("publicKeyMultibase"), str)
-        ):
-            return multikey_public(entry["publicKeyMultibase"])
-    raise StatementError(f"the payer does not publish the key {method}")
 
 
 async def take_statement(fed: Federation, actor_uri: str, document: dict[str, Any]) -> str:
