@@ -1,5 +1,5 @@
 """Local listeners following artists and labels, here or on other servers, and the feed
-of what the followed publish (DESIGN.md §5; issue 6 point 6)."""
+of what the followed publish."""
 
 from __future__ import annotations
 

@@ -45,6 +45,7 @@ from models.remote_plays import (
 )
 from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, record_activity
+from server.services.activitypub.registry import ANY, Ignored, Incoming, Registry
 from server.services.activitypub.remote import ResolveError, get_actor
 from server.services.royalties.listens import ListenRefused, record_listen
 from server.services.royalties.signing import StatementError, sign_document, signer_key
@@ -270,7 +271,8 @@ async def _fetch_missing(fed: Federation, ids: tuple[str, ...]) -> None:
 
 
 async def take_answer(fed: Federation, actor_uri: str, statement_id: str, kind: str) -> bool:
-    """The payee's Accept or Reject of one of our statements; False if not ours."""
+    """The payee's Accept or Reject of one of our statements; False if not ours, or
+    not from its payee."""
     async with fed.sessionmaker() as session:
         row = await session.scalar(
             select(RoyaltyStatementRecord)
@@ -287,3 +289,34 @@ async def take_answer(fed: Federation, actor_uri: str, statement_id: str, kind: 
         row.answered_at = utcnow()
         await session.commit()
     return True
+
+
+async def on_statement(incoming: Incoming) -> str:
+    """``Create`` of a statement to us (on a hub, copies between others: hub.py)."""
+    try:
+        return await take_statement(incoming.fed, incoming.activity.actor, incoming.embedded())
+    except StatementError as error:
+        raise Ignored(f"statement refused: {error}") from None
+
+
+async def on_answer(incoming: Incoming) -> str:
+    """The payee's ``Accept`` or ``Reject`` of one of our statements."""
+    act = incoming.activity
+    if not act.object_id:
+        raise Ignored("the answer names no statement")
+    if not await take_answer(incoming.fed, act.actor, act.object_id, act.type):
+        raise Ignored("no statement of ours by that id to that actor")
+    return f"{act.type} of our royalty statement {act.object_id}"
+
+
+async def on_bare_statement(incoming: Incoming) -> str:
+    """A statement sent as an activity of its own, not in a ``Create``: kept in the
+    inbox, as from the start, and nothing else done with it."""
+    return f"{incoming.activity.type} stored for the royalty reconciliation"
+
+
+def register(registry: Registry) -> None:
+    registry.register("Create", "RoyaltyStatement", on_statement)
+    for answer in ("Accept", "Reject"):
+        registry.register(answer, "RoyaltyStatement", on_answer)
+    registry.register("RoyaltyStatement", ANY, on_bare_statement)
