@@ -51,6 +51,7 @@ from server.services.activitypub.delivery import record_activity
 from server.services.activitypub.inbox import store
 from server.services.activitypub.registry import (
     ANY,
+    HUB_COPY,
     PARTNERSHIP,
     DuplicateRoute,
     InboxRoute,
@@ -334,6 +335,21 @@ def test_what_no_route_takes() -> None:
     assert handler_of(ACCEPT_STATEMENT, us=HUB) is None  # only a hub takes copies
     assert handler_of(create_event) is None
     assert handler_of({**create_event, "object": f"{A}/events/1"}) is None
+
+
+def test_a_sender_cannot_name_our_own_object_types() -> None:
+    """Partnership, HubCopy and ANY are derived here, never read from a document."""
+    copy_named = {**STATEMENT_CREATE, "object": {**STATEMENT_CREATE["object"], "type": HUB_COPY}}
+    assert handler_of(copy_named, us=HUB, hub_role=True) is None
+    assert handler_of(copy_named) is None
+    undo = _undo(THEIR_FOLLOW)
+    named = {**undo, "object": {**undo["object"], "type": PARTNERSHIP}}
+    assert handler_of(named) == "handlers.on_undo"  # of something given by id only
+    answer = _answer("Accept", OUR_PARTNERSHIP)
+    named = {**answer, "object": {**answer["object"], "type": PARTNERSHIP}}
+    assert handler_of(named) is None  # we sent nothing under that id
+    for ours in (ANY, PARTNERSHIP, HUB_COPY):
+        assert handler_of({**REPLY, "object": {**REPLY["object"], "type": ours}}) is None
 
 
 # --- with a database ------------------------------------------------------------------------

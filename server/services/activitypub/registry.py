@@ -39,6 +39,7 @@ from server.services.activitypub.remote import ResolveError, get_actor
 ANY = "*"  # a route for every object type that has no route of its own
 PARTNERSHIP = "Partnership"  # a Follow between our instance actor and another instance's
 HUB_COPY = "HubCopy"  # on a hub: members' statements and answers, copied to be logged
+OUR_NAMES = frozenset({ANY, PARTNERSHIP, HUB_COPY})  # never taken from what we receive
 ANSWERS = frozenset({"Accept", "Reject"})
 
 
@@ -122,6 +123,8 @@ def route_of(
     under that id)."""
     kind, obj = activity.type, activity.object
     embedded = str(obj.get("type", "")) if obj is not None else ""
+    if embedded in OUR_NAMES:  # a sender cannot pick our routes by naming them
+        embedded = ""
     if kind == "Follow":
         followed = (activity.object_id or "").split("#", 1)[0]
         return InboxRoute(kind, PARTNERSHIP if followed == instance_actor else embedded)
