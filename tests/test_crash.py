@@ -788,7 +788,8 @@ def test_a_child_dies_with_its_parent_killed_with_sigkill() -> None:
         [],
         {},
         argv=[sys.executable, "-c",
-              "import asyncio; from server import subprocesses; print('started', flush=True);"
+              "import asyncio; from server.runtime import subprocesses;"
+              " print('started', flush=True);"
               "asyncio.run(subprocesses.run(['sleep', '60'], 120))"],
     )  # fmt: skip
     try:
