@@ -58,7 +58,7 @@ from server.services.activitypub.context import federation_of
 from server.services.activitypub.delivery import attempt_delivery, deliver, recover, replay
 from server.services.jobs import build_worker
 from server.services.media.storage import LOCK_NAME, LOOSE_FILE_AGE, LocalStorage
-from server.services.royalties.statements import PayerUnreachable, StatementError, signer_key
+from server.services.royalties.signing import PayerUnreachable, StatementError, signer_key
 from server.web.current import resources_of
 from tests.audio import make_audio
 from tests.conftest import make_settings

@@ -41,11 +41,11 @@ from models.users import Role, User
 from server.runtime.config import Settings
 from server.runtime.worker import JobContext
 from server.services.activitypub.context import federation_of
-from server.services.activitypub.handlers import handle_item
 from server.services.activitypub.moderation import block_actor, set_domain_policy
 from server.services.activitypub.remote import store_actor
 from server.services.catalogue import create_artist, find_or_create_release
 from server.services.events import PUBLISHED_JOB
+from server.services.inbox_routes import handle_item
 from server.web.current import resources_of
 from tests.catalogue_fixtures import make_account
 from tests.conftest import make_settings

@@ -47,7 +47,7 @@ from server.services.account_data import (
     table,
 )
 from server.services.activitypub.context import federation_of
-from server.services.activitypub.handlers import handle_item
+from server.services.inbox_routes import handle_item
 from server.services.jobs import build_worker
 from server.services.money import issue_vouchers
 from server.services.oauth_clients import register_client

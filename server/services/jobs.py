@@ -23,11 +23,11 @@ from server.services.activitypub.delivery import (
     run_delivery,
     run_recovery,
 )
-from server.services.activitypub.handlers import run_inbox_item
 from server.services.activitypub.inbox import INBOX_JOB
 from server.services.activitypub.publish import run_deleted, run_published, run_updated
 from server.services.erasure import ERASE_JOB, run_erase
 from server.services.events import DELETED_JOB, PUBLISHED_JOB, UPDATED_JOB
+from server.services.inbox_routes import run_inbox_item
 from server.services.media.ingest import TRANSCODE_JOB
 from server.services.media.storage import sweep_leftovers
 from server.services.media.transcode import transcode_track

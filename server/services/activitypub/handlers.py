@@ -1,18 +1,16 @@
-"""One idempotent handler per activity type, in one table (docs/architecture.md#federation).
+"""The social side of the inbox: follows of our artists and labels, answers to our
+listeners' follows, replies, likes, boosts, updates, deletes and reports.
 
-The worker runs ``handle_item`` for each stored inbox item. A handler returns what it
-did, in words, for the admins; an activity that concerns nothing here is ``ignored``.
-Running a handler twice changes nothing the second time: every row it writes is keyed by
-an ActivityPub id.
+``register`` puts each handler in the inbox registry under its (activity type, object
+type); see registry.py for the key. A handler returns what it did, in words, for the
+admins; an activity that concerns nothing here raises ``Ignored``. Running a handler
+twice changes nothing the second time: every row it writes is keyed by an ActivityPub id.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Delete, delete, select
@@ -22,24 +20,17 @@ from federation.objects import activity, actor_id
 from federation.parse import (
     AUDIO_TYPES,
     NOTE_TYPES,
-    InvalidObject,
-    ParsedActivity,
     as_list,
     id_of,
-    parse_activity,
     parse_actor,
     parse_note,
 )
-from models import jobs
 from models.base import utcnow
 from models.catalogue import Artist, Release, Visibility
 from models.federation import (
     FOLLOW_STATES,
-    INBOX_STATES,
     Follow,
     FollowState,
-    InboxItem,
-    InboxState,
     Interaction,
     InteractionKind,
     RemoteActor,
@@ -48,32 +39,11 @@ from models.federation import (
 )
 from models.handles import Handle, HandleKind
 from server.runtime.values import whole_number
-from server.runtime.worker import JobContext
-from server.services.activitypub import partners
-from server.services.activitypub.context import Federation, federation_of
+from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, record_activity
 from server.services.activitypub.local import KIND_PATHS, PATH_KINDS
-from server.services.activitypub.remote import ResolveError, get_actor, store_actor
-from server.services.royalties import hub, statements
-from server.services.royalties.listens import ListenRefused, record_listen
-
-log = logging.getLogger(__name__)
-
-
-class Ignored(Exception):
-    """Nothing here is concerned; the message says why."""
-
-
-@dataclass(frozen=True)
-class Incoming:
-    fed: Federation
-    item_id: int
-    activity: ParsedActivity
-    recipient: str | None
-
-
-Handler = Callable[[Incoming], Awaitable[str]]
-ROYALTY_TYPES = ("Listen", "RoyaltyStatement", "Settlement")
+from server.services.activitypub.registry import ANY, Ignored, Incoming, Registry
+from server.services.activitypub.remote import store_actor
 
 
 def local_target(fed: Federation, uri: str | None) -> tuple[str, str] | None:
@@ -97,29 +67,19 @@ async def local_release(session: AsyncSession, fed: Federation, uri: str | None)
     return release
 
 
-async def _actor(incoming: Incoming) -> RemoteActor:
-    try:
-        return await get_actor(incoming.fed, incoming.activity.actor)
-    except ResolveError as error:
-        raise Ignored(f"the actor cannot be fetched: {error}") from None
-
-
 async def on_follow(incoming: Incoming) -> str:
+    """A Follow of one of our artists, labels or listeners (the instance actor's
+    Follows are partnerships: partners.py)."""
     fed, act = incoming.fed, incoming.activity
     target = local_target(fed, act.object_id)
     if target is None:
         raise Ignored("the Follow is not for an actor here")
-    if target[0] == "actor":
-        try:
-            return await partners.on_follow(fed, await _actor(incoming), act.id)
-        except partners.PartnershipError as error:
-            raise Ignored(str(error)) from None
     kind = PATH_KINDS.get(target[0])
     async with fed.sessionmaker() as session:
         handle = await session.get(Handle, target[1])
     if kind is None or handle is None or handle.kind is not kind:
         raise Ignored(f"{act.object_id} is not an actor here")
-    follower = await _actor(incoming)
+    follower = await incoming.sender()
     async with fed.sessionmaker() as session:
         approves = False
         if kind is HandleKind.ARTIST:
@@ -179,14 +139,9 @@ async def answer_follow(
     await deliver(session, row, [follower.inbox])
 
 
-async def on_accept_or_reject(incoming: Incoming) -> str:
+async def on_follow_answer(incoming: Incoming) -> str:
+    """The Accept or Reject of a listener's Follow, by the followed actor."""
     fed, act = incoming.fed, incoming.activity
-    if await partners.on_answer(fed, act.actor, act.object_id, act.type == "Accept"):
-        return f"{act.type} of our partnership request"
-    if act.object_id and await statements.take_answer(fed, act.actor, act.object_id, act.type):
-        return f"{act.type} of our royalty statement {act.object_id}"
-    if fed.settings.hub_role and (logged := await hub.log_answer(fed, act.actor, act.raw)):
-        return logged
     async with fed.sessionmaker() as session:
         follow = await session.scalar(
             select(Follow)
@@ -205,13 +160,9 @@ async def on_accept_or_reject(incoming: Incoming) -> str:
 
 
 async def on_undo(incoming: Incoming) -> str:
+    """The end of a Follow, Like or Announce (an instance actor's Follow: partners.py)."""
     fed, act = incoming.fed, incoming.activity
     inner_type = str((act.object or {}).get("type", ""))
-    inner_target = id_of((act.object or {}).get("object"))
-    if inner_type == "Follow" and inner_target == fed.instance_actor:
-        if await partners.on_undo(fed, act.actor, act.object_id):
-            return "partnership ended by the other instance"
-        raise Ignored("no partnership with that instance")
     async with fed.sessionmaker() as session:
         actor = await session.scalar(select(RemoteActor).where(RemoteActor.uri == act.actor))
         if actor is None:
@@ -248,33 +199,14 @@ async def _delete(session: AsyncSession, statement: Delete) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _embedded(incoming: Incoming) -> dict[str, Any]:
-    if incoming.activity.object is None:
-        raise Ignored("the object is not embedded")
-    return incoming.activity.object
-
-
 async def on_create(incoming: Incoming) -> str:
+    """A post (a reply to one of our releases, or news of an actor somebody follows)."""
     fed, act = incoming.fed, incoming.activity
-    obj = _embedded(incoming)
-    if obj.get("type") == "RoyaltyStatement":
-        try:
-            if obj.get("payee") != fed.instance_actor and fed.settings.hub_role:
-                return await hub.log_statement(fed, act.actor, obj)
-            return await statements.take_statement(fed, act.actor, obj)
-        except (statements.StatementError, hub.HubError) as error:
-            raise Ignored(f"statement refused: {error}") from None
-    if obj.get("type") == "Settlement":
-        try:
-            return await hub.book_settlement(fed, act.actor, obj)
-        except hub.HubError as error:
-            raise Ignored(f"settlement refused: {error}") from None
-    if obj.get("type") not in (*NOTE_TYPES, *AUDIO_TYPES):
-        raise Ignored(f"a Create of {str(obj.get('type'))[:40]} is not shown here")
+    obj = incoming.embedded()
     note = parse_note(obj)
     if note.attributed_to != act.actor:
         raise Ignored("the object is attributed to somebody else than the actor")
-    actor = await _actor(incoming)
+    actor = await incoming.sender()
     async with fed.sessionmaker() as session:
         release = await local_release(session, fed, note.in_reply_to)
         if release is not None:
@@ -326,7 +258,7 @@ def _remote_post(note: Any, actor: RemoteActor) -> RemotePost:
 
 async def on_update(incoming: Incoming) -> str:
     fed, act = incoming.fed, incoming.activity
-    obj = _embedded(incoming)
+    obj = incoming.embedded()
     if act.object_id == act.actor:
         parsed = parse_actor(obj)  # key rotation, new name or avatar
         async with fed.sessionmaker() as session:
@@ -393,7 +325,7 @@ async def _interaction(incoming: Incoming, kind: InteractionKind) -> str:
         release = await local_release(session, fed, act.object_id)
     if release is None:
         raise Ignored(f"the {act.type} is not of a release here")
-    actor = await _actor(incoming)
+    actor = await incoming.sender()
     async with fed.sessionmaker() as session:
         if await session.scalar(select(Interaction.id).where(Interaction.uri == act.id)):
             return f"{act.type} already stored"
@@ -429,69 +361,15 @@ async def on_flag(incoming: Incoming) -> str:
     return f"report about {len(objects)} object(s) for the admins"
 
 
-async def on_royalty(incoming: Incoming) -> str:
-    return f"{incoming.activity.type} stored for the royalty reconciliation"
-
-
-async def on_listen(incoming: Incoming) -> str:
-    try:
-        return await record_listen(incoming.fed, incoming.activity, incoming.fed.artist_share_bp)
-    except ListenRefused as error:
-        raise Ignored(str(error)) from None
-
-
-HANDLERS: dict[str, Handler] = {
-    "Follow": on_follow,
-    "Accept": on_accept_or_reject,
-    "Reject": on_accept_or_reject,
-    "Undo": on_undo,
-    "Create": on_create,
-    "Update": on_update,
-    "Delete": on_delete,
-    "Like": on_like,
-    "Announce": on_announce,
-    "Flag": on_flag,
-    **dict.fromkeys(ROYALTY_TYPES, on_royalty),
-    "Listen": on_listen,
-}
-
-
-async def handle_item(fed: Federation, item_id: int) -> InboxState:
-    async with fed.sessionmaker() as session:
-        item = await session.get(InboxItem, item_id)
-        if item is None or item.state is not InboxState.PENDING:
-            return item.state if item else InboxState.IGNORED
-        payload, recipient, actor_uri = item.payload, item.recipient, item.actor_uri
-    handler = HANDLERS.get(str(payload.get("type")))
-    try:
-        if handler is None:
-            raise Ignored(f"activities of type {str(payload.get('type'))[:64]} are not handled")
-        incoming = Incoming(fed, item_id, parse_activity(payload), recipient)
-        result, state = await handler(incoming), InboxState.DONE
-    except Ignored as why:
-        result, state = str(why), InboxState.IGNORED
-    except InvalidObject as error:
-        result, state = f"not acceptable: {error}", InboxState.FAILED
-    async with fed.sessionmaker() as session:
-        item = await session.get(InboxItem, item_id)
-        assert item is not None
-        # Another attempt may have finished it meanwhile: its result stands, this one raises.
-        item.state = INBOX_STATES.check(item.state, state)
-        item.result, item.processed_at = result[:2000], utcnow()
-        await session.commit()
-    log.info(
-        "inbox item %s (%s from %s): %s: %s",
-        item_id,
-        str(payload.get("type"))[:64],
-        actor_uri,
-        state.value,
-        result,
-    )
-    return state
-
-
-async def run_inbox_item(context: JobContext, payload: dict[str, object]) -> None:
-    item_id = payload.get("item")
-    if not isinstance(item_id, int):
-        raise jobs.PermanentJobError("the inbox job has no item id")
-    await handle_item(federation_of(context.resources), item_id)
+def register(registry: Registry) -> None:
+    registry.register("Follow", ANY, on_follow)
+    for answer in ("Accept", "Reject"):
+        registry.register(answer, "Follow", on_follow_answer)
+    registry.register("Undo", ANY, on_undo)
+    for post in sorted(NOTE_TYPES | AUDIO_TYPES):
+        registry.register("Create", post, on_create)
+    registry.register("Update", ANY, on_update)
+    registry.register("Delete", ANY, on_delete)
+    registry.register("Like", ANY, on_like)
+    registry.register("Announce", ANY, on_announce)
+    registry.register("Flag", ANY, on_flag)

@@ -1,9 +1,12 @@
-"""The inbox (docs/architecture.md#federation): cap the body, parse, check the domain policy,
-verify the signature, store once by activity id, answer 202. The worker does the rest
-(handlers.py). Each refusal says why and stores nothing."""
+"""The inbox. Receiving: cap the body, parse, check the domain policy, verify the
+signature, store once by activity id, answer 202; each refusal says why and stores
+nothing. Handling, in the worker: ``handle`` gives the stored activity to the one handler
+its route has in the registry it is handed (registry.py), and records the outcome on the
+item. This module knows no handler: server/services/inbox_routes.py assembles them."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,12 +17,15 @@ from federation import safejson
 from federation.parse import InvalidObject, ParsedActivity, parse_activity
 from federation.signatures import IncomingRequest, PublicKey, SignatureError, verify_request
 from models import jobs
-from models.federation import InboxItem, RemoteActor
+from models.base import utcnow
+from models.federation import INBOX_STATES, InboxItem, InboxState, RemoteActor
 from server.services.activitypub.context import Federation
 from server.services.activitypub.policy import actor_blocked, domain_refusal
+from server.services.activitypub.registry import Ignored, Incoming, Registry, route_for
 from server.services.activitypub.remote import domain_of, lookup_key
 
 INBOX_JOB = "federation.inbox"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,3 +96,36 @@ async def store(fed: Federation, recipient: str | None, activity: ParsedActivity
         await jobs.enqueue(session, INBOX_JOB, {"item": item.id}, max_attempts=5)
         await session.commit()
         return InboxAnswer(202, "accepted", item.id)
+
+
+async def handle(fed: Federation, registry: Registry, item_id: int) -> InboxState:
+    """Run the handler of a stored activity once: done, ignored (nothing here is
+    concerned, or no route takes it; kept with the reason) or failed (unacceptable)."""
+    async with fed.sessionmaker() as session:
+        item = await session.get(InboxItem, item_id)
+        if item is None or item.state is not InboxState.PENDING:
+            return item.state if item else InboxState.IGNORED
+        payload, recipient, actor_uri = item.payload, item.recipient, item.actor_uri
+    kind = str(payload.get("type"))[:64]
+    try:
+        if not registry.handles(kind):
+            raise Ignored(f"activities of type {kind} are not handled")
+        activity = parse_activity(payload)
+        route = await route_for(fed, activity)
+        handler = registry.handler_for(route)
+        if handler is None:
+            raise Ignored(f"{route} is not handled")
+        result, state = await handler(Incoming(fed, item_id, activity, recipient)), InboxState.DONE
+    except Ignored as why:
+        result, state = str(why), InboxState.IGNORED
+    except InvalidObject as error:
+        result, state = f"not acceptable: {error}", InboxState.FAILED
+    async with fed.sessionmaker() as session:
+        item = await session.get(InboxItem, item_id)
+        assert item is not None
+        # Another attempt may have finished it meanwhile: its result stands, this one raises.
+        item.state = INBOX_STATES.check(item.state, state)
+        item.result, item.processed_at = result[:2000], utcnow()
+        await session.commit()
+    log.info("inbox item %s (%s from %s): %s: %s", item_id, kind, actor_uri, state.value, result)
+    return state

@@ -23,6 +23,7 @@ from models.federation import (
 from server.runtime.config import PartnershipPolicy
 from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, record_activity
+from server.services.activitypub.registry import PARTNERSHIP, Ignored, Incoming, Registry
 from server.services.activitypub.remote import ResolveError, get_actor
 
 
@@ -72,10 +73,12 @@ async def request_partnership(fed: Federation, target: str) -> Partnership:
         return row
 
 
-async def on_follow(fed: Federation, follower: RemoteActor, follow_uri: str) -> str:
-    """Their instance actor asks to be our partner."""
+async def on_follow(incoming: Incoming) -> str:
+    """Their instance actor asks to be our partner (it follows ours)."""
+    fed, follow_uri = incoming.fed, incoming.activity.id
+    follower = await incoming.sender()
     if follower.type not in ("Application", "Service"):
-        raise PartnershipError("only an instance actor can follow the instance actor")
+        raise Ignored("only an instance actor can follow the instance actor")
     async with fed.sessionmaker() as session:
         row = await _row_for(session, follower)
         row.their_follow_uri = follow_uri
@@ -108,40 +111,50 @@ async def _answer(
     await deliver(session, sent, [follower.inbox])
 
 
-async def on_answer(
-    fed: Federation, actor_uri: str, follow_uri: str | None, accepted: bool
-) -> bool:
-    """Their answer to our request; False when it is not about a partnership."""
-    if not follow_uri:
-        return False
+async def on_answer(incoming: Incoming) -> str:
+    """Their Accept or Reject of our request."""
+    fed, act = incoming.fed, incoming.activity
+    if not act.object_id:  # never NULL = NULL: rows of partners who asked us have none
+        raise Ignored("the answer names no request")
     async with fed.sessionmaker() as session:
         row = await session.scalar(
             select(Partnership)
             .join(RemoteActor, RemoteActor.id == Partnership.actor_id)
-            .where(Partnership.our_follow_uri == follow_uri, RemoteActor.uri == actor_uri)
+            .where(Partnership.our_follow_uri == act.object_id, RemoteActor.uri == act.actor)
         )
         if row is None:
-            return False
-        row.we_follow = WE_FOLLOW_STATES.check(
-            row.we_follow, PartnerState.ACCEPTED if accepted else PartnerState.REFUSED
-        )
+            raise Ignored("no partnership request of ours by that id to that instance")
+        answer = PartnerState.ACCEPTED if act.type == "Accept" else PartnerState.REFUSED
+        row.we_follow = WE_FOLLOW_STATES.check(row.we_follow, answer)
         await session.commit()
-    return True
+    return f"{act.type} of our partnership request"
 
 
-async def on_undo(fed: Federation, actor_uri: str, follow_uri: str | None) -> bool:
+async def on_undo(incoming: Incoming) -> str:
+    """Their instance actor stops following ours."""
+    fed, act = incoming.fed, incoming.activity
+    follow_uri = act.object_id
     async with fed.sessionmaker() as session:
         row = await session.scalar(
             select(Partnership)
             .join(RemoteActor, RemoteActor.id == Partnership.actor_id)
-            .where(RemoteActor.uri == actor_uri)
+            .where(RemoteActor.uri == act.actor)
         )
         if row is None or (follow_uri and row.their_follow_uri not in (None, follow_uri)):
-            return False
+            raise Ignored("no partnership with that instance")
         row.they_follow = THEY_FOLLOW_STATES.check(row.they_follow, PartnerState.NONE)
         row.their_follow_uri = None
         await session.commit()
-    return True
+    return "partnership ended by the other instance"
+
+
+def register(registry: Registry) -> None:
+    """The instance actor's side of the inbox: a Follow between instance actors is a
+    partnership (registry.py derives the key)."""
+    registry.register("Follow", PARTNERSHIP, on_follow)
+    for answer in ("Accept", "Reject"):
+        registry.register(answer, PARTNERSHIP, on_answer)
+    registry.register("Undo", PARTNERSHIP, on_undo)
 
 
 async def decide(fed: Federation, partnership_id: int, accept: bool) -> Partnership:

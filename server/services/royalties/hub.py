@@ -35,8 +35,9 @@ from models.remote_plays import HubEntryKind, HubLogEntry, SettlementRecord
 from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, record_activity
 from server.services.activitypub.partners import is_partner
+from server.services.activitypub.registry import ANY, HUB_COPY, Ignored, Incoming, Registry
 from server.services.activitypub.remote import ResolveError, get_actor
-from server.services.royalties.statements import StatementError, sign_document, signer_key
+from server.services.royalties.signing import StatementError, sign_document, signer_key
 
 
 class HubError(Exception):
@@ -258,3 +259,42 @@ async def book_settlement(fed: Federation, actor_uri: str, document: dict[str, A
             )
         await session.commit()
     return f"settlement {published.id} booked: net {settlement.net_of(me)} tokens"
+
+
+async def on_statement_copy(incoming: Incoming) -> str:
+    """On the hub: a member's statement to another member, logged."""
+    try:
+        return await log_statement(incoming.fed, incoming.activity.actor, incoming.embedded())
+    except (StatementError, HubError) as error:
+        raise Ignored(f"statement refused: {error}") from None
+
+
+async def on_answer_copy(incoming: Incoming) -> str:
+    """On the hub: a member's signed answer to another member's statement, logged."""
+    act = incoming.activity
+    logged = await log_answer(incoming.fed, act.actor, act.raw)
+    if logged is None:
+        raise Ignored("an answer to nothing of ours, and not from a member instance")
+    return logged
+
+
+async def on_settlement(incoming: Incoming) -> str:
+    """On a member: ``Create`` of a settlement by our hub, booked."""
+    try:
+        return await book_settlement(incoming.fed, incoming.activity.actor, incoming.embedded())
+    except HubError as error:
+        raise Ignored(f"settlement refused: {error}") from None
+
+
+async def on_bare_settlement(incoming: Incoming) -> str:
+    """A settlement sent as an activity of its own, not in a ``Create``: kept in the
+    inbox, as from the start, and nothing else done with it."""
+    return f"{incoming.activity.type} stored for the royalty reconciliation"
+
+
+def register(registry: Registry) -> None:
+    registry.register("Create", HUB_COPY, on_statement_copy)
+    for answer in ("Accept", "Reject"):
+        registry.register(answer, HUB_COPY, on_answer_copy)
+    registry.register("Create", "Settlement", on_settlement)
+    registry.register("Settlement", ANY, on_bare_settlement)

@@ -19,6 +19,7 @@ from models.remote_plays import ReceivedListen
 from server.runtime.values import whole_number
 from server.services.activitypub.context import Federation
 from server.services.activitypub.partners import is_partner
+from server.services.activitypub.registry import ANY, Ignored, Incoming, Registry
 
 
 class ListenRefused(Exception):
@@ -77,3 +78,14 @@ async def record_listen(fed: Federation, activity: ParsedActivity, share_bp: int
                 return "Listen already booked"
         await session.commit()
     return f"Listen of track {track_id} recorded: {credited} tokens to the artist"
+
+
+async def on_listen(incoming: Incoming) -> str:
+    try:
+        return await record_listen(incoming.fed, incoming.activity, incoming.fed.artist_share_bp)
+    except ListenRefused as error:
+        raise Ignored(str(error)) from None
+
+
+def register(registry: Registry) -> None:
+    registry.register("Listen", ANY, on_listen)

@@ -14,14 +14,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from federation.fetch import FetchError, FetchFailed
+from federation.fetch import FetchError
 from federation.objects import activity
 from federation.parse import InvalidObject, parse_activity
-from federation.proofs import ProofError, multikey_public, sign_object, verify_object
+from federation.proofs import ProofError, verify_object
 from federation.royalties import (
     InvalidStatement,
     ListenRecord,
@@ -36,7 +35,6 @@ from federation.royalties import (
 from models.base import utcnow
 from models.catalogue import Track
 from models.federation import RemoteActor
-from models.jobs import TransientJobError
 from models.remote_plays import (
     STATEMENT_STATES,
     ReceivedListen,
@@ -48,25 +46,12 @@ from models.remote_plays import (
 )
 from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, record_activity
+from server.services.activitypub.registry import ANY, Ignored, Incoming, Registry
 from server.services.activitypub.remote import ResolveError, get_actor
 from server.services.royalties.listens import ListenRefused, record_listen
+from server.services.royalties.signing import StatementError, sign_document, signer_key
 
 log = logging.getLogger(__name__)
-
-
-class StatementError(Exception):
-    """The statement cannot be made or taken; the message says why."""
-
-
-class PayerUnreachable(TransientJobError):
-    """The payer's keys cannot be fetched just now (it is down, restarting after a crash,
-    or overloaded): not a verdict on the statement, so the inbox job tries again later
-    instead of refusing it for good."""
-
-
-def sign_document(fed: Federation, document: dict[str, Any]) -> dict[str, Any]:
-    method = f"{fed.instance_actor}#{fed.keys.ed25519_name}"
-    return sign_object(document, fed.keys.ed25519, method, created=utcnow())
 
 
 async def _last(
@@ -181,31 +166,6 @@ async def _state_one(fed: Federation, payee_id: int, until: datetime) -> str | N
     return uri
 
 
-async def signer_key(fed: Federation, method: str, payer: str) -> Ed25519PublicKey:
-    """The Ed25519 key named by a proof, from its controller's actor document; the
-    controller must be ``payer`` (whoever is expected to have signed)."""
-    controller = method.split("#", 1)[0]
-    if controller != payer:
-        raise StatementError(f"the document is not signed by {payer}")
-    try:
-        _final, document = await fed.fetcher.get_json(controller, sign=fed.instance_signer())
-    except FetchError as error:
-        status = error.status if isinstance(error, FetchFailed) else 0
-        if status is None or status >= 500 or status == 429:
-            raise PayerUnreachable(f"the payer's keys cannot be fetched now: {error}") from None
-        raise StatementError(f"the payer's keys cannot be fetched: {error}") from None
-    methods = document.get("assertionMethod")
-    for entry in methods if isinstance(methods, list) else [methods]:
-        if (
-            isinstance(entry, dict)
-            and entry.get("id") == method
-            and entry.get("controller") == controller
-            and isinstance(entry.get("publicKeyMultibase"), str)
-        ):
-            return multikey_public(entry["publicKeyMultibase"])
-    raise StatementError(f"the payer does not publish the key {method}")
-
-
 async def take_statement(fed: Federation, actor_uri: str, document: dict[str, Any]) -> str:
     """A partner's statement to us: verify, fetch missing Listens, reconcile, answer."""
     try:
@@ -314,7 +274,8 @@ async def _fetch_missing(fed: Federation, ids: tuple[str, ...]) -> None:
 
 
 async def take_answer(fed: Federation, actor_uri: str, statement_id: str, kind: str) -> bool:
-    """The payee's Accept or Reject of one of our statements; False if not ours."""
+    """The payee's Accept or Reject of one of our statements; False if not ours, or
+    not from its payee."""
     async with fed.sessionmaker() as session:
         row = await session.scalar(
             select(RoyaltyStatementRecord)
@@ -333,3 +294,34 @@ async def take_answer(fed: Federation, actor_uri: str, statement_id: str, kind: 
         row.answered_at = utcnow()
         await session.commit()
     return True
+
+
+async def on_statement(incoming: Incoming) -> str:
+    """``Create`` of a statement to us (on a hub, copies between others: hub.py)."""
+    try:
+        return await take_statement(incoming.fed, incoming.activity.actor, incoming.embedded())
+    except StatementError as error:
+        raise Ignored(f"statement refused: {error}") from None
+
+
+async def on_answer(incoming: Incoming) -> str:
+    """The payee's ``Accept`` or ``Reject`` of one of our statements."""
+    act = incoming.activity
+    if not act.object_id:
+        raise Ignored("the answer names no statement")
+    if not await take_answer(incoming.fed, act.actor, act.object_id, act.type):
+        raise Ignored("no statement of ours by that id to that actor")
+    return f"{act.type} of our royalty statement {act.object_id}"
+
+
+async def on_bare_statement(incoming: Incoming) -> str:
+    """A statement sent as an activity of its own, not in a ``Create``: kept in the
+    inbox, as from the start, and nothing else done with it."""
+    return f"{incoming.activity.type} stored for the royalty reconciliation"
+
+
+def register(registry: Registry) -> None:
+    registry.register("Create", "RoyaltyStatement", on_statement)
+    for answer in ("Accept", "Reject"):
+        registry.register(answer, "RoyaltyStatement", on_answer)
+    registry.register("RoyaltyStatement", ANY, on_bare_statement)
