@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import math
-import re
 import secrets
 import uuid
 from dataclasses import dataclass, replace
@@ -27,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.fetch import FetchError
-from federation.parse import as_list, same_origin
+from federation.parse import as_list, duration_ms, same_origin
 from federation.royalties import ListenRecord, listen_activity, pseudonymous_listener
 from models import ledger
 from models.base import utcnow
@@ -43,29 +41,11 @@ from server.services.activitypub.remote import ResolveError, get_actor, remote_u
 from server.services.media.storage import LocalStorage
 from server.services.money import PLAY_THRESHOLD, ConcurrentChange, MoneyError, Quote
 
-_DURATION = re.compile(r"^P(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)$")
 MAX_TRACKS = 200
-MAX_DURATION_SECONDS = 7 * 24 * 3600
 
 
 class RemoteTrackError(Exception):
     """A remote release or track cannot be used; the message says why."""
-
-
-def _duration_ms(value: Any) -> int:
-    """Seconds or an ISO 8601 duration → milliseconds; 0 when unknown, negative or absurd
-    (a partner's number could otherwise overflow the float or the BIGINT column)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(value) if isinstance(value, str) else None
-        if not match:
-            return 0
-        hours, minutes, secs = (float(part or 0) for part in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DURATION_SECONDS:
-        return 0
-    return int(seconds * 1000)
 
 
 @dataclass(frozen=True)
@@ -101,7 +81,7 @@ def parse_release_tracks(document: dict[str, Any]) -> tuple[str, str, list[Parse
             ParsedTrack(
                 uri,
                 name[:500],
-                _duration_ms(item.get("duration")),
+                duration_ms(item.get("duration")) or 0,
                 position if isinstance(position, int) and 0 < position < 10_000 else 1,
                 artist,
                 preview if isinstance(preview, str) and same_origin(preview, uri) else None,
