@@ -331,7 +331,11 @@ def _published(value: Any) -> datetime | None:
         return None
 
 
-def _duration(value: Any) -> int | None:
+def duration_seconds(value: Any) -> Decimal | None:
+    """A duration as servers write it, exactly: seconds (a number or a numeric string) or
+    ISO 8601 (``PT3M21S``, ``P1DT2S``). None when it is unknown, negative or absurd (over
+    ten years: a stranger's number could otherwise overflow a float or a BIGINT column).
+    The one parser for every duration we read (notes, partners' tracks)."""
     seconds: Decimal
     if isinstance(value, bool):
         return None
@@ -360,7 +364,18 @@ def _duration(value: Any) -> int | None:
         return None
     if not seconds.is_finite() or seconds < 0 or seconds > _MAX_DURATION_SECONDS:
         return None
-    return int(seconds.to_integral_value())
+    return seconds
+
+
+def duration_ms(value: Any) -> int | None:
+    """:func:`duration_seconds` in whole milliseconds."""
+    seconds = duration_seconds(value)
+    return None if seconds is None else int(seconds * 1000)
+
+
+def _duration(value: Any) -> int | None:
+    seconds = duration_seconds(value)
+    return None if seconds is None else int(seconds.to_integral_value())
 
 
 def _kind(media_type: str | None, as_type: str | None) -> str:

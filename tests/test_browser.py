@@ -435,7 +435,8 @@ def test_a_partners_track_plays_in_full_from_the_library(browser: Browser, tmp_p
         button.click()
         wait_until(page_, "window.playfairPlayer.state().claimed", timeout=30_000)
         assert before - balance(page_) == 2
-        assert player_state(page_)["trackId"].startswith("remote-")
+        # one id space: the partner's track is played by its own id, through /api/v1/tracks
+        assert player_state(page_)["trackId"] == button.get_attribute("data-play-track")
         screenshot(page_, "library-partner-track")
         context.close()
         # B learns of the play from A's Listen

@@ -406,7 +406,7 @@ CONTROLS: tuple[Control, ...] = (
     Control("play-remote", "library.html button[data-play-track][data-play-kind=remote]",
             who="listener", page="/library",
             selector="button[data-play-kind=remote][data-play-track='{track}']",
-            request="POST /api/v1/remote-tracks/\\d+/plays",
+            request="POST /api/v1/tracks/\\d+/plays",
             changes="the partner's track plays in full; charged here once heard (a remote play "
                     "row)", test="test_following_across_servers"),
     # ---- the player

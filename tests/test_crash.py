@@ -555,9 +555,7 @@ def test_a_statement_run_killed_on_both_sides_is_made_and_sent_once(
             f"{a.base}/api/v1/remote-releases", json={"uri": f"{b.base}/releases/1"}, headers=lena
         ).json()["items"]
         for _ in range(2):
-            play = http.post(
-                f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena
-            ).json()
+            play = http.post(f"{a.base}/api/v1/tracks/{track['id']}/plays", headers=lena).json()
             assert http.get(play["stream_url"], headers=lena).status_code == 200
             time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)
             assert http.post(play["claim_url"], headers=lena).status_code == 200

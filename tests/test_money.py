@@ -26,15 +26,9 @@ from models.users import Role
 from server.runtime.resources import Resources
 from server.services.account_rules import create_user
 from server.services.catalogue import create_artist
-from server.services.money import (
-    ConcurrentChange,
-    MoneyError,
-    buy,
-    claim,
-    issue_vouchers,
-    open_session,
-    redeem_voucher,
-)
+from server.services.local_plays import LOCAL
+from server.services.money import ConcurrentChange, MoneyError, issue_vouchers, redeem_voucher
+from server.services.plays import buy, claim, open_session
 from server.web.current import resources_of
 from tests.catalogue_fixtures import make_account
 from tests.money_invariants import check_money_invariants
@@ -200,9 +194,9 @@ async def test_fifty_concurrent_claims_never_overdraw(resources: Resources) -> N
         )
         sessions = []
         for track_id in tracks:
-            track = await session.get(Track, track_id)
+            track = await LOCAL.track(session, track_id)
             assert track is not None
-            sessions.append((await open_session(session, user.id, track)).token)
+            sessions.append(await open_session(session, user.id, track))
     for token in sessions:
         await heard(resources, token)
 
@@ -210,7 +204,7 @@ async def test_fifty_concurrent_claims_never_overdraw(resources: Resources) -> N
         for _ in range(5):
             async with resources.sessionmaker() as session:
                 try:
-                    await claim(session, token, user.id, resources.settings.money)
+                    await claim(session, (LOCAL,), token, user.id, resources.settings.money)
                     return "charged"
                 except ConcurrentChange:
                     continue
@@ -254,14 +248,13 @@ async def test_ledger_invariants_under_any_sequence(
                     [code] = await issue_vouchers(session, amount, 1, None)
                     await redeem_voucher(session, user.id, code)
                 elif kind == "buy":
-                    track = await session.get(Track, track_id)
-                    artist = await session.get(Artist, track.artist_id)  # type: ignore[union-attr]
-                    await buy(session, user.id, track, artist, resources.settings.money)  # type: ignore[arg-type]
+                    track = await LOCAL.track(session, track_id)
+                    await buy(session, user.id, track, resources.settings.money)  # type: ignore[arg-type]
                 else:
-                    track = await session.get(Track, track_id)
-                    token = (await open_session(session, user.id, track)).token  # type: ignore[arg-type]
+                    track = await LOCAL.track(session, track_id)
+                    token = await open_session(session, user.id, track)  # type: ignore[arg-type]
                     await mark_heard(session, token)
-                    await claim(session, token, user.id, resources.settings.money)
+                    await claim(session, (LOCAL,), token, user.id, resources.settings.money)
             except MoneyError:
                 await session.rollback()
         async with resources.sessionmaker() as session:

@@ -91,7 +91,7 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
 
         paid = []
         for _ in range(10):
-            opened = http.post(f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena)
+            opened = http.post(f"{a.base}/api/v1/tracks/{track['id']}/plays", headers=lena)
             assert opened.status_code == 201, opened.text
             play = opened.json()
             assert play["mode"] == "full"
@@ -108,21 +108,19 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
             paid.append(claimed.json()["tokens"])
         assert paid == [2, 4, 8, 16, 32, 64, 128, 256, 512, 0]
         assert claimed.json()["owned"] is True
-        price = http.get(f"{a.base}/api/v1/remote-tracks/{track['id']}/price", headers=lena)
+        price = http.get(f"{a.base}/api/v1/tracks/{track['id']}/price", headers=lena)
         assert price.json()["owned"] is True and price.json()["price"] == 0
         assert http.get(f"{a.base}/api/v1/me/wallet", headers=lena).json()["balance"] == start
 
         # a second listener plays twice, then buys the rest: 2 + 4 + 1016 = 1022, owned
         for _ in range(2):
-            play = http.post(
-                f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=omar
-            ).json()
+            play = http.post(f"{a.base}/api/v1/tracks/{track['id']}/plays", headers=omar).json()
             time.sleep(TRACK_SECONDS)
             assert http.post(play["claim_url"], headers=omar).status_code == 200
-        bought = http.post(f"{a.base}/api/v1/remote-tracks/{track['id']}/buy", headers=omar)
+        bought = http.post(f"{a.base}/api/v1/tracks/{track['id']}/buy", headers=omar)
         assert bought.status_code == 200, bought.text
         assert (bought.json()["tokens"], bought.json()["owned"]) == (1016, True)
-        again = http.post(f"{a.base}/api/v1/remote-tracks/{track['id']}/buy", headers=omar)
+        again = http.post(f"{a.base}/api/v1/tracks/{track['id']}/buy", headers=omar)
         assert again.status_code == 409
 
         # B records each Listen once (the purchase as the seven remaining paid plays)
@@ -133,7 +131,7 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
         assert [(t["title"], t["tokens"]) for t in earnings["per_track"]] == [("Ebb", 1430)]
 
         # the cached audio is what B holds, and nobody without a session gets it
-        assert http.get(f"{a.base}/remote-tracks/{track['id']}/stream").status_code == 403
+        assert http.get(f"{a.base}/tracks/{track['id']}/stream").status_code == 403
 
         # A states the period's Listens to B, signed; B verifies and accepts it
         [statement_uri, _summary] = a.cli("statements", "send").splitlines()
@@ -219,9 +217,7 @@ def test_the_hub_settles_what_a_owes_b(
             f"{a.base}/api/v1/remote-releases", json={"uri": f"{b.base}/releases/1"}, headers=lena
         ).json()["items"]
         for _ in range(10):
-            play = http.post(
-                f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena
-            ).json()
+            play = http.post(f"{a.base}/api/v1/tracks/{track['id']}/plays", headers=lena).json()
             assert http.get(play["stream_url"], headers=lena).status_code == 200
             time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)
             assert http.post(play["claim_url"], headers=lena).status_code == 200
@@ -263,9 +259,7 @@ def test_a_brown_out_at_b_loses_nothing(
         for number in range(10):
             if number == 1:
                 b.stop()  # the brown-out: B is unreachable from the second play on
-            play = http.post(
-                f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena
-            ).json()
+            play = http.post(f"{a.base}/api/v1/tracks/{track['id']}/plays", headers=lena).json()
             assert play["mode"] == "full", play
             assert http.get(play["stream_url"], headers=lena).status_code == 200  # from A's cache
             time.sleep(TRACK_SECONDS)  # the rule itself: a play counts after min(45 s, length)

@@ -136,7 +136,7 @@ def nested_calls(modules: list[Module], openers: set[str]) -> list[str]:
 def test_no_session_is_opened_inside_another() -> None:
     modules = load_modules()
     openers = session_openers(modules)
-    assert "server.services.money.open_session" not in openers  # a name is not an opener
+    assert "server.services.plays.open_session" not in openers  # a name is not an opener
     assert "server.web.sessions.start_session" in openers
     assert nested_calls(modules, openers) == []
 

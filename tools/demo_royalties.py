@@ -80,9 +80,7 @@ def run(folder: Path) -> list[str]:
             ).json()["items"]
             paid = []
             for number in range(1, 11):
-                play = http.post(
-                    f"{a.base}/api/v1/remote-tracks/{track['id']}/plays", headers=lena
-                ).json()
+                play = http.post(f"{a.base}/api/v1/tracks/{track['id']}/plays", headers=lena).json()
                 http.get(play["stream_url"])
                 time.sleep(TRACK_SECONDS)  # a play counts after min(45 s, length)
                 done = http.post(play["claim_url"], headers=lena).json()

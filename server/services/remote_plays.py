@@ -1,11 +1,13 @@
-"""Stream-to-own of partners' tracks (docs/architecture.md#a-play-of-a-partners-track).
+"""Tracks hosted by partner instances: the partner's side of stream-to-own
+(``server.services.plays``, which charges them exactly as local tracks;
+docs/architecture.md#a-play-of-a-partners-track).
 
 The listener's instance (this one, the payer) resolves a partner's release into its
-tracks, charges its own listener by the stream-to-own curve with the count kept here,
-books the artist share as owed to the payee instance (a PEER ledger account, with the
-same running-floor split as local artists), serves the audio from a cache it fills with
-a GET signed by its instance actor (checked against the payee's Repr-Digest), and sends
-the payee one ``Listen`` per play, in the transaction that charges it.
+tracks (ids in the one id space of tracks here), charges its own listener by the
+stream-to-own curve with the count kept here, books the artist share as owed to the
+payee instance (a PEER ledger account), serves the audio from a cache it fills with a
+GET signed by its instance actor (checked against the payee's Repr-Digest), and sends the
+payee one ``Listen`` per play, in the transaction that charges it.
 """
 
 from __future__ import annotations
@@ -13,59 +15,40 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import math
-import re
-import secrets
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.fetch import FetchError
-from federation.parse import as_list, same_origin
+from federation.parse import as_list, duration_ms, same_origin
 from federation.royalties import ListenRecord, listen_activity, pseudonymous_listener
 from models import ledger
 from models.base import utcnow
+from models.catalogue import FileRole, MediaFile
 from models.federation import Partnership, PartnerState, RemoteActor
-from models.ledger import AccountKind, InsufficientBalance
-from models.pricing import PAID_PLAYS_TO_OWN, play_cost, plays_until_owned, split
+from models.ledger import AccountKind, LedgerAccount
+from models.plays import PlayOutcome
+from models.pricing import PAID_PLAYS_TO_OWN, play_cost
 from models.remote_plays import RemoteListenerTrack, RemotePlay, RemotePlaySession, RemoteTrack
-from server.runtime.config import MoneySettings
+from server.runtime.resources import Resources
 from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, record_activity
 from server.services.activitypub.partners import instance_actor_url
 from server.services.activitypub.remote import ResolveError, get_actor, remote_url
+from server.services.errors import Refused
 from server.services.media.storage import LocalStorage
-from server.services.money import PLAY_THRESHOLD, ConcurrentChange, MoneyError, Quote
+from server.services.plays import Audio, Heard, Playable, Posting, Recorded, Rows, new_track_id
 
-_DURATION = re.compile(r"^P(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)$")
 MAX_TRACKS = 200
-MAX_DURATION_SECONDS = 7 * 24 * 3600
 
 
 class RemoteTrackError(Exception):
     """A remote release or track cannot be used; the message says why."""
-
-
-def _duration_ms(value: Any) -> int:
-    """Seconds or an ISO 8601 duration → milliseconds; 0 when unknown, negative or absurd
-    (a partner's number could otherwise overflow the float or the BIGINT column)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(value) if isinstance(value, str) else None
-        if not match:
-            return 0
-        hours, minutes, secs = (float(part or 0) for part in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DURATION_SECONDS:
-        return 0
-    return int(seconds * 1000)
 
 
 @dataclass(frozen=True)
@@ -101,7 +84,7 @@ def parse_release_tracks(document: dict[str, Any]) -> tuple[str, str, list[Parse
             ParsedTrack(
                 uri,
                 name[:500],
-                _duration_ms(item.get("duration")),
+                duration_ms(item.get("duration")) or 0,
                 position if isinstance(position, int) and 0 < position < 10_000 else 1,
                 artist,
                 preview if isinstance(preview, str) and same_origin(preview, uri) else None,
@@ -132,7 +115,9 @@ async def partner_payee(fed: Federation, uri: str) -> RemoteActor:
     return actor
 
 
-async def resolve_release(fed: Federation, uri: str) -> list[RemoteTrack]:
+async def resolve_release(fed: Federation, uri: str) -> tuple[list[RemoteTrack], RemoteActor]:
+    """A partner's release made playable here: its tracks (new ones get ids in the one id
+    space of tracks here) and the partner's instance actor, who is owed for them."""
     try:
         uri = remote_url(fed, uri)  # before anything is resolved or fetched
     except ResolveError as error:
@@ -150,7 +135,9 @@ async def resolve_release(fed: Federation, uri: str) -> list[RemoteTrack]:
         for track in parsed:
             row = await session.scalar(select(RemoteTrack).where(RemoteTrack.uri == track.uri))
             if row is None:
-                row = RemoteTrack(uri=track.uri, payee_id=payee.id, stream_url="")
+                row = RemoteTrack(
+                    id=await new_track_id(session), uri=track.uri, payee_id=payee.id, stream_url=""
+                )
                 session.add(row)
             row.payee_id, row.artist_uri, row.title = payee.id, track.artist_uri, track.title
             row.duration_ms, row.position, row.free = track.duration_ms, track.position, track.free
@@ -159,261 +146,166 @@ async def resolve_release(fed: Federation, uri: str) -> list[RemoteTrack]:
             row.preview_url, row.fetched_at = track.preview_url, utcnow()
             rows.append(row)
         await session.commit()
-        return rows
+        return rows, payee
 
 
-async def quote_remote(session: AsyncSession, user_id: int, track: RemoteTrack) -> Quote:
-    state = await session.get(RemoteListenerTrack, (user_id, track.id))
-    paid = state.paid_plays if state else 0
-    owned = bool(state and state.owned_at)
-    price = 0 if (track.free or owned) else play_cost(paid)
-    balance = await ledger.balance(session, ledger.wallet_key(user_id))
-    return Quote(price, paid, plays_until_owned(paid), owned, track.free, balance)
-
-
-async def open_session(session: AsyncSession, user_id: int, track: RemoteTrack) -> str:
-    token = secrets.token_urlsafe(24)
-    session.add(RemotePlaySession(token=token, user_id=user_id, remote_track_id=track.id))
-    await session.commit()
-    return token
+@dataclass(frozen=True, kw_only=True)
+class PartnerTrack(Playable):
+    remote: RemoteTrack
+    payee: RemoteActor  # the instance actor of the server hosting it
 
 
 @dataclass(frozen=True)
-class RemoteClaim:
-    outcome: str
-    tokens: int
-    paid_number: int | None
-    owned: bool
-    balance: int
-    listen: str
+class Partner:
+    """Tracks of partner instances: what the artist is owed is owed to the partner (a PEER
+    account), each play is a remote play row and a Listen sent to the partner in the same
+    transaction, the audio comes from our cache of the partner's file."""
 
+    fed: Federation
 
-async def claim(
-    session: AsyncSession,
-    fed: Federation,
-    token: str,
-    user_id: int,
-    settings: MoneySettings,
-    now: datetime | None = None,
-) -> RemoteClaim:
-    """The player says the play was heard: charged once min(45 s, length) has passed
-    since the session opened (like a local play)."""
-    return await charge_session(session, fed, token, user_id, settings, now, heard_check=True)
-
-
-async def charge_session(
-    session: AsyncSession,
-    fed: Federation,
-    token: str,
-    user_id: int,
-    settings: MoneySettings,
-    now: datetime | None = None,
-    *,
-    heard_check: bool,
-) -> RemoteClaim:
-    """Charge a remote play once (like a local one: the player's claim, or the stream
-    reaching the end of the free part) and queue its Listen to the payee, in one
-    transaction: the money and the report of it commit together or not at all."""
-    now = now or utcnow()
-    play_session = await session.scalar(
-        select(RemotePlaySession).where(
-            RemotePlaySession.token == token, RemotePlaySession.user_id == user_id
-        )
+    name = "partner"
+    lends_to_partners = False
+    rows = Rows(
+        sessions=RemotePlaySession,
+        session_track=RemotePlaySession.remote_track_id,
+        unclaimed=RemotePlaySession.play_id.is_(None),
+        counts=RemoteListenerTrack,
+        count_track=RemoteListenerTrack.remote_track_id,
     )
-    if play_session is None:
-        raise MoneyError("there is no such play session", 404)
-    if play_session.play_id is not None:
-        return await _result(session, play_session.play_id, user_id)
-    track = await session.get(RemoteTrack, play_session.remote_track_id)
-    payee = await session.get(RemoteActor, track.payee_id) if track else None
-    if track is None or payee is None:
-        raise MoneyError("the track is gone", 410)
-    if now - play_session.started_at > settings.play_session_lifetime:
-        raise MoneyError("the play session has expired: start the track again", 410)
-    needed = min(PLAY_THRESHOLD, timedelta(milliseconds=track.duration_ms))
-    if heard_check and now - play_session.started_at < needed:
-        left = (needed - (now - play_session.started_at)).total_seconds()
-        raise MoneyError(
-            f"a play counts after {needed.total_seconds():g} s: {left:.1f} s to go", 425
+
+    def claiming(self, now: datetime) -> dict[str, object]:
+        return {"play_id": None}  # the row's lock and the guard are what count
+
+    def owning(self, now: datetime, via: str) -> dict[str, object]:
+        if via == "bought":  # reported as the remaining paid plays (record_purchase)
+            return {"owned_at": now, "paid_plays": PAID_PLAYS_TO_OWN}
+        return {"owned_at": now}
+
+    async def track(self, session: AsyncSession, track_id: int) -> PartnerTrack | None:
+        remote = await session.get(RemoteTrack, track_id)
+        payee = await session.get(RemoteActor, remote.payee_id) if remote else None
+        if remote is None or payee is None:
+            return None
+        return PartnerTrack(
+            origin=self,
+            id=remote.id,
+            title=remote.title,
+            duration_ms=remote.duration_ms,
+            free=remote.free,
+            owner_id=None,
+            public=True,
+            unplayable=None,
+            remote=remote,
+            payee=payee,
         )
-    # One winner per session: a concurrent claimer waits for this row's lock, then finds
-    # it claimed, and its retry reads the result.
-    taken = await session.execute(
-        update(RemotePlaySession)
-        .where(RemotePlaySession.id == play_session.id, RemotePlaySession.play_id.is_(None))
-        .values(play_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    if not taken.rowcount:  # type: ignore[attr-defined]
-        raise ConcurrentChange()
-    state = await session.get(RemoteListenerTrack, (user_id, track.id))
-    if state is None:
+
+    async def payee(self, session: AsyncSession, track: Playable) -> LedgerAccount:
+        assert isinstance(track, PartnerTrack)
+        actor = track.payee.id
+        return await ledger.account(session, ledger.peer_key(actor), AccountKind.PEER, actor)
+
+    def play_posting(self, track: Playable, token: str, paid_number: int) -> Posting:
+        assert isinstance(track, PartnerTrack)
+        return Posting("remote-play", f"remote-play:{token}", {"payee": track.payee.uri}, None)
+
+    def buy_posting(self, track: Playable, user_id: int) -> Posting:
+        assert isinstance(track, PartnerTrack)
+        return Posting(
+            "remote-play", f"remote-buy:{user_id}:{track.id}", {"payee": track.payee.uri}, None
+        )
+
+    async def record_play(
+        self, session: AsyncSession, track: Playable, user_id: int, heard: Heard
+    ) -> int:
+        assert isinstance(track, PartnerTrack)
+        play = await self._report(
+            session, user_id, track, heard.paid_number, heard.tokens, heard.owned, heard.at
+        )
+        return play.id
+
+    async def record_purchase(
+        self, session: AsyncSession, track: Playable, user_id: int, paid_before: int, at: datetime
+    ) -> None:
+        """Reported to the payee as the remaining paid plays, each its own Listen with its
+        play number and price (their sum is exactly the rest of 1022), so statements, the
+        payee's counts and the hub need nothing new for purchases."""
+        assert isinstance(track, PartnerTrack)
+        for number in range(paid_before + 1, PAID_PLAYS_TO_OWN + 1):
+            await self._report(
+                session, user_id, track, number, play_cost(number - 1),
+                number == PAID_PLAYS_TO_OWN, at,
+            )  # fmt: skip
+
+    async def recorded(self, session: AsyncSession, play_id: int) -> Recorded:
+        play = await session.get(RemotePlay, play_id)
+        assert play is not None
+        outcome = PlayOutcome.CHARGED if play.tokens else PlayOutcome.FREE
+        return Recorded(play.remote_track_id, outcome, play.tokens, play.paid_number)
+
+    async def audio(self, track: Playable, *, mp3: bool, resources: Resources) -> Audio:
+        """Our cached copy (MP3, whatever was asked), fetched from the partner if missing."""
         try:
-            async with session.begin_nested():
-                state = RemoteListenerTrack(user_id=user_id, remote_track_id=track.id)
-                session.add(state)
-        except IntegrityError:
-            state = await session.get(
-                RemoteListenerTrack, (user_id, track.id), populate_existing=True
-            )
-            assert state is not None
-    cost = 0 if (track.free or state.owned_at) else play_cost(state.paid_plays)
-    paid_number = None
-    if cost:
-        paid_number = state.paid_plays + 1
-        owns_now = paid_number >= PAID_PLAYS_TO_OWN
-        moved = await session.execute(
-            update(RemoteListenerTrack)
-            .where(
-                RemoteListenerTrack.user_id == user_id,
-                RemoteListenerTrack.remote_track_id == track.id,
-                RemoteListenerTrack.paid_plays == state.paid_plays,
-                RemoteListenerTrack.owned_at.is_(None),
-            )
-            .values(paid_plays=paid_number, **({"owned_at": now} if owns_now else {}))
-            .execution_options(synchronize_session=False)
+            cached = await cached_audio(
+                self.fed, LocalStorage(resources.settings.media_dir), track.id,
+                resources.settings.media.max_upload_bytes, self.fed.settings.audio_cache_bytes,
+            )  # fmt: skip
+        except RemoteTrackError as error:
+            raise Refused(str(error), 409) from None
+        key = cached.cache_key
+        if key is None or cached.cache_sha256 is None:
+            raise Refused("the partner's audio is not in the cache", 409)
+        file = MediaFile(  # not stored: the shape send_media serves from
+            role=FileRole.STREAM_MP3,
+            storage_key=key,
+            mime_type=cached.cache_type or "audio/mpeg",
+            sha256=cached.cache_sha256,
+            size_bytes=cached.cache_bytes or 0,
+            timeline=cached.cache_timeline,
+            created_at=cached.cached_at or utcnow(),
         )
-        if not moved.rowcount:  # type: ignore[attr-defined]
-            raise ConcurrentChange()
-        await _charge(session, user_id, payee, cost, settings, reference=f"remote-play:{token}")
-    owned = bool(state.owned_at) or (paid_number or 0) >= PAID_PLAYS_TO_OWN
-    play = await _report(session, fed, user_id, track, payee, paid_number, cost, owned, now)
-    play_session.play_id = play.id
-    await session.commit()
-    return await _result(session, play.id, user_id)
-
-
-async def _report(
-    session: AsyncSession,
-    fed: Federation,
-    user_id: int,
-    track: RemoteTrack,
-    payee: RemoteActor,
-    paid_number: int | None,
-    tokens: int,
-    owned: bool,
-    now: datetime,
-) -> RemotePlay:
-    """Record a play and queue its Listen to the payee, in the caller's transaction."""
-    record = ListenRecord(
-        id=f"{fed.base_url}/listens/{uuid.uuid4().hex}",
-        payer=fed.instance_actor,
-        track=track.uri,
-        listener=pseudonymous_listener(fed.secret.encode(), user_id, urlsplit(payee.uri).netloc),
-        play_number=paid_number,
-        tokens=tokens,
-        owned=owned,
-        at=now,
-    )
-    play = RemotePlay(
-        listen_uri=record.id, user_id=user_id, remote_track_id=track.id, payee_id=payee.id,
-        at=now, paid_number=paid_number, tokens=tokens, owned=owned, listener=record.listener,
-    )  # fmt: skip
-    session.add(play)
-    await session.flush()
-    sent, _ = await record_activity(session, listen_activity(record, to=[payee.uri]), None)
-    await deliver(session, sent, [payee.shared_inbox or payee.inbox])
-    return play
-
-
-async def buy(
-    session: AsyncSession,
-    fed: Federation,
-    user_id: int,
-    track: RemoteTrack,
-    settings: MoneySettings,
-) -> RemoteClaim:
-    """Buy now: what is left of 1022 tokens, and the listener owns the track at once.
-
-    Reported to the payee as the remaining paid plays, each its own Listen with its play
-    number and price (their sum is exactly the rest of 1022), so statements, the payee's
-    counts and the hub need nothing new for purchases."""
-    payee = await session.get(RemoteActor, track.payee_id)
-    if payee is None:
-        raise MoneyError("the track is gone", 410)
-    state = await session.get(RemoteListenerTrack, (user_id, track.id))
-    paid = state.paid_plays if state else 0
-    if state is not None and state.owned_at is not None:
-        raise MoneyError("you own this track already", 409)
-    if track.free:
-        raise MoneyError("this track is free: there is nothing to buy", 409)
-    now = utcnow()
-    if state is None:
-        session.add(RemoteListenerTrack(user_id=user_id, remote_track_id=track.id))
-        await session.flush()
-    moved = await session.execute(
-        update(RemoteListenerTrack)
-        .where(
-            RemoteListenerTrack.user_id == user_id,
-            RemoteListenerTrack.remote_track_id == track.id,
-            RemoteListenerTrack.paid_plays == paid,
-            RemoteListenerTrack.owned_at.is_(None),
+        track_id = cached.id
+        return Audio(
+            file,
+            lambda timeline: (
+                update(RemoteTrack)
+                .where(RemoteTrack.id == track_id, RemoteTrack.cache_key == key)
+                .values(cache_timeline=timeline)
+            ),
         )
-        .values(paid_plays=PAID_PLAYS_TO_OWN, owned_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if not moved.rowcount:  # type: ignore[attr-defined]
-        raise ConcurrentChange()
-    cost = sum(play_cost(n) for n in range(paid, PAID_PLAYS_TO_OWN))
-    await _charge(
-        session, user_id, payee, cost, settings, reference=f"remote-buy:{user_id}:{track.id}"
-    )
-    last = None
-    for number in range(paid + 1, PAID_PLAYS_TO_OWN + 1):
-        last = await _report(
-            session, fed, user_id, track, payee, number, play_cost(number - 1),
-            number == PAID_PLAYS_TO_OWN, now,
+
+    async def _report(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        track: PartnerTrack,
+        paid_number: int | None,
+        tokens: int,
+        owned: bool,
+        now: datetime,
+    ) -> RemotePlay:
+        """Record a play and queue its Listen to the payee, in the caller's transaction."""
+        fed, payee = self.fed, track.payee
+        record = ListenRecord(
+            id=f"{fed.base_url}/listens/{uuid.uuid4().hex}",
+            payer=fed.instance_actor,
+            track=track.remote.uri,
+            listener=pseudonymous_listener(
+                fed.secret.encode(), user_id, urlsplit(payee.uri).netloc
+            ),
+            play_number=paid_number,
+            tokens=tokens,
+            owned=owned,
+            at=now,
+        )
+        play = RemotePlay(
+            listen_uri=record.id, user_id=user_id, remote_track_id=track.id, payee_id=payee.id,
+            at=now, paid_number=paid_number, tokens=tokens, owned=owned, listener=record.listener,
         )  # fmt: skip
-    assert last is not None
-    await session.commit()
-    return RemoteClaim(
-        "charged", cost, None, True,
-        await ledger.balance(session, ledger.wallet_key(user_id)), last.listen_uri,
-    )  # fmt: skip
-
-
-async def _charge(
-    session: AsyncSession,
-    user_id: int,
-    payee: RemoteActor,
-    cost: int,
-    settings: MoneySettings,
-    *,
-    reference: str,
-) -> None:
-    wallet = await ledger.account(session, ledger.wallet_key(user_id), AccountKind.WALLET, user_id)
-    owed = await ledger.account(session, ledger.peer_key(payee.id), AccountKind.PEER, payee.id)
-    instance = await ledger.account(session, "instance", AccountKind.INSTANCE)
-    gross_before = await ledger.add_gross(session, owed, cost)
-    to_artist, to_instance = split(gross_before, cost, settings.artist_share_bp)
-    try:
-        await ledger.post(
-            session,
-            "remote-play",
-            reference,
-            [(wallet, -cost), (owed, to_artist), (instance, to_instance)],
-            {"payee": payee.uri},
-        )
-    except InsufficientBalance:
-        balance = await ledger.balance(session, wallet.key)
-        raise MoneyError(
-            f"your balance is too low: this costs {cost} tokens and you have {balance}; "
-            "top up, or listen to the preview",
-            402,
-        ) from None
-
-
-async def _result(session: AsyncSession, play_id: int, user_id: int) -> RemoteClaim:
-    play = await session.get(RemotePlay, play_id)
-    assert play is not None
-    return RemoteClaim(
-        "charged" if play.tokens else "free",
-        play.tokens,
-        play.paid_number,
-        play.owned,
-        await ledger.balance(session, ledger.wallet_key(user_id)),
-        play.listen_uri,
-    )
+        session.add(play)
+        await session.flush()
+        sent, _ = await record_activity(session, listen_activity(record, to=[payee.uri]), None)
+        await deliver(session, sent, [payee.shared_inbox or payee.inbox])
+        return play
 
 
 async def cached_audio(

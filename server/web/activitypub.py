@@ -26,7 +26,7 @@ from federation.objects import (
     track_object,
 )
 from federation.royalties import ListenRecord, listen_activity
-from models.catalogue import Artist, Favourite, Playlist, Release, Track, Visibility
+from models.catalogue import Favourite, Playlist, Release, Track, Visibility
 from models.federation import Follow, FollowState, Interaction, InteractionKind, RemoteActor
 from models.handles import Handle, HandleKind
 from models.remote_plays import (
@@ -39,6 +39,7 @@ from models.remote_plays import (
 )
 from models.users import User
 from server.runtime.values import whole_number
+from server.services import plays
 from server.services.activitypub.context import federation_of
 from server.services.activitypub.inbox import receive
 from server.services.activitypub.local import (
@@ -48,7 +49,7 @@ from server.services.activitypub.local import (
     load_local_actor,
 )
 from server.services.activitypub.publish import load_release_info
-from server.services.money import quote
+from server.services.local_plays import LOCAL
 from server.web.current import resources_of
 from server.web.sessions import user_for_session
 from server.web.signed import signed_by
@@ -305,14 +306,7 @@ async def _prices(session: AsyncSession, user: User | None, track_ids: list[int]
     user is looked up before the session opens (one SQLite connection per process)."""
     if user is None or not track_ids:
         return {}
-    rows = (
-        await session.execute(
-            select(Track, Artist)
-            .join(Artist, Artist.id == Track.artist_id)
-            .where(Track.id.in_(track_ids))
-        )
-    ).all()
-    return {track.id: await quote(session, user.id, track, artist) for track, artist in rows}
+    return await plays.quotes(session, (LOCAL,), user.id, track_ids)
 
 
 @activitypub.get("/releases/<int:release_id>/note")

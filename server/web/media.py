@@ -9,7 +9,7 @@ from pathlib import Path
 
 from quart import Blueprint, Response, current_app, request
 from quart.typing import ResponseReturnValue
-from sqlalchemy import select, update
+from sqlalchemy import select
 from werkzeug.exceptions import (
     Conflict,
     Forbidden,
@@ -21,12 +21,11 @@ from werkzeug.exceptions import (
 )
 
 from models.base import utcnow
-from models.catalogue import Artist, FileRole, MediaFile, PriceModel, Release, Track
-from models.plays import ListenerTrack, PlaySession
+from models.catalogue import Artist, FileRole, MediaFile, Release, Track
 from models.stream_gate import Timeline
-from server.services import money
-from server.services.media.access import SessionState, may_preview, may_stream_full, visible_track
-from server.services.media.gated import Charger, Gate, gated_body, read_timeline, stored_timeline
+from server.services import money, plays
+from server.services.media.access import may_preview, may_stream, visible_track
+from server.services.media.gated import Charger, Gate, file_timeline, gated_body
 from server.services.media.ranges import (
     ByteRange,
     RangeError,
@@ -36,6 +35,7 @@ from server.services.media.ranges import (
     parse_range,
 )
 from server.services.media.storage import LocalStorage
+from server.services.origins import origins
 from server.web.auth import current_viewer
 from server.web.current import resources_of
 from server.web.signed import signed_by_partner
@@ -75,55 +75,35 @@ def _wants_mp3() -> bool:
 
 @media.route("/tracks/<int:track_id>/stream", methods=["GET", "HEAD"])
 async def stream(track_id: int) -> ResponseReturnValue:
-    """The whole track for those who may hear it (``access.may_stream_full``); for a play
-    session that is not charged yet, the free part, and the rest once it is charged."""
-    track, _release, artist, files = await _track_for_viewer(track_id)
+    """The whole track, ours or a partner's, for those who may hear it
+    (``access.may_stream``); for a play session that is not charged yet, the free part,
+    and the rest once it is charged."""
     viewer = await current_viewer()
     resources = resources_of(current_app)
+    here = origins(resources)
     token = request.args.get("session") or None
+    signed = await _partner_request()
     async with resources.read_sessionmaker() as session:
-        owned = viewer is not None and (
-            await session.scalar(
-                select(ListenerTrack.owned_at).where(
-                    ListenerTrack.user_id == viewer.user_id, ListenerTrack.track_id == track.id
-                )
-            )
-            is not None
+        track = await plays.find(session, here, track_id, viewer)
+        decision = await may_stream(
+            session,
+            track,
+            viewer,
+            token=token,
+            signed_by_partner=signed,
+            now=utcnow(),
+            lifetime=resources.settings.money.play_session_lifetime,
         )
-        found = None
-        if token is not None:
-            found = (
-                await session.execute(
-                    select(PlaySession.user_id, PlaySession.started_at, PlaySession.play_id).where(
-                        PlaySession.token == token, PlaySession.track_id == track.id
-                    )
-                )
-            ).first()
-    decision = may_stream_full(
-        viewer,
-        ready=may_preview(track),
-        free=track.price_model is PriceModel.FREE,
-        own=viewer is not None and viewer.user_id == artist.owner_id,
-        owned=owned,
-        partner=await _partner_request(),
-        token=token,
-        play_session=SessionState(found[0], found[1], found[2] is not None) if found else None,
-        now=utcnow(),
-        lifetime=resources.settings.money.play_session_lifetime,
-    )
     if not decision.allowed:
         raise HTTP_ERRORS.get(decision.status, Forbidden)(decision.reason)
-    role = FileRole.STREAM_MP3 if _wants_mp3() else FileRole.STREAM_OPUS
-    if role not in files:
-        raise Conflict("the track's streaming files are not ready")
-    file = files[role]
+    audio = await track.origin.audio(track, mp3=_wants_mp3(), resources=resources)
     if token is None:
-        return await send_media(file, cache="private, max-age=3600")
+        return await send_media(audio.file, cache="private, max-age=3600")
     gate = None
     if decision.gated and viewer is not None:
-        gate = Gate(await _timeline(file), _local_charger(token, viewer.user_id), resources.clock)
+        gate = Gate(await _timeline(audio), _charger(here, token, viewer.user_id), resources.clock)
     # a session's URL is for its listener alone: kept out of shared caches and history
-    return await send_media(file, cache="private, no-store", gate=gate)
+    return await send_media(audio.file, cache="private, no-store", gate=gate)
 
 
 HTTP_ERRORS: dict[int, type[HTTPException]] = {
@@ -134,35 +114,29 @@ HTTP_ERRORS: dict[int, type[HTTPException]] = {
 }
 
 
-def _local_charger(token: str, user_id: int) -> Charger:
+def _charger(here: plays.Origins, token: str, user_id: int) -> Charger:
     resources = resources_of(current_app)
 
     async def charge() -> None:
         await money.retrying(
             resources.sessionmaker,
-            lambda session: money.charge_session(
-                session, token, user_id, resources.settings.money, heard_check=False
+            lambda session: plays.charge_session(
+                session, here, token, user_id, resources.settings.money, heard_check=False
             ),
         )
 
     return charge
 
 
-async def _timeline(file: MediaFile) -> Timeline | None:
-    """The rendition's timeline: kept with the file, made from it on first use."""
-    path = storage().path(file.storage_key)
-    timeline = stored_timeline(file.timeline, file.size_bytes)
-    if timeline is None:
-        timeline = await read_timeline(path, file.mime_type)
-        if timeline is not None:
-            async with resources_of(current_app).sessionmaker() as session:
-                await session.execute(
-                    update(MediaFile)
-                    .where(MediaFile.id == file.id)
-                    .values(timeline=timeline.to_json())
-                )
-                await session.commit()
-    return timeline
+async def _timeline(audio: plays.Audio) -> Timeline | None:
+    """The file's timeline: kept with it, made from it on first use."""
+
+    async def keep(timeline: Timeline) -> None:
+        async with resources_of(current_app).sessionmaker() as session:
+            await session.execute(audio.keep_timeline(timeline.to_json()))
+            await session.commit()
+
+    return await file_timeline(audio.file, storage().path(audio.file.storage_key), keep)
 
 
 async def _partner_request() -> bool:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.catalogue import Artist, Release, Track, TrackStatus, Visibility
+from server.services import plays
 from server.services.errors import NotFoundError
 from server.services.viewers import Viewer
 
@@ -104,3 +105,38 @@ def may_stream_full(
     if now - play_session.started_at > lifetime:
         return Decision(False, "the play session has expired: start the track again", 410)
     return Decision(True, gated=not play_session.charged)
+
+
+async def may_stream(
+    session: AsyncSession,
+    track: plays.Playable,
+    viewer: Viewer | None,
+    *,
+    token: str | None,
+    signed_by_partner: bool,
+    now: datetime,
+    lifetime: timedelta,
+) -> Decision:
+    """:func:`may_stream_full` for a stream request of a track of any origin, with what it
+    decides on gathered here: whether the viewer owns the track, and the play session the
+    URL names (of this track only). ``signed_by_partner``: the request is signed by a
+    partner instance, which gets only our own tracks in full."""
+    ready = Decision(True) if track.unplayable is None else Decision(False, track.unplayable, 409)
+    found = None
+    if token is not None:
+        named = await plays.session_of(session, (track.origin,), token, track_id=track.id)
+        found = named[1] if named else None
+    return may_stream_full(
+        viewer,
+        ready=ready,
+        free=track.free,
+        own=viewer is not None and viewer.user_id == track.owner_id,
+        owned=viewer is not None and await plays.owns(session, viewer.user_id, track),
+        partner=signed_by_partner and track.origin.lends_to_partners,
+        token=token,
+        play_session=SessionState(found.user_id, found.started_at, found.play_id is not None)
+        if found is not None
+        else None,
+        now=now,
+        lifetime=lifetime,
+    )

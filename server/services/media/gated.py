@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.catalogue import MediaFile
 from models.stream_gate import (
     FreePart,
     Plan,
@@ -56,6 +57,19 @@ async def read_timeline(path: Path, mime_type: str) -> Timeline | None:
     except (OSError, TimelineError) as error:
         log.warning("no timeline for %s: %s", path.name, error)
         return None
+
+
+async def file_timeline(
+    file: MediaFile, path: Path, keep: Callable[[Timeline], Awaitable[None]]
+) -> Timeline | None:
+    """The timeline of a file to stream: the one kept with it if it still fits, otherwise
+    made from the file and handed to ``keep``."""
+    timeline = stored_timeline(file.timeline, file.size_bytes)
+    if timeline is None:
+        timeline = await read_timeline(path, file.mime_type)
+        if timeline is not None:
+            await keep(timeline)
+    return timeline
 
 
 def stored_timeline(document: dict[str, Any] | None, size: int) -> Timeline | None:

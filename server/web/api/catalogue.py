@@ -13,8 +13,12 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
 
 from models import catalogue as m
+from models.federation import RemoteActor
 from models.search import DocumentKind, search
-from server.services.money import quote
+from server.services import plays
+from server.services.local_plays import LocalTrack
+from server.services.origins import origins
+from server.services.remote_plays import PartnerTrack
 from server.services.viewers import Viewer
 from server.web.api import present
 from server.web.api import schemas as s
@@ -256,14 +260,21 @@ async def get_release(release_id: int) -> s.Release:
 @catalogue_api.get("/tracks/<int:track_id>")
 @validate_response(s.Track)
 async def get_track(track_id: int) -> s.Track:
+    """A track here, ours or a partner's (``origin`` says which), with the signed-in
+    listener's next price."""
     viewer = await current_viewer()
     async with open_session() as session:
-        row = (await session.execute(_tracks_query(viewer).where(m.Track.id == track_id))).first()
-        if row is None:
-            raise NotFound(f"there is no track {track_id}")
-        shown = present.track(base_url(), *row)
+        track = await plays.find(session, origins(resources_of(current_app)), track_id, viewer)
+        if isinstance(track, LocalTrack):
+            shown = present.track(base_url(), track.track, track.release, track.artist)
+        else:
+            assert isinstance(track, PartnerTrack)
+            artist = await session.scalar(
+                select(RemoteActor).where(RemoteActor.uri == track.remote.artist_uri)
+            )
+            shown = present.partner_track(base_url(), track, artist)
         if viewer is not None:
-            q = await quote(session, viewer.user_id, row[0], row[2])
+            q = await plays.quote(session, viewer.user_id, track)
             shown.listener = s.ListenerPrice(
                 next_play_price=q.price, plays_until_owned=q.plays_until_owned, owned=q.owned
             )

@@ -1,5 +1,6 @@
-"""Listening and paying through the API: play sessions and claims, buy now, the wallet,
-vouchers (docs/architecture.md#money-stream-to-own)."""
+"""Listening and paying through the API: the price of the next play, play sessions and
+claims, buy now (for every track here, ours or a partner's: ``server.services.plays``),
+the wallet, vouchers (docs/architecture.md#money-stream-to-own)."""
 
 from __future__ import annotations
 
@@ -23,20 +24,12 @@ from werkzeug.exceptions import (
 )
 
 from models import ledger
-from models.catalogue import Artist, Track
-from models.plays import ListenerTrack, Play
+from models.plays import Play
 from models.tokens import Scope
 from models.users import User
-from server.services.media.access import visible_track
-from server.services.money import (
-    MoneyError,
-    buy,
-    claim,
-    open_session,
-    quote,
-    redeem_voucher,
-    retrying,
-)
+from server.services import plays
+from server.services.money import MoneyError, redeem_voucher, retrying
+from server.services.origins import origins
 from server.services.payments import (
     PaymentError,
     create_checkout,
@@ -45,6 +38,7 @@ from server.services.payments import (
     parse_event,
     verify_signature,
 )
+from server.web.api.present import preview_url
 from server.web.auth import require, viewer_required
 from server.web.current import resources_of
 
@@ -105,7 +99,7 @@ class WalletPlay(BaseModel):
 
 class Wallet(BaseModel):
     balance: int
-    owned_track_ids: list[int]
+    owned_track_ids: list[int] = Field(description="local tracks and partners' alike")
     plays: list[WalletPlay]
 
 
@@ -137,15 +131,24 @@ async def in_money_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> 
         raise money_http_error(exc) from None
 
 
-async def _visible_track(
-    session: AsyncSession, track_id: int, user_id: int
-) -> tuple[Track, Artist]:
-    track, _release, artist = await visible_track(session, track_id, viewer_required())
-    return track, artist
+async def _track(session: AsyncSession, track_id: int) -> plays.Playable:
+    """The track, of any origin, as the signed-in listener sees it (404 otherwise)."""
+    here = origins(resources_of(current_app))
+    return await plays.find(session, here, track_id, viewer_required())
 
 
 def _base() -> str:
     return resources_of(current_app).settings.instance.base_url
+
+
+def _done(result: plays.ClaimResult) -> PlayDone:
+    return PlayDone(
+        outcome=result.outcome.value,
+        tokens=result.tokens,
+        paid_number=result.paid_number,
+        owned=result.owned,
+        balance=result.balance,
+    )
 
 
 @plays_api.get("/tracks/<int:track_id>/price")
@@ -155,8 +158,7 @@ async def price(track_id: int) -> Price:
     """The price of the next play and the plays until owned, for the signed-in listener."""
     viewer = viewer_required()
     async with resources_of(current_app).read_sessionmaker() as session:
-        track, artist = await _visible_track(session, track_id, viewer.user_id)
-        q = await quote(session, viewer.user_id, track, artist)
+        q = await plays.quote(session, viewer.user_id, await _track(session, track_id))
     return Price(**q.__dict__)
 
 
@@ -168,29 +170,29 @@ async def start_play(track_id: int) -> tuple[PlayStart, int]:
     full stream; otherwise the preview and the reason."""
     viewer = viewer_required()
     async with resources_of(current_app).sessionmaker() as session:
-        track, artist = await _visible_track(session, track_id, viewer.user_id)
-        q = await quote(session, viewer.user_id, track, artist)
+        track = await _track(session, track_id)
+        q = await plays.quote(session, viewer.user_id, track)
         price_out = Price(**q.__dict__)
         base = _base()
         if not q.affordable:
             return PlayStart(
                 session=None,
                 mode="preview",
-                stream_url=f"{base}/tracks/{track_id}/preview",
+                stream_url=preview_url(base, track) or "",
                 claim_url=None,
                 quote=price_out,
                 reason=f"your balance ({q.balance} tokens) does not cover this play "
                 f"({q.price} tokens): here is the preview; top up to hear it all",
             ), 201
         try:
-            play_session = await open_session(session, viewer.user_id, track)
+            token = await plays.open_session(session, viewer.user_id, track)
         except MoneyError as exc:
             raise money_http_error(exc) from None
     return PlayStart(
-        session=play_session.token,
+        session=token,
         mode="full",
-        stream_url=f"{base}/tracks/{track_id}/stream?session={play_session.token}",
-        claim_url=f"{base}/api/v1/plays/{play_session.token}/claim",
+        stream_url=f"{base}/tracks/{track_id}/stream?session={token}",
+        claim_url=f"{base}/api/v1/plays/{token}/claim",
         quote=price_out,
     ), 201
 
@@ -200,16 +202,15 @@ async def start_play(track_id: int) -> tuple[PlayStart, int]:
 @validate_response(PlayDone)
 async def claim_play(token: str) -> PlayDone:
     """Claim the play once min(45 s, track length) has passed since the session opened;
-    charged once, however often it is claimed."""
+    charged once, however often it is claimed (a partner's track: and reported to the
+    partner with a Listen)."""
     viewer = viewer_required()
-    settings = resources_of(current_app).settings.money
-    result = await in_money_transaction(lambda s: claim(s, token, viewer.user_id, settings))
-    return PlayDone(
-        outcome=result.outcome.value,
-        tokens=result.tokens,
-        paid_number=result.paid_number,
-        owned=result.owned,
-        balance=result.balance,
+    resources = resources_of(current_app)
+    here = origins(resources)
+    return _done(
+        await in_money_transaction(
+            lambda s: plays.claim(s, here, token, viewer.user_id, resources.settings.money)
+        )
     )
 
 
@@ -221,18 +222,10 @@ async def buy_now(track_id: int) -> PlayDone:
     viewer = viewer_required()
     settings = resources_of(current_app).settings.money
 
-    async def work(session: AsyncSession):  # type: ignore[no-untyped-def]
-        track, artist = await _visible_track(session, track_id, viewer.user_id)
-        return await buy(session, viewer.user_id, track, artist, settings)
+    async def work(session: AsyncSession) -> plays.ClaimResult:
+        return await plays.buy(session, viewer.user_id, await _track(session, track_id), settings)
 
-    result = await in_money_transaction(work)
-    return PlayDone(
-        outcome=result.outcome.value,
-        tokens=result.tokens,
-        paid_number=None,
-        owned=True,
-        balance=result.balance,
-    )
+    return _done(await in_money_transaction(work))
 
 
 @plays_api.post("/me/vouchers")
@@ -317,15 +310,21 @@ async def me() -> Me:
 @require(Scope.READ)
 @validate_response(Wallet)
 async def wallet() -> Wallet:
-    """Balance, paid-play history with the cost of each, and owned tracks."""
+    """Balance, paid-play history of local tracks with the cost of each, and owned tracks
+    (of any origin)."""
     viewer = viewer_required()
     async with resources_of(current_app).read_sessionmaker() as session:
         balance = await ledger.balance(session, ledger.wallet_key(viewer.user_id))
-        owned = await session.scalars(
-            select(ListenerTrack.track_id).where(
-                ListenerTrack.user_id == viewer.user_id, ListenerTrack.owned_at.is_not(None)
+        owned = set()
+        for origin in origins(resources_of(current_app)):
+            counts, track = origin.rows.counts, origin.rows.count_track
+            owned |= set(
+                await session.scalars(
+                    select(track).where(
+                        counts.user_id == viewer.user_id, counts.owned_at.is_not(None)
+                    )
+                )
             )
-        )
         plays = await session.scalars(
             select(Play).where(Play.user_id == viewer.user_id).order_by(Play.id.desc()).limit(200)
         )

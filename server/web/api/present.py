@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from models import catalogue as m
+from models.federation import RemoteActor
+from server.services.plays import Playable
+from server.services.remote_plays import PartnerTrack
 from server.web.api import schemas as s
 
 
@@ -37,6 +42,10 @@ def label(base: str, row: m.Label, artists: list[m.Artist]) -> s.Label:
     )
 
 
+def local_origin(base: str) -> s.TrackOrigin:
+    return s.TrackOrigin(kind="local", host=urlsplit(base).netloc, actor=f"{base}/actor")
+
+
 def track(base: str, row: m.Track, release: m.Release, owner: m.Artist) -> s.Track:
     ready = row.status is m.TrackStatus.READY
     return s.Track(
@@ -59,7 +68,53 @@ def track(base: str, row: m.Track, release: m.Release, owner: m.Artist) -> s.Tra
         api_url=f"{base}/api/v1/tracks/{row.id}",
         preview_url=f"{base}/tracks/{row.id}/preview" if ready else None,
         stream_url=f"{base}/tracks/{row.id}/stream" if ready else None,
+        origin=local_origin(base),
     )
+
+
+def partner_track(base: str, track: PartnerTrack, artist: RemoteActor | None) -> s.Track:
+    """A partner's track known here (``artist``: its artist's actor, if we have it)."""
+    remote = track.remote
+    return s.Track(
+        id=remote.id,
+        title=remote.title,
+        artist=partner_artist(remote.artist_uri, artist),
+        artist_credit="",
+        release_id=None,
+        release_title=remote.release_title,
+        position=remote.position,
+        disc=1,
+        duration_ms=remote.duration_ms,
+        isrc=None,
+        genre="",
+        license="",
+        price_model=(m.PriceModel.FREE if remote.free else m.PriceModel.STREAM_TO_OWN).value,
+        status=m.TrackStatus.READY.value,
+        url=remote.uri,
+        api_url=f"{base}/api/v1/tracks/{remote.id}",
+        preview_url=remote.preview_url,
+        stream_url=f"{base}/tracks/{remote.id}/stream",
+        origin=partner_origin(track.payee.uri),
+    )
+
+
+def partner_origin(instance_actor: str) -> s.TrackOrigin:
+    return s.TrackOrigin(kind="partner", host=urlsplit(instance_actor).netloc, actor=instance_actor)
+
+
+def partner_artist(uri: str, actor: RemoteActor | None) -> s.ArtistRef:
+    """name: the artist's handle without the leading @ (name@host)."""
+    host = urlsplit(uri).netloc
+    username = (actor.preferred_username if actor else None) or uri.rstrip("/").rsplit("/")[-1]
+    name = f"{username}@{host}"
+    return s.ArtistRef(name=name, display_name=(actor.name if actor else "") or username, url=uri)
+
+
+def preview_url(base: str, track: Playable) -> str | None:
+    """Where anybody hears the track's preview (a partner's: on the partner's server)."""
+    if isinstance(track, PartnerTrack):
+        return track.remote.preview_url
+    return f"{base}/tracks/{track.id}/preview"
 
 
 def release_summary(

@@ -39,12 +39,18 @@ class Label(BaseModel):
     artists: list[ArtistRef]
 
 
+class TrackOrigin(BaseModel):
+    kind: str = Field(description="local (this instance's) or partner (a partner instance's)")
+    host: str = Field(description="the host of the instance the track comes from")
+    actor: str = Field(description="that instance's actor, which is owed for plays")
+
+
 class Track(BaseModel):
-    id: int
+    id: int = Field(description="one id space for every track here, local or a partner's")
     title: str
     artist: ArtistRef
     artist_credit: str
-    release_id: int
+    release_id: int | None = Field(description="the release here; null for a partner's track")
     release_title: str
     position: int
     disc: int
@@ -55,13 +61,14 @@ class Track(BaseModel):
     price_model: str = Field(description="stream2own or free")
     status: str = Field(description="processing, ready or failed")
     failure_reason: str | None = None
-    url: str
+    url: str = Field(description="its page (a partner's track: on the partner's server)")
     api_url: str
     preview_url: str | None = Field(description="45-second preview, public; null until ready")
     stream_url: str | None = Field(
-        description="the full track (Opus; add ?format=mp3 for MP3): free tracks, owned "
-        "tracks and the artist's own; others through a play session"
+        description="the full track (Opus; add ?format=mp3 for MP3; a partner's track is "
+        "MP3): free tracks, owned tracks and the artist's own; others through a play session"
     )
+    origin: TrackOrigin
     listener: ListenerPrice | None = Field(
         default=None, description="for a signed-in listener: the next price and plays until owned"
     )

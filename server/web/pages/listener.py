@@ -34,11 +34,12 @@ from models.remote_plays import RemoteTrack
 from models.search import DocumentKind, search
 from models.users import User
 from server.runtime.values import whole_number
-from server.services import playlists
+from server.services import playlists, plays
 from server.services.activitypub import follows as following
 from server.services.activitypub.context import federation_of
 from server.services.activitypub.local import KIND_PATHS
-from server.services.money import MoneyError, quote, redeem_voucher
+from server.services.local_plays import LOCAL
+from server.services.money import MoneyError, redeem_voucher
 from server.services.payments import PaymentError, create_checkout, find_pack
 from server.services.playlists import PlaylistError
 from server.services.remote_plays import RemoteTrackError, resolve_release
@@ -315,7 +316,8 @@ async def prices_for(session: AsyncSession, user: User | None, tracks: list[Any]
     """The next-play quote of each (track, artist) for a signed-in listener."""
     if user is None:
         return {}
-    return {track.id: await quote(session, user.id, track, artist) for track, artist in tracks}
+    ids = [track.id for track, _artist in tracks]
+    return await plays.quotes(session, (LOCAL,), user.id, ids)
 
 
 @listener.post("/<any(artists, labels):kind>/<name>/remote-follow")

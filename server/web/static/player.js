@@ -459,21 +459,19 @@
 
   /* ---------- starting a track ---------- */
 
-  /* A partner's track (data-play-kind="remote") is played through the remote-track API
-     and previewed from its data-preview URL; its key keeps it apart from a local track
-     with the same number ("remote-7" and "7"), also in data-price-for. */
+  /* Every track here, ours or a partner's, has an id of one id space and is played
+     through the same API (/api/v1/tracks/{id}); a partner's track (data-play-kind="remote")
+     is previewed from its data-preview URL, on the partner's server. */
   function keyOf(button) {
-    const number = button.getAttribute("data-play-track") || "";
-    return button.getAttribute("data-play-kind") === "remote" ? "remote-" + number : number;
+    return button.getAttribute("data-play-track") || "";
   }
 
   function trackFrom(button) {
-    const number = button.getAttribute("data-play-track") || "";
+    const number = keyOf(button);
     if (!/^\d+$/.test(number)) return null;
-    const remote = button.getAttribute("data-play-kind") === "remote";
     return {
-      id: keyOf(button),
-      api: (remote ? "/api/v1/remote-tracks/" : "/api/v1/tracks/") + number,
+      id: number,
+      api: "/api/v1/tracks/" + number,
       preview: button.getAttribute("data-preview") || "/tracks/" + number + "/preview",
       title: button.getAttribute("data-title") || "Untitled",
       artist: button.getAttribute("data-artist") || "",
