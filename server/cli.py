@@ -20,7 +20,7 @@ from models.users import Role
 from server.runtime.config import ConfigError, Settings, load_settings
 from server.runtime.instance import InstanceNotInitialised
 from server.runtime.resources import DatabaseNotMigrated
-from server.serve import PortInUse
+from server.runtime.sockets import PortInUse
 from server.services.media.ffmpeg import FfmpegError
 
 T = TypeVar("T")

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import signal
-import socket
 from collections.abc import Callable
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -19,33 +17,13 @@ from hypercorn.config import Config as HypercornConfig
 
 from server.runtime.config import Settings
 from server.runtime.resources import open_resources
+from server.runtime.sockets import bind_socket
 from server.services.jobs import build_worker
 from server.services.media.gated import StreamCut
 from server.services.media.storage import sweep_leftovers
 from server.web.app import create_app
 
 log = logging.getLogger("playfair")
-
-
-class PortInUse(Exception):
-    """The address to listen on cannot be bound; the message says which and why."""
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-    except OSError as exc:
-        sock.close()
-        shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-        if exc.errno == errno.EADDRINUSE:
-            raise PortInUse(f"cannot listen on {shown}: the address is already in use") from None
-        raise PortInUse(f"cannot listen on {shown}: {exc.strerror}") from None
-    sock.setblocking(False)
-    return sock
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:
