@@ -361,28 +361,35 @@ async def test_one_claim_code_for_both_origins(two: Two, monkeypatch: pytest.Mon
 
 async def test_the_old_partner_routes_move_to_the_track_routes(two: Two) -> None:
     """For one release: 308 to the same request on the one track route, and only for a
-    partner's track, so an old client never lands on a local track by its number."""
-    client = two.client
+    partner's track, so an old client never lands on a local track by its number. The old
+    API routes ask for the token the new ones ask for (nothing is told without one)."""
+    client, lena = two.client, two.listener.headers
     for method, old, new in [
         ("GET", "/api/v1/remote-tracks/{id}/price", "/api/v1/tracks/{id}/price"),
         ("POST", "/api/v1/remote-tracks/{id}/plays", "/api/v1/tracks/{id}/plays"),
         ("POST", "/api/v1/remote-tracks/{id}/buy", "/api/v1/tracks/{id}/buy"),
         ("GET", "/remote-tracks/{id}/stream?session=abc", "/tracks/{id}/stream?session=abc"),
     ]:
-        moved = await client.open(old.format(id=two.partner), method=method)
+        moved = await client.open(old.format(id=two.partner), method=method, headers=lena)
         assert moved.status_code == 308, old
         assert moved.headers["Location"].endswith(new.format(id=two.partner))
-        assert (await client.open(old.format(id=two.local), method=method)).status_code == 404
+        local = await client.open(old.format(id=two.local), method=method, headers=lena)
+        assert local.status_code == 404
+        if old.startswith("/api/"):
+            anonymous = await client.open(old.format(id=two.partner), method=method)
+            assert anonymous.status_code == 401, old
     play = await (
         await client.post(f"/api/v1/tracks/{two.partner}/plays", headers=two.listener.headers)
     ).get_json()
-    moved = await client.post(f"/api/v1/remote-plays/{play['session']}/claim")
+    moved = await client.post(f"/api/v1/remote-plays/{play['session']}/claim", headers=lena)
     assert moved.status_code == 308
     assert moved.headers["Location"].endswith(f"/api/v1/plays/{play['session']}/claim")
     local = await (
         await client.post(f"/api/v1/tracks/{two.local}/plays", headers=two.listener.headers)
     ).get_json()
-    assert (await client.post(f"/api/v1/remote-plays/{local['session']}/claim")).status_code == 404
+    old_claim = f"/api/v1/remote-plays/{local['session']}/claim"
+    assert (await client.post(old_claim, headers=lena)).status_code == 404
+    assert (await client.post(old_claim)).status_code == 401
 
 
 async def test_one_decision_for_the_stream_of_either_origin(two: Two) -> None:

@@ -82,6 +82,7 @@ async def _moved(track_id: int, path: str) -> Response:
 
 
 @remote_api.get("/remote-tracks/<int:track_id>/price")
+@require(Scope.READ)  # as the route it moved to
 @deprecate
 async def price(track_id: int) -> Response:
     """Moved to ``/api/v1/tracks/{id}/price``."""
@@ -89,6 +90,7 @@ async def price(track_id: int) -> Response:
 
 
 @remote_api.post("/remote-tracks/<int:track_id>/plays")
+@require(Scope.PLAY)  # as the route it moved to
 @deprecate
 async def start(track_id: int) -> Response:
     """Moved to ``/api/v1/tracks/{id}/plays``."""
@@ -96,6 +98,7 @@ async def start(track_id: int) -> Response:
 
 
 @remote_api.post("/remote-tracks/<int:track_id>/buy")
+@require(Scope.PLAY)  # as the route it moved to
 @deprecate
 async def buy_now(track_id: int) -> Response:
     """Moved to ``/api/v1/tracks/{id}/buy``."""
@@ -103,6 +106,7 @@ async def buy_now(track_id: int) -> Response:
 
 
 @remote_api.post("/remote-plays/<token>/claim")
+@require(Scope.PLAY)  # as the route it moved to
 @deprecate
 async def claim(token: str) -> Response:
     """Moved to ``/api/v1/plays/{session}/claim``."""
