@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from quart import Quart
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.runtime.config import Settings
@@ -71,11 +72,10 @@ async def test_other_database_errors_are_still_bugs(
 ) -> None:
     """The 503 is for the pool timeout only; any other database error stays a logged 500."""
     resources = resources_of(app)
-    await resources.read_engine.dispose()
     original = resources.read_sessionmaker
 
     def broken() -> object:
-        raise RuntimeError("not a pool timeout")
+        raise OperationalError("SELECT 1", {}, Exception("disk I/O error"))
 
     resources.read_sessionmaker = broken  # type: ignore[assignment]
     try:

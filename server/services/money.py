@@ -21,14 +21,14 @@ from models.accounts import secret_digest
 from models.base import utcnow
 from models.ledger import AccountKind, DuplicateTransaction
 from models.vouchers import Voucher
+from server.services.errors import Refused
 
 
-class MoneyError(ValueError):
-    """Refused; ``status`` fits an HTTP answer."""
+class MoneyError(Refused, ValueError):
+    """A money operation refused (422 unless it names another status); a route that does
+    not catch it answers it like any refusal of a service."""
 
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.status = status
+    status = 422
 
 
 class ConcurrentChange(Exception):

@@ -32,9 +32,18 @@ class PaymentRequired(HTTPException):
     description = "the balance is too low"
 
 
+class TooEarly(HTTPException):
+    code = 425
+    description = "too early"
+
+
+# the statuses services use that werkzeug has no exception for
+OWN_EXCEPTIONS: dict[int, type[HTTPException]] = {402: PaymentRequired, 425: TooEarly}
+
+
 def http_error(refused: Refused) -> HTTPException:
-    """A service's refusal as the HTTP error of its status (409 when it names none)."""
-    kind = PaymentRequired if refused.status == 402 else default_exceptions.get(refused.status)
+    """A service's refusal as the HTTP error of its status (409 for one we do not know)."""
+    kind = OWN_EXCEPTIONS.get(refused.status) or default_exceptions.get(refused.status)
     return (kind or default_exceptions[409])(str(refused))
 
 

@@ -16,8 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import (
     BadGateway,
     BadRequest,
-    Conflict,
-    Gone,
     HTTPException,
     NotFound,
     UnprocessableEntity,
@@ -28,7 +26,7 @@ from models.plays import Play
 from models.tokens import Scope
 from models.users import User
 from server.services import plays
-from server.services.money import MoneyError, redeem_voucher, retrying
+from server.services.money import redeem_voucher, retrying
 from server.services.origins import origins
 from server.services.payments import (
     PaymentError,
@@ -43,16 +41,6 @@ from server.web.auth import require, viewer_required
 from server.web.current import resources_of
 
 plays_api = Blueprint("plays_api", __name__)
-
-
-class PaymentRequired(HTTPException):
-    code = 402
-    description = "the balance is too low"
-
-
-class TooEarly(HTTPException):
-    code = 425
-    description = "too early"
 
 
 T = TypeVar("T")
@@ -109,26 +97,10 @@ class Me(BaseModel):
     email: str | None
 
 
-_ERRORS: dict[int, type[HTTPException]] = {
-    402: PaymentRequired,
-    404: NotFound,
-    409: Conflict,
-    410: Gone,
-    425: TooEarly,
-}
-
-
-def money_http_error(exc: MoneyError) -> HTTPException:
-    return _ERRORS.get(exc.status, UnprocessableEntity)(str(exc))
-
-
 async def in_money_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """A money operation with retries (``server.services.money.retrying``), refusals as
-    HTTP errors."""
-    try:
-        return await retrying(resources_of(current_app).sessionmaker, work)
-    except MoneyError as exc:
-        raise money_http_error(exc) from None
+    """A money operation with retries (``server.services.money.retrying``); a refusal
+    (``MoneyError``, a service's ``Refused``) is answered by server.web.errors."""
+    return await retrying(resources_of(current_app).sessionmaker, work)
 
 
 async def _track(session: AsyncSession, track_id: int) -> plays.Playable:
@@ -184,10 +156,7 @@ async def start_play(track_id: int) -> tuple[PlayStart, int]:
                 reason=f"your balance ({q.balance} tokens) does not cover this play "
                 f"({q.price} tokens): here is the preview; top up to hear it all",
             ), 201
-        try:
-            token = await plays.open_session(session, viewer.user_id, track)
-        except MoneyError as exc:
-            raise money_http_error(exc) from None
+        token = await plays.open_session(session, viewer.user_id, track)
     return PlayStart(
         session=token,
         mode="full",
