@@ -10,6 +10,7 @@ Text that goes out as HTML is escaped here, so callers pass plain text.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,9 +18,11 @@ from typing import Any
 from urllib.parse import quote
 
 from federation.discovery import AS_CONTEXT, SECURITY_CONTEXT, host_of
+from federation.urls import feed_url
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 PLAYFAIR_NS = "https://playfair.coop/ns#"
+FUNKWHALE_NS = "https://funkwhale.audio/ns#"
 # Mastodon's extension terms we use, and our own ones, so JSON-LD processors expand them.
 EXTRA_CONTEXT: dict[str, Any] = {
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
@@ -31,6 +34,12 @@ EXTRA_CONTEXT: dict[str, Any] = {
     "priceModel": "playfair:priceModel",
     "preview": {"@id": "playfair:preview", "@type": "@id"},
     "license": {"@id": "playfair:license"},
+    # Funkwhale's terms for what its channels read of an Audio and its album.
+    "fw": FUNKWHALE_NS,
+    "album": {"@id": "fw:album", "@type": "@id"},
+    "disc": "fw:disc",
+    "artists": {"@id": "fw:artists", "@type": "@id", "@container": "@list"},
+    "released": "fw:released",
 }
 CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, EXTRA_CONTEXT]
 MAX_NOTE_PREVIEWS = 4
@@ -78,6 +87,22 @@ def paragraphs(text: str) -> str:
     )
 
 
+def actor_links(base_url: str, actor: ActorInfo) -> list[dict[str, Any]]:
+    """The actor's ``url``: its page, and for an artist its RSS feed too, which is what makes
+    Funkwhale take the actor for a channel (docs/architecture.md#federation)."""
+    uri = actor_id(base_url, actor.kind, actor.name)
+    links: list[dict[str, Any]] = [{"type": "Link", "mediaType": "text/html", "href": uri}]
+    if actor.kind == "artists":
+        links.append(
+            {
+                "type": "Link",
+                "mediaType": "application/rss+xml",
+                "href": feed_url(base_url, actor.kind, actor.name, "rss"),
+            }
+        )
+    return links
+
+
 def local_actor(base_url: str, actor: ActorInfo) -> dict[str, Any]:
     uri = actor_id(base_url, actor.kind, actor.name)
     document: dict[str, Any] = {
@@ -87,7 +112,7 @@ def local_actor(base_url: str, actor: ActorInfo) -> dict[str, Any]:
         "preferredUsername": actor.name,
         "name": actor.display_name,
         "summary": paragraphs(actor.summary),
-        "url": uri,
+        "url": actor_links(base_url, actor),
         "inbox": f"{uri}/inbox",
         "outbox": f"{uri}/outbox",
         "followers": f"{uri}/followers",
@@ -114,6 +139,7 @@ class TrackInfo:
     price_model: str
     artist_name: str
     preview_type: str | None  # None: no preview made (yet)
+    disc: int = 1
 
 
 @dataclass(frozen=True)
@@ -144,22 +170,51 @@ def note_id(base_url: str, release: int) -> str:
     return f"{base_url}/releases/{release}/note"
 
 
+def channel_album_id(base_url: str, release: int) -> str:
+    """The release as the ``Album`` a Funkwhale channel files uploads under."""
+    return f"{base_url}/releases/{release}/channel-album"
+
+
+def channel_audio_create_id(base_url: str, track: int) -> str:
+    return f"{track_id(base_url, track)}/create"
+
+
+_CC_CODE = re.compile(r"CC-(BY(?:-NC)?(?:-SA|-ND)?)-(\d\.\d)", re.IGNORECASE)
+_CC_ZERO = re.compile(r"CC0-(\d\.\d)", re.IGNORECASE)
+
+
+def license_url(code: str) -> str | None:
+    """A Creative Commons licence code (SPDX spelling: ``CC-BY-SA-4.0``, ``CC0-1.0``) as
+    the licence's URL; None for any other code (``all-rights-reserved``)."""
+    if match := _CC_CODE.fullmatch(code.strip()):
+        return f"https://creativecommons.org/licenses/{match[1].lower()}/{match[2]}/"
+    if match := _CC_ZERO.fullmatch(code.strip()):
+        return f"https://creativecommons.org/publicdomain/zero/{match[1]}/"
+    return None
+
+
 def track_object(base_url: str, release: ReleaseInfo, track: TrackInfo) -> dict[str, Any]:
+    """A track as an ``Audio``, in the shape Funkwhale's channel uploads take too: the
+    duration in whole seconds, the licence as a URL (left out when it has none), the album
+    by its id, the preview as the one audio link (docs/architecture.md#federation)."""
     uri = track_id(base_url, track.id)
     links: list[dict[str, Any]] = [{"type": "Link", "mediaType": "text/html", "href": uri}]
     document: dict[str, Any] = {
         "id": uri,
         "type": "Audio",
         "name": track.title,
-        "duration": iso_duration(track.duration_ms),
+        "duration": max(track.duration_ms, 0) // 1000,
         "attributedTo": actor_id(base_url, "artists", track.artist_name),
         "position": track.position,
-        "license": track.license,
+        "disc": max(track.disc, 1),
         "priceModel": track.price_model,
         "partOf": release_id(base_url, release.id),
+        "album": channel_album_id(base_url, release.id),
         "published": iso(release.published),
         "url": links,
     }
+    if licence := license_url(track.license):
+        document["license"] = licence
     if track.preview_type:
         preview = f"{uri}/preview"
         document["preview"] = preview
@@ -260,6 +315,50 @@ def release_note(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
     if release.updated:
         document["updated"] = iso(release.updated)
     return document
+
+
+def channel_album(base_url: str, release: ReleaseInfo, artist_type: str) -> dict[str, Any]:
+    """The release as Funkwhale's ``Album``: the artist is the channel's actor (its type,
+    ``artist_type``, tells Funkwhale it is an actor and not one of its ``Artist`` objects)."""
+    artist = actor_id(base_url, "artists", release.artist_name)
+    document: dict[str, Any] = {
+        "@context": CONTEXT,
+        "id": channel_album_id(base_url, release.id),
+        "type": "Album",
+        "name": release.title,
+        "attributedTo": artist,
+        "published": iso(release.published),
+        "released": release.published.astimezone(UTC).date().isoformat(),
+        "artists": [{"type": artist_type, "id": artist}],
+        "url": [
+            {"type": "Link", "mediaType": "text/html", "href": release_id(base_url, release.id)}
+        ],
+    }
+    if release.description:
+        document["content"] = paragraphs(release.description)
+        document["mediaType"] = "text/html"
+    if cover := _cover(base_url, release):
+        document["image"] = cover
+    return document
+
+
+def create_audio(base_url: str, release: ReleaseInfo, track: TrackInfo) -> dict[str, Any]:
+    """One track of a release as Funkwhale's channels take an upload: ``Create{Audio}`` by
+    the artist to its followers, the ``Audio`` embedded (no ``library``: that is what marks
+    a channel upload), its one audio link the public preview."""
+    audio = track_object(base_url, release, track)
+    artist = audio["attributedTo"]
+    audio["to"] = [PUBLIC]
+    audio["cc"] = [f"{artist}/followers"]
+    return activity(
+        channel_audio_create_id(base_url, track.id),
+        "Create",
+        artist,
+        audio,
+        to=audio["to"],
+        cc=audio["cc"],
+        published=release.published,
+    )
 
 
 def activity(

@@ -85,4 +85,12 @@ def origin(url: str) -> tuple[str, str, int] | None:
     return scheme, host, parts.port if parts.port is not None else DEFAULT_PORTS[scheme]
 
 
-__all__ = ["MAX_URL_CHARS", "UnacceptableURL", "checked_url", "is_remote_url", "origin"]
+def feed_url(base_url: str, kind: str | None, name: str | None, fmt: str) -> str:
+    """Our own RSS or Atom feed (``fmt`` "rss"/"atom") of an artist or label (``kind``
+    "artists"/"labels", ``name`` its name), or of the whole instance (``kind`` None)."""
+    if kind is None:
+        return f"{base_url}/feed.{fmt}"
+    return f"{base_url}/{kind}/{name}/feed.{fmt}"
+
+
+__all__ = ["MAX_URL_CHARS", "UnacceptableURL", "checked_url", "feed_url", "is_remote_url", "origin"]

@@ -205,7 +205,12 @@ def test_local_actor_has_every_field(base: str) -> None:
     assert document["type"] == "Group"
     assert document["preferredUsername"] == "the-band"
     assert document["name"] == "The Band"
-    assert document["url"] == uri
+    # the page first (what Mastodon, Misskey, Pleroma and GoToSocial show), then the RSS
+    # feed that makes Funkwhale take the artist for a channel
+    assert document["url"] == [
+        {"type": "Link", "mediaType": "text/html", "href": uri},
+        {"type": "Link", "mediaType": "application/rss+xml", "href": f"{uri}/feed.rss"},
+    ]
     assert document["inbox"] == f"{uri}/inbox"
     assert document["outbox"] == f"{uri}/outbox"
     assert document["followers"] == f"{uri}/followers"
@@ -477,10 +482,12 @@ def test_release_object_shape(base: str) -> None:
     assert document["image"]["url"] == f"{base}/releases/42/cover"
     items = document["orderedItems"]
     assert [item["type"] for item in items] == ["Audio"] * 3
-    assert [item["duration"] for item in items] == ["PT0S", "PT59S", "PT1H2M3S"]
+    assert [item["duration"] for item in items] == [0, 59, 3723]  # seconds, as Funkwhale reads
     assert [item["position"] for item in items] == [1, 2, 3]
     assert all(item["partOf"] == document["id"] for item in items)
-    assert all(item["license"] == "CC-BY-SA-4.0" for item in items)
+    assert all(
+        item["license"] == "https://creativecommons.org/licenses/by-sa/4.0/" for item in items
+    )
     assert all(item["priceModel"] == "pay-per-play" for item in items)
     _assert_ids_under(document, base)
     _assert_json(document)
@@ -499,7 +506,7 @@ def test_track_object_with_preview(base: str) -> None:
     assert document["id"] == uri
     assert document["type"] == "Audio"
     assert document["name"] == track.title
-    assert document["duration"] == "PT1M1S"
+    assert document["duration"] == 61
     assert document["attributedTo"] == f"{base}/artists/the-band"
     assert document["position"] == 3
     assert document["preview"] == f"{uri}/preview"

@@ -25,6 +25,7 @@ from server.web.api.plays import payments_hooks, plays_api
 from server.web.api.remote import remote_api, remote_media
 from server.web.api.uploads import UPLOAD_PATH, uploads_api
 from server.web.auth import current_viewer
+from server.web.channel import channel
 from server.web.current import EXTENSION_KEY, resources_of
 from server.web.discovery import fediverse
 from server.web.errors import register_error_handlers
@@ -176,6 +177,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(well_known_oauth)
     app.register_blueprint(fediverse)
     app.register_blueprint(activitypub)
+    app.register_blueprint(channel)
     app.register_blueprint(listener)
     app.register_blueprint(artist_pages)
     app.register_blueprint(admin_members)

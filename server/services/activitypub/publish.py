@@ -25,6 +25,7 @@ from federation.objects import (
 from models.catalogue import FileRole, Label, MediaFile, Release, TrackStatus, Visibility
 from models.federation import OutboundActivity
 from server.runtime.worker import JobContext
+from server.services.activitypub.channels import send_channel_uploads
 from server.services.activitypub.context import federation_of
 from server.services.activitypub.delivery import deliver, follower_inboxes, record_activity
 from server.services.catalogue import load_release
@@ -43,6 +44,7 @@ def release_info(release: Release, label_name: str | None, cover_type: str | Non
             track.price_model.value,
             release.artist.name,
             next((f.mime_type for f in track.files if f.role is FileRole.PREVIEW_MP3), None),
+            track.disc,
         )
         for track in sorted(release.tracks, key=lambda t: (t.disc, t.position, t.id))
         if track.status is TrackStatus.READY
@@ -95,6 +97,8 @@ async def run_published(context: JobContext, payload: dict[str, object]) -> None
         )
         count = await deliver(session, row, await follower_inboxes(session, [info.artist_name]))
         log.info("release %s announced: %s deliveries queued", release_id, count)
+        uploads = await send_channel_uploads(session, fed.base_url, info)
+        log.info("release %s sent to Funkwhale channels: %s deliveries queued", release_id, uploads)
         if info.label_name:
             announce = announce_release(
                 fed.base_url, info.label_name, release_id, info.artist_name, info.published

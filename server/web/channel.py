@@ -1,0 +1,41 @@
+"""What Funkwhale fetches of a release filed in a channel: the ``Album`` its uploads point
+at, and each ``Create{Audio}`` by its id (docs/architecture.md#federation)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, current_app
+from quart.typing import ResponseReturnValue
+from sqlalchemy import select
+from werkzeug.exceptions import NotFound
+
+from federation.objects import channel_album, create_audio
+from models.catalogue import Track
+from server.services.activitypub.channels import artist_type
+from server.services.activitypub.publish import load_release_info
+from server.web.activitypub import _json
+from server.web.current import resources_of
+
+channel = Blueprint("channel", __name__)
+
+
+@channel.get("/releases/<int:release_id>/channel-album")
+async def channel_album_route(release_id: int) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    async with resources.read_sessionmaker() as session:
+        info = await load_release_info(session, release_id)
+        if info is None:
+            raise NotFound("the release is not published here")
+        kind = await artist_type(session, info.artist_name)
+    return _json(channel_album(resources.settings.instance.base_url, info, kind))
+
+
+@channel.get("/tracks/<int:track_id>/create")
+async def channel_upload_route(track_id: int) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    async with resources.read_sessionmaker() as session:
+        release_id = await session.scalar(select(Track.release_id).where(Track.id == track_id))
+        info = await load_release_info(session, release_id) if release_id else None
+    track = next((t for t in info.tracks if t.id == track_id), None) if info else None
+    if info is None or track is None or not track.preview_type:
+        raise NotFound("there is no such upload here")
+    return _json(create_audio(resources.settings.instance.base_url, info, track))
