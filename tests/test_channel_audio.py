@@ -253,6 +253,16 @@ async def test_only_accepted_funkwhale_followers_get_the_uploads(app: Quart) -> 
             published_at=PUBLISHED,
         )
         session.add(release_row)
+        await session.flush()
+        tracks = (
+            _track(1, artist="aurora"),
+            _track(2, preview=None, artist="aurora"),  # not transcoded yet: nothing to play
+            _track(3, artist="aurora"),
+        )
+        release = _release(*tracks, release=release_row.id, artist="aurora")
+        assert await send_channel_uploads(session, base, release) == 0  # nobody on Funkwhale
+        assert (await session.scalars(select(OutboundActivity))).all() == []
+
         followers = {
             "https://funk.example/federation/actors/dana": FollowState.ACCEPTED,
             "https://funk.example/federation/actors/eli": FollowState.ACCEPTED,  # same server
@@ -281,12 +291,6 @@ async def test_only_accepted_funkwhale_followers_get_the_uploads(app: Quart) -> 
         await session.flush()
         assert await funkwhale_inboxes(session, "aurora") == ["https://funk.example/inbox"]
 
-        tracks = (
-            _track(1, artist="aurora"),
-            _track(2, preview=None, artist="aurora"),  # not transcoded yet: nothing to play
-            _track(3, artist="aurora"),
-        )
-        release = _release(*tracks, release=release_row.id, artist="aurora")
         assert await send_channel_uploads(session, base, release) == 2
         assert await send_channel_uploads(session, base, release) == 0  # sent once
         await session.commit()

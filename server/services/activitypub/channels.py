@@ -40,6 +40,7 @@ async def funkwhale_inboxes(session: AsyncSession, artist_name: str) -> list[str
             Follow.followed_name == artist_name,
             Follow.state == FollowState.ACCEPTED,
             RemoteActor.gone_at.is_(None),
+            RemoteActor.uri.contains(FUNKWHALE_ACTOR_PATH, autoescape=True),  # the rest below
         )
     )
     return sorted({shared or inbox for uri, shared, inbox in rows if is_funkwhale_actor(uri)})
@@ -54,9 +55,11 @@ async def artist_type(session: AsyncSession, artist_name: str) -> str:
 async def send_channel_uploads(session: AsyncSession, base_url: str, release: ReleaseInfo) -> int:
     """Record a public ``Create{Audio}`` for each track that has a preview (a track without
     one has no audio Funkwhale may play) and queue it to the Funkwhale followers; returns
-    how many deliveries were queued. Recording happens even with no such follower, so the
-    ids resolve and a later follower's server can fetch them."""
+    how many deliveries were queued. With no such follower nothing is sent, so nothing is
+    recorded (the ids resolve anyway: server/web/channel.py builds them)."""
     inboxes = await funkwhale_inboxes(session, release.artist_name)
+    if not inboxes:
+        return 0
     queued = 0
     for track in release.tracks:
         if not track.preview_type:
