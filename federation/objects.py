@@ -40,6 +40,7 @@ EXTRA_CONTEXT: dict[str, Any] = {
     "disc": "fw:disc",
     "artists": {"@id": "fw:artists", "@type": "@id", "@container": "@list"},
     "released": "fw:released",
+    "cover": {"@id": "fw:cover"},
 }
 CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, EXTRA_CONTEXT]
 MAX_NOTE_PREVIEWS = 4
@@ -215,6 +216,8 @@ def track_object(base_url: str, release: ReleaseInfo, track: TrackInfo) -> dict[
     }
     if licence := license_url(track.license):
         document["license"] = licence
+    if cover := _cover(base_url, release):
+        document["image"] = cover  # the track's artwork in Funkwhale
     if track.preview_type:
         preview = f"{uri}/preview"
         document["preview"] = preview
@@ -339,6 +342,8 @@ def channel_album(base_url: str, release: ReleaseInfo, artist_type: str) -> dict
         document["mediaType"] = "text/html"
     if cover := _cover(base_url, release):
         document["image"] = cover
+        # what Funkwhale's AlbumSerializer reads for the artwork
+        document["cover"] = {"type": "Link", "href": cover["url"], "mediaType": cover["mediaType"]}
     return document
 
 

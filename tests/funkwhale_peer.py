@@ -140,6 +140,17 @@ def check_accept(document: dict[str, Any], *, followed: str, follower: str) -> N
         raise Invalid("the Follow's actor is not the follower")
 
 
+def _image(image: Any, what: str) -> str:
+    """``ImageSerializer``: an Image or Link with a URL (``url`` or ``href``), its
+    mediaType image/* when given; returns the URL."""
+    if not isinstance(image, dict) or image.get("type") not in ("Image", "Link"):
+        raise Invalid(f"{what} must be an Image or a Link")
+    url = _url(image.get("url", image.get("href")), f"the {what} URL")
+    if image.get("mediaType") and not str(image["mediaType"]).startswith("image/"):
+        raise Invalid(f"the {what}'s mediaType is not image/*")
+    return url
+
+
 def check_audio(audio: dict[str, Any]) -> dict[str, Any]:
     """``ChannelUploadSerializer`` on an ``Audio``; returns what Funkwhale stores of it
     (the upload's source is the first audio link)."""
@@ -188,13 +199,8 @@ def check_audio(audio: dict[str, Any]) -> dict[str, Any]:
         filed["license"] = _url(audio["license"], "license")
     if "mediaType" in audio and audio["mediaType"] not in TEXT_TYPES:
         raise Invalid(f"mediaType {audio['mediaType']!r} is not a text type Funkwhale renders")
-    image = audio.get("image")
-    if image is not None:
-        if not isinstance(image, dict) or image.get("type") not in ("Image", "Link"):
-            raise Invalid("image must be an Image or a Link")
-        _url(image.get("url", image.get("href")), "the image URL")
-        if image.get("mediaType") and not str(image["mediaType"]).startswith("image/"):
-            raise Invalid("the image's mediaType is not image/*")
+    if audio.get("image") is not None:
+        filed["image"] = _image(audio["image"], "image")
     return filed
 
 
@@ -245,7 +251,10 @@ def check_album(document: dict[str, Any], *, channel: str) -> dict[str, Any]:
             date.fromisoformat(str(released))
         except ValueError:
             raise Invalid(f"released is not a date: {released!r}") from None
-    return {"id": document["id"], "name": name, "published": published.isoformat()}
+    album = {"id": document["id"], "name": name, "published": published.isoformat()}
+    if document.get("cover") is not None:
+        album["cover"] = _image(document["cover"], "cover")
+    return album
 
 
 # --- signatures, as Funkwhale makes them -----------------------------------------------------

@@ -161,6 +161,7 @@ def test_each_track_is_an_upload_funkwhale_files() -> None:
         assert filed["position"] == track.position and filed["disc"] == 2
         assert filed["license"] == "https://creativecommons.org/licenses/by/4.0/"
         assert filed["album"] == channel_album_id(BASE, release.id)
+        assert filed["image"] == f"{BASE}/releases/42/cover"
         assert "library" not in document["object"]
 
 
@@ -213,7 +214,9 @@ def test_a_track_without_preview_is_no_upload() -> None:
 def test_the_album_is_the_channels() -> None:
     document = channel_album(BASE, _release(), "Group")
     assert document["id"] == channel_album_id(BASE, 42)
-    assert check_album(document, channel=ARTIST)["name"] == "Tide Tables"
+    album = check_album(document, channel=ARTIST)
+    assert album["name"] == "Tide Tables"
+    assert album["cover"] == f"{BASE}/releases/42/cover"
     assert document["artists"] == [{"type": "Group", "id": ARTIST}]
     document["artists"] = [{"type": "Artist", "id": ARTIST}]
     with pytest.raises(Invalid, match="not an actor"):
@@ -303,3 +306,20 @@ async def test_only_accepted_funkwhale_followers_get_the_uploads(app: Quart) -> 
         assert all(row.document["actor"] == actor_id(base, "artists", "aurora") for row in rows)
         inboxes = (await session.scalars(select(Delivery.inbox))).all()
         assert sorted(inboxes) == ["https://funk.example/inbox"] * 2
+
+
+async def test_a_draft_has_no_channel_album_and_no_uploads(app: Quart) -> None:
+    await make_account(app, "mira", Role.ARTIST, artist="aurora")
+    async with resources_of(app).sessionmaker() as session:
+        artist = await session.scalar(select(Artist).where(Artist.name == "aurora"))
+        assert artist is not None
+        draft = Release(artist_id=artist.id, title="Unfinished", slug="unfinished")
+        session.add(draft)
+        await session.commit()
+        assert draft.visibility is Visibility.DRAFT
+    client = app.test_client()
+    headers = {"Accept": "application/activity+json"}
+    for path in (f"/releases/{draft.id}/channel-album", "/releases/999/channel-album",
+                 "/tracks/999/create", "/releases/x/channel-album"):  # fmt: skip
+        answer = await client.get(path, headers=headers)
+        assert answer.status_code == 404, path
