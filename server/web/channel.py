@@ -3,7 +3,9 @@ at, and each ``Create{Audio}`` by its id (docs/architecture.md#federation)."""
 
 from __future__ import annotations
 
-from quart import Blueprint, current_app
+from typing import Any
+
+from quart import Blueprint, Response, current_app, jsonify
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
@@ -12,10 +14,18 @@ from federation.objects import channel_album, create_audio
 from models.catalogue import Track
 from server.services.activitypub.channels import artist_type
 from server.services.activitypub.publish import load_release_info
-from server.web.activitypub import _json
+from server.web.activitypub import ACTIVITY_JSON
 from server.web.current import resources_of
 
 channel = Blueprint("channel", __name__)
+
+
+def _json(document: dict[str, Any]) -> Response:
+    """Headers as the ActivityPub routes answer (server/web/activitypub.py)."""
+    response = jsonify(document)
+    response.headers["Content-Type"] = ACTIVITY_JSON
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 @channel.get("/releases/<int:release_id>/channel-album")
