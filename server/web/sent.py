@@ -1,0 +1,41 @@
+"""GETs of the activities we sent, by their ids (who may read which:
+``server.services.activitypub.sent``). The ids live under the sending actor
+(``/users/{name}/follows/…``, ``/artists/{name}/answers/…``, ``/actor/…``) and under the
+release's Note (``/releases/{id}/note/update/…``); routes with a fixed path there win
+over these."""
+
+from __future__ import annotations
+
+from quart import Blueprint, current_app, request
+from quart.typing import ResponseReturnValue
+from werkzeug.exceptions import NotFound
+
+from server.services.activitypub.sent import sent_document
+from server.web.activitypub import activity_response
+from server.web.current import resources_of
+from server.web.signed import signed_by
+
+sent = Blueprint("sent", __name__)
+
+
+async def _sent(**_path: object) -> ResponseReturnValue:
+    resources = resources_of(current_app)
+    base = resources.settings.instance.base_url
+    uri = base + request.path
+    requester = await signed_by()  # None when unsigned: then only public ones
+    async with resources.read_sessionmaker() as session:
+        document = await sent_document(session, base, uri, requester)
+    if document is None:
+        raise NotFound("nothing we sent has that id, or not for you")
+    return activity_response(document)
+
+
+RULES = {
+    "by_actor": "/<any(artists, labels, users):kind>/<name>/<path:rest>",
+    "by_instance": "/actor/<path:rest>",
+    "by_release": "/releases/<int:release_id>/note/<path:rest>",
+    "by_statement": "/statements/<statement_id>/<path:rest>",
+    "by_settlement": "/settlements/<settlement_id>/<path:rest>",
+}
+for endpoint, rule in RULES.items():
+    sent.add_url_rule(rule, endpoint, _sent, methods=["GET"])
