@@ -55,8 +55,14 @@ def _path(app: Quart, uri: str) -> str:
 async def test_public_activities_are_served_by_id(app: Quart, client: Client) -> None:
     base = resources_of(app).settings.instance.base_url
     me = f"{base}/users/lena"
-    note = {"id": f"{me}/notes/1", "type": "Note", "attributedTo": me, "content": "<p>hi</p>",
-            "to": [PUBLIC, REMOTE], "inReplyTo": f"{REMOTE}/statuses/9"}  # fmt: skip
+    note: dict[str, Any] = {
+        "id": f"{me}/notes/1",
+        "type": "Note",
+        "attributedTo": me,
+        "content": "<p>hi</p>",
+        "to": [PUBLIC, REMOTE],
+        "inReplyTo": f"{REMOTE}/statuses/9",
+    }
     create = activity(f"{me}/notes/1/create", "Create", me, note, to=note["to"])
     await _record(app, create, public=True)
     answer = await client.get(_path(app, create["id"]), headers=AP)
@@ -244,3 +250,14 @@ async def test_every_id_we_send_resolves(pair: tuple[Instance, Instance], tmp_pa
                     assert re.sub(r"#.*", "", uri) in (body["id"], body.get("url")), uri
                     walked += 1
         assert walked >= 20, walked
+
+
+async def test_post_only_paths_under_an_actor_stay_405(app: Quart, client: Client) -> None:
+    async with resources_of(app).sessionmaker() as session:
+        user = await create_user(session, "mira", "a long password", Role.ARTIST)
+        await create_artist(session, "aurora", user)
+        await session.commit()
+    for path in ("/artists/aurora/inbox", "/actor/inbox", "/artists/aurora/remote-follow"):
+        answer = await client.get(path, headers=AP)
+        assert answer.status_code == 405, path
+        assert "POST" in answer.headers["Allow"]

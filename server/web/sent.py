@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from quart import Blueprint, current_app, request
 from quart.typing import ResponseReturnValue
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from server.services.activitypub.sent import sent_document
 from server.web.activitypub import activity_response
@@ -26,8 +26,18 @@ async def _sent(**_path: object) -> ResponseReturnValue:
     async with resources.read_sessionmaker() as session:
         document = await sent_document(session, base, uri, requester)
     if document is None:
+        others = _other_methods()
+        if others:  # an inbox, a form's target: not ours to serve, and not a 404 either
+            raise MethodNotAllowed(valid_methods=others)
         raise NotFound("nothing we sent has that id, or not for you")
     return activity_response(document)
+
+
+def _other_methods() -> list[str]:
+    """The methods other routes take on this path (a POST-only inbox under an actor)."""
+    adapter = current_app.url_map.bind(request.host)
+    methods = set(adapter.allowed_methods(request.path)) - {"GET", "HEAD", "OPTIONS"}
+    return sorted(methods)
 
 
 RULES = {
