@@ -100,7 +100,16 @@ async def test_unknown_tags_and_bad_pages_are_refused(app: Quart, client: Client
 
 async def test_release_page_links_its_tags(app: Quart, client: Client) -> None:
     [release] = await _releases(app, 1, ["musique concrète"])
-    text = await (await client.get(f"/releases/{release}")).get_data(as_text=True)
+    page = await client.get(f"/releases/{release}")
+    text = await page.get_data(as_text=True)
+    base = resources_of(app).settings.instance.base_url
+    # the page names its Note, where Mastodon looks when a pasted URL answers HTML
+    assert page.headers["Link"] == (
+        f'<{base}/releases/{release}/note>; rel="alternate"; type="application/activity+json"'
+    )
+    note = await (await client.get(f"/releases/{release}", headers=AP)).get_json()
+    assert note["type"] == "Note" and note["id"] == f"{base}/releases/{release}/note"
+    assert note["tag"][0]["href"] == f"{base}/tags/musique-concr%C3%A8te"
     assert 'href="/tags/musique-concr%C3%A8te"' in text
     followed = await client.get("/tags/musique-concr%C3%A8te")
     assert followed.status_code == 200
