@@ -22,9 +22,12 @@ async def _sent(**_path: object) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
     uri = base + request.path
-    requester = await signed_by()  # None when unsigned: then only public ones
     async with resources.read_sessionmaker() as session:
-        document = await sent_document(session, base, uri, requester)
+        found = await sent_document(session, base, uri)
+    document = None
+    if found is not None:
+        # a signature is verified (its key perhaps fetched) only for a private one
+        document = found.for_requester(None if found.public else await signed_by())
     if document is None:
         others = _other_methods()
         if others:  # an inbox, a form's target: not ours to serve, and not a 404 either

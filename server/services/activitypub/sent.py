@@ -14,6 +14,7 @@ addressing. What went out about a release that is no longer public is withdrawn 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -55,14 +56,27 @@ def _release_of(base_url: str, document: dict[str, Any]) -> int | None:
     return int(found.group(1)) if found else None
 
 
-async def sent_document(
-    session: AsyncSession, base_url: str, uri: str, requester: str | None
-) -> dict[str, Any] | None:
-    """The document we sent with id ``uri``, if ``requester`` may see it; else None."""
+@dataclass(frozen=True)
+class Sent:
+    document: dict[str, Any]  # as served
+    audience: dict[str, Any]  # the addressing it went out with
+    recorded_public: bool
+
+    @property
+    def public(self) -> bool:
+        return may_fetch(self.audience, self.recorded_public, None)
+
+    def for_requester(self, requester: str | None) -> dict[str, Any] | None:
+        return self.document if may_fetch(self.audience, self.recorded_public, requester) else None
+
+
+async def sent_document(session: AsyncSession, base_url: str, uri: str) -> Sent | None:
+    """The document we sent with id ``uri`` and who it went to; None if there is none
+    (or it was about a release that is not public any more). Whether the asker may see
+    it is ``Sent.for_requester``: the caller verifies a signature only when it must."""
     row = await session.scalar(select(OutboundActivity).where(OutboundActivity.uri == uri))
-    document: dict[str, Any] | None = None
     if row is not None:
-        document, judged = row.document, row.document
+        document, audience = row.document, row.document
     else:
         row = await session.scalar(
             select(OutboundActivity).where(OutboundActivity.uri == f"{uri}/create")
@@ -71,14 +85,12 @@ async def sent_document(
         if row is None or not isinstance(inner, dict) or inner.get("id") != uri:
             return None
         document = {"@context": row.document.get("@context", CONTEXT), **inner}
-        judged = {key: row.document.get(key) for key in ADDRESSING} | {
+        audience = {key: row.document.get(key) for key in ADDRESSING} | {
             key: inner.get(key) for key in ADDRESSING if inner.get(key)
         }
-    if not may_fetch(judged, row.public, requester):
-        return None
     release = _release_of(base_url, row.document)
     if release is not None and row.type != "Delete":
         visibility = await session.scalar(select(Release.visibility).where(Release.id == release))
         if visibility is not Visibility.PUBLIC:
             return None
-    return document
+    return Sent(document, audience, row.public)
