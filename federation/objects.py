@@ -30,6 +30,7 @@ EXTRA_CONTEXT: dict[str, Any] = {
     "discoverable": "toot:discoverable",
     "playfair": PLAYFAIR_NS,
     "release": {"@id": "playfair:release", "@type": "@id"},
+    "track": {"@id": "playfair:track", "@type": "@id"},
     "position": "playfair:position",
     "priceModel": "playfair:priceModel",
     "preview": {"@id": "playfair:preview", "@type": "@id"},
@@ -159,16 +160,42 @@ class ReleaseInfo:
     tracks: tuple[TrackInfo, ...]
 
 
-def release_id(base_url: str, release: int) -> str:
+def release_page_url(base_url: str, release: int) -> str:
+    """The release's page: the URL people share. An ActivityPub request for it gets the
+    release's Note (docs/architecture.md#federation)."""
     return f"{base_url}/releases/{release}"
 
 
-def track_id(base_url: str, track: int) -> str:
+def track_page_url(base_url: str, track: int) -> str:
+    """The track's page (and the track's name in Listens and statements); an ActivityPub
+    request for it gets the track's Note."""
     return f"{base_url}/tracks/{track}"
 
 
+def release_id(base_url: str, release: int) -> str:
+    """The id of the album object (an OrderedCollection of Audio) playfair peers read."""
+    return f"{release_page_url(base_url, release)}/album"
+
+
+def track_id(base_url: str, track: int) -> str:
+    """The id of the track's Audio object."""
+    return f"{track_page_url(base_url, track)}/audio"
+
+
+def track_preview_url(base_url: str, track: int) -> str:
+    return f"{track_page_url(base_url, track)}/preview"
+
+
+def cover_url(base_url: str, release: int) -> str:
+    return f"{release_page_url(base_url, release)}/cover"
+
+
 def note_id(base_url: str, release: int) -> str:
-    return f"{base_url}/releases/{release}/note"
+    return f"{release_page_url(base_url, release)}/note"
+
+
+def track_note_id(base_url: str, track: int) -> str:
+    return f"{track_page_url(base_url, track)}/note"
 
 
 def channel_album_id(base_url: str, release: int) -> str:
@@ -199,7 +226,8 @@ def track_object(base_url: str, release: ReleaseInfo, track: TrackInfo) -> dict[
     duration in whole seconds, the licence as a URL (left out when it has none), the album
     by its id, the preview as the one audio link (docs/architecture.md#federation)."""
     uri = track_id(base_url, track.id)
-    links: list[dict[str, Any]] = [{"type": "Link", "mediaType": "text/html", "href": uri}]
+    page = track_page_url(base_url, track.id)
+    links: list[dict[str, Any]] = [{"type": "Link", "mediaType": "text/html", "href": page}]
     document: dict[str, Any] = {
         "id": uri,
         "type": "Audio",
@@ -219,7 +247,7 @@ def track_object(base_url: str, release: ReleaseInfo, track: TrackInfo) -> dict[
     if cover := _cover(base_url, release):
         document["image"] = cover  # the track's artwork in Funkwhale
     if track.preview_type:
-        preview = f"{uri}/preview"
+        preview = track_preview_url(base_url, track.id)
         document["preview"] = preview
         links.append(
             {"type": "Link", "rel": "preview", "mediaType": track.preview_type, "href": preview}
@@ -233,7 +261,7 @@ def _cover(base_url: str, release: ReleaseInfo) -> dict[str, Any] | None:
     return {
         "type": "Image",
         "mediaType": release.cover_type,
-        "url": f"{base_url}/releases/{release.id}/cover",
+        "url": cover_url(base_url, release.id),
         "name": f"Cover of {release.title}",
     }
 
@@ -249,7 +277,7 @@ def release_object(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
         "content": paragraphs(release.description),
         "license": release.license,
         "published": iso(release.published),
-        "url": uri,
+        "url": release_page_url(base_url, release.id),
         "totalItems": len(release.tracks),
         "orderedItems": [track_object(base_url, release, track) for track in release.tracks],
         "tag": _hashtags(base_url, release.tags),
@@ -271,8 +299,8 @@ def _hashtags(base_url: str, tags: Sequence[str]) -> list[dict[str, Any]]:
 
 def release_note(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
     """The Note Mastodon shows: the text with the link, preview clips it plays inline,
-    and the cover; ``release`` points playfair peers at the full object."""
-    uri = release_id(base_url, release.id)
+    and the cover; ``release`` points playfair peers at the album object."""
+    uri = release_page_url(base_url, release.id)
     artist = actor_id(base_url, "artists", release.artist_name)
     text = (
         f"<p>New release by {html.escape(release.artist_display_name)}: "
@@ -293,7 +321,7 @@ def release_note(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
         {
             "type": "Document",
             "mediaType": track.preview_type,
-            "url": f"{track_id(base_url, track.id)}/preview",
+            "url": track_preview_url(base_url, track.id),
             "name": track.title,
         }
         for track in release.tracks
@@ -312,7 +340,7 @@ def release_note(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
         "cc": [f"{artist}/followers"],
         "attachment": attachments,
         "tag": _hashtags(base_url, release.tags),
-        "release": uri,
+        "release": release_id(base_url, release.id),
         "sensitive": False,
     }
     if release.updated:
@@ -334,7 +362,11 @@ def channel_album(base_url: str, release: ReleaseInfo, artist_type: str) -> dict
         "released": release.published.astimezone(UTC).date().isoformat(),
         "artists": [{"type": artist_type, "id": artist}],
         "url": [
-            {"type": "Link", "mediaType": "text/html", "href": release_id(base_url, release.id)}
+            {
+                "type": "Link",
+                "mediaType": "text/html",
+                "href": release_page_url(base_url, release.id),
+            }
         ],
     }
     if release.description:
@@ -364,6 +396,47 @@ def create_audio(base_url: str, release: ReleaseInfo, track: TrackInfo) -> dict[
         cc=audio["cc"],
         published=release.published,
     )
+
+
+def track_note(base_url: str, release: ReleaseInfo, track: TrackInfo) -> dict[str, Any]:
+    """The Note a pasted track URL resolves to on Mastodon: a line of text linking the
+    track's and the release's pages, one audio attachment (the preview, with the cover as
+    its ``icon``, which Mastodon's player shows), and ``track`` and ``release`` pointing
+    playfair peers at the Audio and album objects."""
+    artist = actor_id(base_url, "artists", track.artist_name)
+    page = track_page_url(base_url, track.id)
+    text = (
+        f'<p><a href="{page}">{html.escape(track.title)}</a> by '
+        f"{html.escape(release.artist_display_name)}, from "
+        f'<a href="{release_page_url(base_url, release.id)}">{html.escape(release.title)}</a>'
+        "</p>"
+    )
+    attachments: list[dict[str, Any]] = []
+    if track.preview_type:
+        preview: dict[str, Any] = {
+            "type": "Document",
+            "mediaType": track.preview_type,
+            "url": track_preview_url(base_url, track.id),
+            "name": f"Preview of {track.title}",
+        }
+        if cover := _cover(base_url, release):
+            preview["icon"] = {k: v for k, v in cover.items() if k != "name"}
+        attachments.append(preview)
+    return {
+        "id": track_note_id(base_url, track.id),
+        "type": "Note",
+        "attributedTo": artist,
+        "content": text,
+        "url": page,
+        "published": iso(release.published),
+        "to": [PUBLIC],
+        "cc": [f"{artist}/followers"],
+        "attachment": attachments,
+        "tag": _hashtags(base_url, release.tags),
+        "track": track_id(base_url, track.id),
+        "release": release_id(base_url, release.id),
+        "sensitive": False,
+    }
 
 
 def activity(

@@ -203,6 +203,36 @@ def same_origin(a: str, b: str) -> bool:
     return origin_a is not None and origin_a == urls.origin(b)
 
 
+def album_link(document: dict[str, Any]) -> str | None:
+    """Where a playfair Note (of a release or a track, what a shared page URL answers)
+    says its album object is: its ``release`` property, on the Note's own server. None
+    for anything else, so callers read the document itself."""
+    if document.get("type") == "OrderedCollection":
+        return None
+    note_id, album = document.get("id"), document.get("release")
+    if isinstance(note_id, str) and isinstance(album, str) and same_origin(album, note_id):
+        return album
+    return None
+
+
+def track_name(item: dict[str, Any]) -> str | None:
+    """The name a playfair track goes by in Listens and statements: its page (the
+    ``text/html`` link of the Audio's ``url``, on the Audio's server), else its id (what
+    playfair wrote before the Audio object had an id of its own)."""
+    uri = item.get("id")
+    if not isinstance(uri, str):
+        return None
+    for link in as_list(item.get("url")):
+        if (
+            isinstance(link, dict)
+            and link.get("mediaType") == "text/html"
+            and isinstance(link.get("href"), str)
+            and same_origin(link["href"], uri)
+        ):
+            return str(link["href"])
+    return uri
+
+
 def _is_url(value: Any) -> TypeGuard[str]:
     return urls.is_remote_url(value)
 

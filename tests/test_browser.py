@@ -57,8 +57,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     codes = instance.cli("voucher", "issue", "--tokens", "1022", "--count", "4").split()
     album = folder / "Harbour Songs"
     album.mkdir()
-    make_audio(album / "01 - Low Water.mp3", "mp3", seconds=TRACK_SECONDS)
-    make_audio(album / "02 - Salt Light.mp3", "mp3", seconds=TRACK_SECONDS, frequency=660)
+    genre = {"genre": "Harbour Folk"}  # the release's tag: its tag page is walked too
+    make_audio(album / "01 - Low Water.mp3", "mp3", seconds=TRACK_SECONDS, tags=genre)
+    make_audio(album / "02 - Salt Light.mp3", "mp3", seconds=TRACK_SECONDS, frequency=660,
+               tags=genre)  # fmt: skip
     instance.cli("import", str(album), "--artist", "aurora")
     instance.start()
     release = int(instance.wait_for(r"release (\d+) announced").group(1))
@@ -208,6 +210,7 @@ def test_visitor_pages_are_light_and_previews_play(page: tuple[Page, Watch], sit
         (f"/releases/{site.release_id}", "release"),
         ("/artists/aurora", "artist"),
         ("/search?q=salt", "search"),
+        ("/tags/harbour-folk", "tag"),
         ("/signup", "signup"),
     ):
         watch.bytes_by_url.clear()

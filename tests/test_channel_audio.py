@@ -320,6 +320,6 @@ async def test_a_draft_has_no_channel_album_and_no_uploads(app: Quart) -> None:
     client = app.test_client()
     headers = {"Accept": "application/activity+json"}
     for path in (f"/releases/{draft.id}/channel-album", "/releases/999/channel-album",
-                 "/tracks/999/create", "/releases/x/channel-album"):  # fmt: skip
+                 "/tracks/999/audio/create", "/releases/x/channel-album"):  # fmt: skip
         answer = await client.get(path, headers=headers)
         assert answer.status_code == 404, path

@@ -105,7 +105,7 @@ async def test_funkwhale_subscribes_and_files_each_track(ours: Instance, tmp_pat
                 audio_object = await http.get(upload["id"])
                 assert audio_object.status_code == 200
                 assert check_audio(audio_object.json())["source"] == upload["source"]
-            assert (await http.get(f"{ours.base}/tracks/999/create")).status_code == 404
+            assert (await http.get(f"{ours.base}/tracks/999/audio/create")).status_code == 404
 
         # the Mastodon follower: the Note, none of the Audio creates
         async with database_of(ours) as session:

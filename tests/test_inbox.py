@@ -481,10 +481,13 @@ async def test_actor_documents_and_outbox(
     assert outbox["totalItems"] == 1
     page = await (await client.get("/artists/the_quiet_hours/outbox?page=1", headers=ap)).get_json()
     [create] = page["orderedItems"]
-    assert create["type"] == "Create" and create["object"]["release"] == f"{BASE}/releases/1"
+    assert create["type"] == "Create" and create["object"]["release"] == f"{BASE}/releases/1/album"
 
-    release = await (await client.get("/releases/1", headers=ap)).get_json()
-    assert release["id"] == f"{BASE}/releases/1" and release["type"] == "OrderedCollection"
+    # the shared page is the Note; the album object has an id of its own (issue 14)
+    note = await (await client.get("/releases/1", headers=ap)).get_json()
+    assert note["id"] == f"{BASE}/releases/1/note" and note["type"] == "Note"
+    release = await (await client.get("/releases/1/album", headers=ap)).get_json()
+    assert release["id"] == f"{BASE}/releases/1/album" and release["type"] == "OrderedCollection"
     missing = await client.get("/artists/nobody", headers=ap)
     assert missing.status_code == 404
     bad_page = await client.get("/artists/the_quiet_hours/outbox?page=x", headers=ap)
@@ -547,6 +550,7 @@ async def test_release_visibility_limits_what_is_served(
     ap = {"Accept": ACTIVITY_TYPE}
     assert (await client.get("/releases/1", headers=ap)).status_code == 404
     assert (await client.get("/releases/1/note", headers=ap)).status_code == 404
+    assert (await client.get("/releases/1/album", headers=ap)).status_code == 404
 
 
 async def test_reply_edits_are_applied(app: Quart, client: Client, scene: dict[str, int]) -> None:

@@ -28,6 +28,7 @@ from federation.objects import (
     paragraphs,
     release_note,
     release_object,
+    track_note,
     track_object,
     update_release,
 )
@@ -281,15 +282,15 @@ def test_local_actor_published_is_utc() -> None:
 def test_release_note_shape(base: str) -> None:
     release = _release()
     note = release_note(base, release)
-    release_uri = f"{base}/releases/42"
+    page = f"{base}/releases/42"
     artist = local_actor(base, _actor())
     assert note["type"] == "Note"
     assert note["attributedTo"] == artist["id"]
     assert note["to"] == [PUBLIC]
     assert note["cc"] == [artist["followers"]]
-    assert note["release"] == release_uri
-    assert note["url"] == release_uri
-    assert note["id"] != release_uri
+    assert note["release"] == f"{page}/album"  # the album object, for playfair peers
+    assert note["url"] == page
+    assert note["id"] == f"{page}/note"
     assert note["published"] == "2024-03-01T18:30:05Z"
     assert "updated" not in note
     _assert_ids_under(note, base)
@@ -471,7 +472,8 @@ def test_release_object_shape(base: str) -> None:
     )
     release = _release(tracks, updated=PUBLISHED + timedelta(days=1))
     document = release_object(base, release)
-    assert document["id"] == f"{base}/releases/42"
+    assert document["id"] == f"{base}/releases/42/album"
+    assert document["url"] == f"{base}/releases/42"
     assert document["type"] == "OrderedCollection"
     assert document["name"] == TITLE  # a plain-text property, not HTML
     assert document["attributedTo"] == f"{base}/artists/the-band"
@@ -502,8 +504,8 @@ def test_release_object_without_cover_or_update() -> None:
 def test_track_object_with_preview(base: str) -> None:
     track = _track(3, preview="audio/ogg")
     document = track_object(base, _release(), track)
-    uri = f"{base}/tracks/103"
-    assert document["id"] == uri
+    uri = f"{base}/tracks/103"  # the page; the Audio object has an id of its own
+    assert document["id"] == f"{uri}/audio"
     assert document["type"] == "Audio"
     assert document["name"] == track.title
     assert document["duration"] == 61
@@ -579,3 +581,42 @@ def test_collection_page_items_are_a_list() -> None:
     document = collection_page(f"{BASES[0]}/x", 1, 2, ("a", "b"))
     assert document["orderedItems"] == ["a", "b"]
     _assert_json(document)
+
+
+# --- the track's Note (what a pasted track URL resolves to) --------------------------------
+
+
+def test_track_note_shape(base: str) -> None:
+    release = _release()
+    track = release.tracks[2]
+    note = track_note(base, release, track)
+    page = f"{base}/tracks/{track.id}"
+    assert note["type"] == "Note"  # one of the two types Mastodon takes as they are
+    assert note["id"] == f"{page}/note"
+    assert note["url"] == page
+    assert note["track"] == f"{page}/audio"
+    assert note["release"] == f"{base}/releases/42/album"
+    assert note["attributedTo"] == f"{base}/artists/the-band"
+    assert note["to"] == [PUBLIC]
+    [audio] = note["attachment"]  # exactly one, audio: Mastodon draws its player
+    assert audio["type"] == "Document"
+    assert audio["mediaType"] == track.preview_type
+    assert audio["url"] == f"{page}/preview"
+    assert audio["icon"]["url"] == f"{base}/releases/42/cover"  # the player's poster
+    assert f'<a href="{page}">' in note["content"]
+    assert f'<a href="{base}/releases/42">' in note["content"]
+    _assert_ids_under(note, base)
+    _assert_json(note)
+
+
+def test_track_note_without_preview_or_cover() -> None:
+    release = _release(cover=None)
+    assert track_note(BASES[0], release, _track(1, preview=None))["attachment"] == []
+    [audio] = track_note(BASES[0], release, _track(2))["attachment"]
+    assert "icon" not in audio
+
+
+def test_track_note_escapes_titles() -> None:
+    content = track_note(BASES[0], _release(), _track(1))["content"]
+    assert "Track 1 &lt;i&gt;" in content and "<i>" not in content
+    assert "Noise &lt;b&gt;&amp; Signal" in content

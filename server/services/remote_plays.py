@@ -25,7 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.fetch import FetchError
-from federation.parse import as_list, duration_ms, same_origin
+from federation.parse import album_link, as_list, duration_ms, same_origin, track_name
 from federation.royalties import ListenRecord, listen_activity, pseudonymous_listener
 from models import ledger
 from models.base import utcnow
@@ -64,7 +64,7 @@ class ParsedTrack:
 
 def parse_release_tracks(document: dict[str, Any]) -> tuple[str, str, list[ParsedTrack]]:
     """A playfair release (an OrderedCollection of Audio) → (id, title, tracks); every
-    track on the release's own server."""
+    track on the release's own server, named by its page URL (``track_name``)."""
     release_uri, title = document.get("id"), document.get("name")
     if not isinstance(release_uri, str) or document.get("type") != "OrderedCollection":
         raise RemoteTrackError("that is not a playfair release")
@@ -72,7 +72,7 @@ def parse_release_tracks(document: dict[str, Any]) -> tuple[str, str, list[Parse
     for item in as_list(document.get("orderedItems"))[:MAX_TRACKS]:
         if not isinstance(item, dict) or item.get("type") != "Audio":
             continue
-        uri, name = item.get("id"), item.get("name")
+        uri, name = track_name(item), item.get("name")
         artist = item.get("attributedTo")
         if not (isinstance(uri, str) and isinstance(name, str) and isinstance(artist, str)):
             continue
@@ -125,6 +125,10 @@ async def resolve_release(fed: Federation, uri: str) -> tuple[list[RemoteTrack],
     payee = await partner_payee(fed, uri)
     try:
         _final, document = await fed.fetcher.get_json(uri, sign=fed.instance_signer())
+        album = album_link(document)
+        if album is not None and same_origin(album, uri):  # a page's Note: on to the album
+            uri = album
+            _final, document = await fed.fetcher.get_json(uri, sign=fed.instance_signer())
     except FetchError as error:
         raise RemoteTrackError(f"the release cannot be fetched: {error}") from None
     release_uri, title, parsed = parse_release_tracks(document)

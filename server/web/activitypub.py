@@ -13,17 +13,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import BadRequest, NotFound
 
 from federation.objects import (
+    CONTEXT,
     PAGE_SIZE,
+    ReleaseInfo,
+    TrackInfo,
     actor_id,
     announce_release,
     collection_page,
     create_release,
     handle_of,
     local_actor,
+    note_id,
     ordered_collection,
     release_note,
     release_object,
+    release_page_url,
+    track_note,
+    track_note_id,
     track_object,
+    track_page_url,
 )
 from federation.royalties import ListenRecord, listen_activity
 from models.catalogue import Favourite, Playlist, Release, Track, Visibility
@@ -89,6 +97,16 @@ async def _html(template: str, **context: Any) -> Response:
     response = Response(body, 200, {"Content-Type": "text/html; charset=utf-8"})
     response.headers["Vary"] = "Accept"
     return response
+
+
+def activity_response(document: dict[str, Any]) -> Response:
+    """An ActivityPub document as this blueprint answers it (for routes elsewhere)."""
+    return _json(document)
+
+
+async def html_response(template: str, **context: Any) -> Response:
+    """A page that varies by Accept like the ones here (for routes elsewhere)."""
+    return await _html(template, **context)
 
 
 async def _ensure_key(name: str) -> None:
@@ -267,8 +285,21 @@ async def instance_collection(which: str) -> ResponseReturnValue:
     return _json(collection_page(uri, 1, 0, []))
 
 
+def _with_context(document: dict[str, Any]) -> Response:
+    return _json({"@context": CONTEXT, **document})
+
+
+def _alternate(response: Response, uri: str) -> Response:
+    """The page names its ActivityPub document, as Mastodon looks for when a pasted URL
+    answers HTML (fetch_resource_service's Link header and ``<link rel=alternate>``)."""
+    response.headers["Link"] = f'<{uri}>; rel="alternate"; type="{ACTIVITY_JSON}"'
+    return response
+
+
 @activitypub.get("/releases/<int:release_id>")
 async def release_page(release_id: int) -> ResponseReturnValue:
+    """The page people share; ActivityPub requests get the release's Note, which Mastodon
+    can show (its ``release`` property leads playfair peers to the album object)."""
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
     user = None if wants_activity() else await user_for_session()
@@ -277,7 +308,7 @@ async def release_page(release_id: int) -> ResponseReturnValue:
         if info is None:
             raise NotFound("there is no such release here")
         if wants_activity():
-            return _json(release_object(base, info))
+            return _with_context(release_note(base, info))
         conversation = (
             await session.execute(
                 select(Interaction, RemoteActor)
@@ -290,7 +321,7 @@ async def release_page(release_id: int) -> ResponseReturnValue:
     replies = [(i, a) for i, a in conversation if i.kind is InteractionKind.REPLY]
     likes = sum(1 for i, _ in conversation if i.kind is InteractionKind.LIKE)
     boosts = sum(1 for i, _ in conversation if i.kind is InteractionKind.ANNOUNCE)
-    return await _html(
+    page = await _html(
         "release.html",
         release=info,
         replies=replies,
@@ -299,6 +330,21 @@ async def release_page(release_id: int) -> ResponseReturnValue:
         base=base,
         prices=prices,
     )
+    return _alternate(page, note_id(base, release_id))
+
+
+@activitypub.get("/releases/<int:release_id>/album")
+async def release_album_route(release_id: int) -> ResponseReturnValue:
+    """The album object playfair peers read: an OrderedCollection of the tracks' Audio."""
+    resources = resources_of(current_app)
+    base = resources.settings.instance.base_url
+    async with resources.read_sessionmaker() as session:
+        info = await load_release_info(session, release_id)
+    if info is None:
+        raise NotFound("the release is not published here")
+    if not wants_activity():
+        return Response("", 303, {"Location": release_page_url(base, release_id)})
+    return _json(release_object(base, info))
 
 
 async def _prices(session: AsyncSession, user: User | None, track_ids: list[int]) -> dict[int, Any]:
@@ -318,10 +364,8 @@ async def release_note_route(release_id: int) -> ResponseReturnValue:
     if info is None:
         raise NotFound("the release is not published here")
     if not wants_activity():
-        return Response("", 303, {"Location": f"{base}/releases/{release_id}"})
-    document = release_note(base, info)
-    document["@context"] = create_release(base, info)["@context"]
-    return _json(document)
+        return Response("", 303, {"Location": release_page_url(base, release_id)})
+    return _with_context(release_note(base, info))
 
 
 @activitypub.get("/releases/<int:release_id>/note/create")
@@ -334,20 +378,25 @@ async def release_create_route(release_id: int) -> ResponseReturnValue:
     return _json(create_release(resources.settings.instance.base_url, info))
 
 
-@activitypub.get("/tracks/<int:track_id>")
-async def track_page(track_id: int) -> ResponseReturnValue:
-    resources = resources_of(current_app)
-    base = resources.settings.instance.base_url
-    async with resources.read_sessionmaker() as session:
-        release_id = await session.scalar(select(Track.release_id).where(Track.id == track_id))
-        info = await load_release_info(session, release_id) if release_id else None
+async def _load_track(session: AsyncSession, track_id: int) -> tuple[ReleaseInfo, TrackInfo]:
+    release_id = await session.scalar(select(Track.release_id).where(Track.id == track_id))
+    info = await load_release_info(session, release_id) if release_id else None
     track = next((t for t in info.tracks if t.id == track_id), None) if info else None
     if info is None or track is None:
         raise NotFound("there is no such track here")
+    return info, track
+
+
+@activitypub.get("/tracks/<int:track_id>")
+async def track_page(track_id: int) -> ResponseReturnValue:
+    """The page people share; ActivityPub requests get the track's Note (its ``track``
+    property leads playfair peers to the Audio object)."""
+    resources = resources_of(current_app)
+    base = resources.settings.instance.base_url
+    async with resources.read_sessionmaker() as session:
+        info, track = await _load_track(session, track_id)
     if wants_activity():
-        document = track_object(base, info, track)
-        document["@context"] = release_object(base, info)["@context"]
-        return _json(document)
+        return _with_context(track_note(base, info, track))
     user = await user_for_session()
     async with resources.read_sessionmaker() as session:
         prices = await _prices(session, user, [track_id])
@@ -361,7 +410,7 @@ async def track_page(track_id: int) -> ResponseReturnValue:
                     select(Playlist).where(Playlist.user_id == user.id).order_by(Playlist.title)
                 )
             )
-    return await _html(
+    page = await _html(
         "track.html",
         release=info,
         track=track,
@@ -370,6 +419,21 @@ async def track_page(track_id: int) -> ResponseReturnValue:
         favourite=favourite,
         playlists=lists,
     )
+    return _alternate(page, track_note_id(base, track_id))
+
+
+@activitypub.get("/tracks/<int:track_id>/<any(audio, note):which>")
+async def track_object_route(track_id: int, which: str) -> ResponseReturnValue:
+    """The track's Audio object (for playfair peers) or its Note (for everyone)."""
+    resources = resources_of(current_app)
+    base = resources.settings.instance.base_url
+    async with resources.read_sessionmaker() as session:
+        info, track = await _load_track(session, track_id)
+    if not wants_activity():
+        return Response("", 303, {"Location": track_page_url(base, track_id)})
+    if which == "audio":
+        return _with_context(track_object(base, info, track))
+    return _with_context(track_note(base, info, track))
 
 
 async def _inbox(recipient: str | None) -> ResponseReturnValue:

@@ -42,7 +42,9 @@ from server.web.pages.admin_members import admin_members
 from server.web.pages.admin_money import admin_money
 from server.web.pages.artist import artist_pages
 from server.web.pages.listener import listener
+from server.web.sent import sent
 from server.web.sessions import csrf_token, set_csrf_cookie, user_for_session
+from server.web.tags import tags
 
 HERE = Path(__file__).resolve().parent
 
@@ -178,6 +180,9 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(fediverse)
     app.register_blueprint(activitypub)
     app.register_blueprint(channel)
+
+    app.register_blueprint(tags)
+    app.register_blueprint(sent)
     app.register_blueprint(listener)
     app.register_blueprint(artist_pages)
     app.register_blueprint(admin_members)

@@ -3,9 +3,7 @@ at, and each ``Create{Audio}`` by its id (docs/architecture.md#federation)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from quart import Blueprint, Response, current_app, jsonify
+from quart import Blueprint, current_app
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
@@ -14,18 +12,10 @@ from federation.objects import channel_album, create_audio
 from models.catalogue import Track
 from server.services.activitypub.channels import artist_type
 from server.services.activitypub.publish import load_release_info
-from server.web.activitypub import ACTIVITY_JSON
+from server.web.activitypub import activity_response
 from server.web.current import resources_of
 
 channel = Blueprint("channel", __name__)
-
-
-def _json(document: dict[str, Any]) -> Response:
-    """Headers as the ActivityPub routes answer (server/web/activitypub.py)."""
-    response = jsonify(document)
-    response.headers["Content-Type"] = ACTIVITY_JSON
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
 
 
 @channel.get("/releases/<int:release_id>/channel-album")
@@ -36,10 +26,10 @@ async def channel_album_route(release_id: int) -> ResponseReturnValue:
         if info is None:
             raise NotFound("the release is not published here")
         kind = await artist_type(session, info.artist_name)
-    return _json(channel_album(resources.settings.instance.base_url, info, kind))
+    return activity_response(channel_album(resources.settings.instance.base_url, info, kind))
 
 
-@channel.get("/tracks/<int:track_id>/create")
+@channel.get("/tracks/<int:track_id>/audio/create")
 async def channel_upload_route(track_id: int) -> ResponseReturnValue:
     resources = resources_of(current_app)
     async with resources.read_sessionmaker() as session:
@@ -48,4 +38,4 @@ async def channel_upload_route(track_id: int) -> ResponseReturnValue:
     track = next((t for t in info.tracks if t.id == track_id), None) if info else None
     if info is None or track is None or not track.preview_type:
         raise NotFound("there is no such upload here")
-    return _json(create_audio(resources.settings.instance.base_url, info, track))
+    return activity_response(create_audio(resources.settings.instance.base_url, info, track))
