@@ -28,6 +28,7 @@ from server.web.auth import current_viewer
 from server.web.current import EXTENSION_KEY, resources_of
 from server.web.discovery import fediverse
 from server.web.errors import register_error_handlers
+from server.web.feeds import feeds
 from server.web.headers import content_security_policy, form_targets, security_headers
 from server.web.home import web
 from server.web.input_limits import BoundedOpenAPI, LimitedRequest, install_input_limits, request_id
@@ -176,6 +177,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(well_known_oauth)
     app.register_blueprint(fediverse)
     app.register_blueprint(activitypub)
+    app.register_blueprint(feeds)
     app.register_blueprint(listener)
     app.register_blueprint(artist_pages)
     app.register_blueprint(admin_members)
