@@ -87,7 +87,7 @@ def origin(url: str) -> tuple[str, str, int] | None:
 
 FEED_KINDS = ("artists", "labels")
 FEED_FORMATS = ("rss", "atom")
-PAGE_KINDS = ("artists", "labels", "releases", "tracks")
+PAGE_KINDS = ("artists", "labels", "users", "releases", "tracks")
 EMBED_KINDS = ("releases", "tracks")
 
 
@@ -105,7 +105,7 @@ def feed_url(base_url: str, kind: str | None, name: str | None, fmt: str) -> str
 
 
 def page_url(base_url: str, kind: str, key: str | int) -> str:
-    """The human page of an artist, label, release or track: the canonical URL that link
+    """The human page of an artist, label, listener, release or track: the canonical URL that link
     previews and feeds point at (ActivityPub ids are made in :mod:`federation.objects`)."""
     if kind not in PAGE_KINDS:
         raise ValueError(f"no page of {kind!r}")

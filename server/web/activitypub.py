@@ -51,6 +51,7 @@ from server.services.activitypub.local import (
 from server.services.activitypub.publish import load_release_info
 from server.services.local_plays import LOCAL
 from server.web.current import resources_of
+from server.web.previews import actor_preview, release_preview, track_preview
 from server.web.sessions import user_for_session
 from server.web.signed import signed_by
 
@@ -155,6 +156,14 @@ async def actor_page(kind: str, name: str) -> ResponseReturnValue:
         actor_url=actor_id(base, kind, actor.name),
         actor_path=f"/{kind}/{actor.name}",
         remote_error=request.args.get("remote_error"),
+        preview=actor_preview(
+            base,
+            resources.settings.instance.name,
+            kind,
+            actor.name,
+            actor.info.display_name,
+            actor.info.summary,
+        ),
     )
 
 
@@ -298,6 +307,7 @@ async def release_page(release_id: int) -> ResponseReturnValue:
         boosts=boosts,
         base=base,
         prices=prices,
+        preview=release_preview(base, resources.settings.instance.name, info),
     )
 
 
@@ -369,6 +379,7 @@ async def track_page(track_id: int) -> ResponseReturnValue:
         price=prices.get(track_id),
         favourite=favourite,
         playlists=lists,
+        preview=track_preview(base, resources.settings.instance.name, info, track),
     )
 
 

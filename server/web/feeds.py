@@ -132,9 +132,11 @@ def build_atom(
 
     def atom(parent: ElementTree.Element, tag: str, text: str | None = None,
              **attributes: str) -> ElementTree.Element:  # fmt: skip
-        return _add(parent, f"{{{ATOM_NS}}}{tag}", text, **attributes)
+        return _add(parent, tag, text, **attributes)
 
-    feed = ElementTree.Element(f"{{{ATOM_NS}}}feed")
+    # Atom's namespace as the default one, written on the root: ElementTree's
+    # default_namespace option refuses the attributes that have none.
+    feed = ElementTree.Element("feed", {"xmlns": ATOM_NS})
     atom(feed, "id", home)
     atom(feed, "title", title)
     atom(feed, "subtitle", summary)
@@ -158,9 +160,7 @@ def build_atom(
         atom(entry, "link", rel="enclosure", type=item.preview_type,
              length=str(item.preview_bytes), href=preview_url(base_url, item.track_id))  # fmt: skip
         atom(entry, "summary", _item_text(item))
-    return ElementTree.tostring(
-        feed, encoding="utf-8", xml_declaration=True, default_namespace=ATOM_NS
-    )
+    return ElementTree.tostring(feed, encoding="utf-8", xml_declaration=True)
 
 
 async def _answer(kind: str | None, name: str | None, fmt: str) -> ResponseReturnValue:
