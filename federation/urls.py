@@ -93,8 +93,8 @@ EMBED_KINDS = ("releases", "tracks")
 
 def feed_url(base_url: str, kind: str | None, name: str | None, fmt: str) -> str:
     """Our RSS or Atom feed of an artist's or a label's releases (``kind`` "artists" or
-    "labels"), or with ``kind`` None of the instance's new releases (docs/architecture.md,
-    "Outside the fediverse")."""
+    "labels"), or with ``kind`` None of the instance's new releases
+    (docs/architecture.md#outside-the-fediverse)."""
     if fmt not in FEED_FORMATS:
         raise ValueError(f"a feed is rss or atom, not {fmt!r}")
     if kind is None:

@@ -1,6 +1,5 @@
 """What the RSS and Atom feeds list: the newest published tracks of an artist, a label or
-the whole instance, each with its public preview (docs/architecture.md, "Outside the
-fediverse").
+the whole instance, each with its public preview (docs/architecture.md#outside-the-fediverse).
 
 One item per track, not per release: a podcast app plays one enclosure per item, so a
 release as one item could offer only one of its tracks. Only public releases' ready

@@ -1,4 +1,4 @@
-"""The embeddable player and oEmbed (docs/architecture.md, "Outside the fediverse").
+"""The embeddable player and oEmbed (docs/architecture.md#outside-the-fediverse).
 
 ``/embed/releases/{id}`` and ``/embed/tracks/{id}`` are small pages without the site's
 chrome, made to be framed by any site (the only responses whose policy allows it:

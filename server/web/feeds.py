@@ -1,5 +1,5 @@
 """RSS 2.0 (podcast-style) and Atom feeds of new tracks, per artist, per label and for the
-instance (docs/architecture.md, "Outside the fediverse").
+instance (docs/architecture.md#outside-the-fediverse).
 
 Each item is a published track with its public preview as the enclosure (its length in
 bytes, its type), the release's cover as ``itunes:image`` and a ``guid`` that is the

@@ -1,7 +1,6 @@
 """What other sites' robots read from our pages: the link previews (Open Graph and Twitter
 card tags, the canonical URL, feed and oEmbed discovery) that chat apps and social sites
-draw when someone shares a page, and ``robots.txt`` (docs/architecture.md, "Outside the
-fediverse").
+draw when someone shares a page, and ``robots.txt`` (docs/architecture.md#outside-the-fediverse).
 
 The builders are pure: a page's route makes a :class:`LinkPreview` and
 ``templates/_preview.html`` (included by ``base.html``) writes the tags. Every URL in
