@@ -164,11 +164,13 @@ async def test_control_characters_in_titles_do_not_break_the_feed(
         await session.execute(
             update(Release)
             .where(Release.id == catalogue.release_id)
-            .values(title="Bell\x07 & <Tide>", description="one\x00two")
+            .values(title="Bell\x07 & <Tide>", description="one\x1btwo")
         )
         await session.commit()
-    parsed = await fetch_feed(client, "artists", "aurora", "rss")
-    assert parsed.entries[0].title == "Low Water · Bell & <Tide>"
+    for fmt in ("rss", "atom"):
+        parsed = await fetch_feed(client, "artists", "aurora", fmt)
+        assert parsed.entries[0].title == "Low Water · Bell & <Tide>"
+        assert parsed.entries[0].summary == "onetwo"
 
 
 def test_feed_url_shapes() -> None:
