@@ -51,7 +51,7 @@ from server.services.activitypub.local import (
 from server.services.activitypub.publish import load_release_info
 from server.services.local_plays import LOCAL
 from server.web.current import resources_of
-from server.web.previews import actor_preview, release_preview, track_preview
+from server.web.previews import actor_preview, newest_cover, release_preview, track_preview
 from server.web.sessions import user_for_session
 from server.web.signed import signed_by
 
@@ -147,6 +147,7 @@ async def actor_page(kind: str, name: str) -> ResponseReturnValue:
                 ).all()
             )
         followers = await _count_followers(session, actor.name)
+        covered = await newest_cover(session, [release.id for release in releases])
     return await _html(
         "actor.html",
         actor=actor,
@@ -163,6 +164,7 @@ async def actor_page(kind: str, name: str) -> ResponseReturnValue:
             actor.name,
             actor.info.display_name,
             actor.info.summary,
+            covered,
         ),
     )
 

@@ -1,22 +1,28 @@
 """What other sites' robots read from our pages: the link previews (Open Graph and Twitter
 card tags, the canonical URL, feed and oEmbed discovery) that chat apps and social sites
-draw when someone shares a page, and ``robots.txt`` (docs/architecture.md#outside-the-fediverse).
+draw when someone shares a page, and ``robots.txt``
+(docs/architecture.md#outside-the-fediverse).
 
-The builders are pure: a page's route makes a :class:`LinkPreview` and
-``templates/_preview.html`` (included by ``base.html``) writes the tags. Every URL in
-them is absolute: previews are read by servers that never saw our page.
+The builders are pure (:func:`newest_cover` apart, a read): a page's route makes a
+:class:`LinkPreview` and ``templates/_preview.html`` (included by ``base.html``) writes
+the tags. Every URL in them is absolute: previews are read by servers that never saw
+our page.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from quart import Blueprint, Response, current_app
 from quart.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.objects import ReleaseInfo, TrackInfo
 from federation.urls import cover_url, embed_url, feed_url, page_url, preview_url
+from models.catalogue import FileRole, MediaFile
 from server.web.current import resources_of
 
 robots = Blueprint("robots", __name__)
@@ -130,10 +136,32 @@ def track_preview(
     )
 
 
+async def newest_cover(session: AsyncSession, release_ids: Sequence[int]) -> int | None:
+    """The first of ``release_ids`` (newest first) that has a cover: an actor's picture
+    (actors have no avatars of their own)."""
+    if not release_ids:
+        return None
+    covered = set(
+        await session.scalars(
+            select(MediaFile.release_id).where(
+                MediaFile.role == FileRole.COVER, MediaFile.release_id.in_(release_ids)
+            )
+        )
+    )
+    return next((release for release in release_ids if release in covered), None)
+
+
 def actor_preview(
-    base_url: str, site_name: str, kind: str, name: str, display_name: str, summary: str
+    base_url: str,
+    site_name: str,
+    kind: str,
+    name: str,
+    display_name: str,
+    summary: str,
+    cover_release: int | None = None,
 ) -> LinkPreview:
-    """An artist's, label's or listener's page (only artists and labels have feeds)."""
+    """An artist's, label's or listener's page (only artists and labels have feeds),
+    pictured by the cover of ``cover_release``."""
     what = {"artists": "Artist", "labels": "Label"}.get(kind, "Listener")
     return LinkPreview(
         title=display_name,
@@ -141,6 +169,8 @@ def actor_preview(
         url=page_url(base_url, kind, name),
         og_type="profile",
         site_name=site_name,
+        image=cover_url(base_url, cover_release) if cover_release is not None else None,
+        image_alt=f"Cover of a release by {display_name}" if cover_release is not None else None,
         alternates=feed_links(base_url, kind, name, display_name) if what != "Listener" else (),
     )
 
