@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from federation.discovery import AS_CONTEXT, SECURITY_CONTEXT, host_of
-from federation.urls import feed_url
+from federation.urls import cover_url, feed_url, page_url, preview_url
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 PLAYFAIR_NS = "https://playfair.coop/ns#"
@@ -163,13 +163,13 @@ class ReleaseInfo:
 def release_page_url(base_url: str, release: int) -> str:
     """The release's page: the URL people share. An ActivityPub request for it gets the
     release's Note (docs/architecture.md#federation)."""
-    return f"{base_url}/releases/{release}"
+    return page_url(base_url, "releases", release)
 
 
 def track_page_url(base_url: str, track: int) -> str:
     """The track's page (and the track's name in Listens and statements); an ActivityPub
     request for it gets the track's Note."""
-    return f"{base_url}/tracks/{track}"
+    return page_url(base_url, "tracks", track)
 
 
 def release_id(base_url: str, release: int) -> str:
@@ -180,14 +180,6 @@ def release_id(base_url: str, release: int) -> str:
 def track_id(base_url: str, track: int) -> str:
     """The id of the track's Audio object."""
     return f"{track_page_url(base_url, track)}/audio"
-
-
-def track_preview_url(base_url: str, track: int) -> str:
-    return f"{track_page_url(base_url, track)}/preview"
-
-
-def cover_url(base_url: str, release: int) -> str:
-    return f"{release_page_url(base_url, release)}/cover"
 
 
 def note_id(base_url: str, release: int) -> str:
@@ -247,7 +239,7 @@ def track_object(base_url: str, release: ReleaseInfo, track: TrackInfo) -> dict[
     if cover := _cover(base_url, release):
         document["image"] = cover  # the track's artwork in Funkwhale
     if track.preview_type:
-        preview = track_preview_url(base_url, track.id)
+        preview = preview_url(base_url, track.id)
         document["preview"] = preview
         links.append(
             {"type": "Link", "rel": "preview", "mediaType": track.preview_type, "href": preview}
@@ -321,7 +313,7 @@ def release_note(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
         {
             "type": "Document",
             "mediaType": track.preview_type,
-            "url": track_preview_url(base_url, track.id),
+            "url": preview_url(base_url, track.id),
             "name": track.title,
         }
         for track in release.tracks
@@ -416,7 +408,7 @@ def track_note(base_url: str, release: ReleaseInfo, track: TrackInfo) -> dict[st
         preview: dict[str, Any] = {
             "type": "Document",
             "mediaType": track.preview_type,
-            "url": track_preview_url(base_url, track.id),
+            "url": preview_url(base_url, track.id),
             "name": f"Preview of {track.title}",
         }
         if cover := _cover(base_url, release):

@@ -85,12 +85,65 @@ def origin(url: str) -> tuple[str, str, int] | None:
     return scheme, host, parts.port if parts.port is not None else DEFAULT_PORTS[scheme]
 
 
+FEED_KINDS = ("artists", "labels")
+FEED_FORMATS = ("rss", "atom")
+PAGE_KINDS = ("artists", "labels", "users", "releases", "tracks")
+EMBED_KINDS = ("releases", "tracks")
+
+
 def feed_url(base_url: str, kind: str | None, name: str | None, fmt: str) -> str:
-    """Our own RSS or Atom feed (``fmt`` "rss"/"atom") of an artist or label (``kind``
-    "artists"/"labels", ``name`` its name), or of the whole instance (``kind`` None)."""
+    """Our RSS or Atom feed of an artist's or a label's releases (``kind`` "artists" or
+    "labels"), or with ``kind`` None of the instance's new releases
+    (docs/architecture.md#outside-the-fediverse)."""
+    if fmt not in FEED_FORMATS:
+        raise ValueError(f"a feed is rss or atom, not {fmt!r}")
     if kind is None:
         return f"{base_url}/feed.{fmt}"
+    if kind not in FEED_KINDS or not name:
+        raise ValueError(f"feeds are of artists and labels, not {kind!r}")
     return f"{base_url}/{kind}/{name}/feed.{fmt}"
 
 
-__all__ = ["MAX_URL_CHARS", "UnacceptableURL", "checked_url", "feed_url", "is_remote_url", "origin"]
+def page_url(base_url: str, kind: str, key: str | int) -> str:
+    """The human page of an artist, label, listener, release or track: the canonical URL that link
+    previews and feeds point at (ActivityPub ids are made in :mod:`federation.objects`)."""
+    if kind not in PAGE_KINDS:
+        raise ValueError(f"no page of {kind!r}")
+    return f"{base_url}/{kind}/{key}"
+
+
+def embed_url(base_url: str, kind: str, key: int) -> str:
+    """The embeddable player of a release or a track (served to be framed anywhere)."""
+    if kind not in EMBED_KINDS:
+        raise ValueError(f"no embed of {kind!r}")
+    return f"{base_url}/embed/{kind}/{key}"
+
+
+def cover_url(base_url: str, release: int) -> str:
+    return f"{page_url(base_url, 'releases', release)}/cover"
+
+
+def preview_url(base_url: str, track: int) -> str:
+    """A track's public preview clip (MP3)."""
+    return f"{page_url(base_url, 'tracks', track)}/preview"
+
+
+def stream_url(base_url: str, track: int) -> str:
+    """A track's whole audio as MP3 without a play session: what anyone may hear of a free
+    track (the stream gate refuses it for a stream-to-own track)."""
+    return f"{page_url(base_url, 'tracks', track)}/stream?format=mp3"
+
+
+__all__ = [
+    "MAX_URL_CHARS",
+    "UnacceptableURL",
+    "checked_url",
+    "cover_url",
+    "embed_url",
+    "feed_url",
+    "is_remote_url",
+    "origin",
+    "page_url",
+    "preview_url",
+    "stream_url",
+]

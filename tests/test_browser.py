@@ -494,6 +494,11 @@ class _Elsewhere(BaseHTTPRequestHandler):
         elif self.path.startswith("/frame"):
             body = f'<title>framing</title><iframe src="{self.site}/settings"></iframe>'
             kind = "text/html"
+        elif self.path.startswith("/blog/"):  # a blog post with our player in it
+            embed = self.path.removeprefix("/blog")
+            body = (f'<title>a post</title><iframe src="{self.site}{embed}" width="480" '
+                    'height="360" title="player"></iframe>')  # fmt: skip
+            kind = "text/html"
         else:
             body, kind = f"<title>landed</title><p>{self.path}</p>", "text/html"
         data = body.encode()
@@ -591,3 +596,62 @@ def test_skipping_early_is_free_and_pausing_lets_the_stream_go(
     assert start - balance(page_) == 2  # the second track's play, once; the first is free
     wallet = page_.request.get("/api/v1/me/wallet").json()
     assert [play["tokens"] for play in wallet["plays"]] == [2]
+
+
+def no_overflow(page: Page) -> None:
+    wide = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert wide <= 0, (page.url, page.viewport_size, wide)
+
+
+def test_the_embed_player_is_accessible_plays_and_can_be_framed(
+    page: tuple[Page, Watch], site: Site, browser: Browser
+) -> None:
+    """The embeddable player (issue 14): passes the pages' checks at phone and desktop
+    width, its audio loads in Chromium, and another site may frame it (where it may
+    frame no other page)."""
+    page_, _watch = page
+    page_.goto(f"/embed/releases/{site.release_id}")
+    page_.wait_for_load_state("networkidle")
+    assert page_.locator("h1").inner_text() == "Harbour Songs"
+    wait_until(page_, "document.querySelector('audio').readyState >= 1")
+    assert page_.evaluate("document.querySelector('audio').duration") > 0
+    for size in (PHONE, DESKTOP):
+        page_.set_viewport_size(size)
+        no_overflow(page_)
+    page_.set_viewport_size(PHONE)
+    screenshot(page_, "embed-release")
+    page_.locator("audio").first.evaluate("audio => audio.play()")
+    wait_until(page_, "document.querySelector('audio').currentTime > 0")
+    assert page_.context.cookies() == []
+    track_id = page_.request.get(f"/api/v1/releases/{site.release_id}").json()["tracks"][0]["id"]
+    page_.goto(f"/embed/tracks/{track_id}")
+    wait_until(page_, "document.querySelector('audio').readyState >= 1")
+    no_overflow(page_)
+    accessible(page_)
+
+    _Elsewhere.site = site.base
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Elsewhere)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    elsewhere = f"http://127.0.0.1:{server.server_address[1]}"
+    context = browser.new_context(viewport=DESKTOP)
+    other = context.new_page()
+    console: list[str] = []
+    other.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    try:
+        other.goto(f"{elsewhere}/blog/embed/releases/{site.release_id}")
+        other.wait_for_load_state("networkidle")
+        [frame] = [f for f in other.frames if f != other.main_frame]
+        assert "Harbour Songs" in frame.locator("h1").inner_text()
+        frame.evaluate(
+            """() => new Promise((resolve) => {
+                const audio = document.querySelector('audio');
+                if (audio.readyState >= 1) resolve(true);
+                else audio.addEventListener('loadedmetadata', () => resolve(true));
+            })"""
+        )
+    finally:
+        context.close()
+        server.shutdown()
+    assert console == []

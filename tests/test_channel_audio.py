@@ -24,8 +24,8 @@ from federation.objects import (
     local_actor,
     track_id,
     track_object,
-    track_preview_url,
 )
+from federation.urls import preview_url
 from models.catalogue import Artist, Release, Visibility
 from models.federation import Delivery, Follow, FollowState, OutboundActivity, RemoteActor
 from models.users import Role
@@ -155,7 +155,7 @@ def test_each_track_is_an_upload_funkwhale_files() -> None:
         assert document["id"] == f"{track_id(BASE, track.id)}/create"
         assert document["object"]["id"] == track_id(BASE, track.id)
         assert document["to"] == [PUBLIC] and document["cc"] == [f"{ARTIST}/followers"]
-        assert filed["source"] == track_preview_url(BASE, track.id)  # never the stream
+        assert filed["source"] == preview_url(BASE, track.id)  # never the stream
         assert filed["mimetype"] == "audio/mpeg"
         assert filed["duration"] == 61 * track.position + track.position // 2
         assert isinstance(document["object"]["duration"], int)

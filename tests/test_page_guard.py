@@ -41,6 +41,9 @@ PUBLIC_PAGES = {
     "listener.remote_follow": "a visitor's form: sends them to their own server",
     "listener.playlist_page": "a public playlist (its owner sees more)",
     "static": "scripts, styles and pictures",
+    "embed.release_embed": "the embeddable player of a public release",
+    "embed.track_embed": "the embeddable player of a public track",
+    "embed.oembed": "oEmbed documents of public release and track pages",
 }
 # Blueprints that serve other programs, not people's pages, and why.
 NOT_PAGES = {
@@ -51,6 +54,8 @@ NOT_PAGES = {
     "media": "audio and covers, gated by their own play sessions",
     "remote_media": "partners' audio, gated by the remote play sessions",
     "payments_hooks": "the payment provider's signed webhook",
+    "feeds": "RSS and Atom feeds of public releases, for feed readers and podcast apps",
+    "robots": "robots.txt, for crawlers",
 }
 
 

@@ -59,6 +59,7 @@ from server.services.activitypub.local import (
 from server.services.activitypub.publish import load_release_info
 from server.services.local_plays import LOCAL
 from server.web.current import resources_of
+from server.web.previews import actor_preview, newest_cover, release_preview, track_preview
 from server.web.sessions import user_for_session
 from server.web.signed import signed_by
 
@@ -164,6 +165,7 @@ async def actor_page(kind: str, name: str) -> ResponseReturnValue:
                 ).all()
             )
         followers = await _count_followers(session, actor.name)
+        covered = await newest_cover(session, [release.id for release in releases])
     return await _html(
         "actor.html",
         actor=actor,
@@ -173,6 +175,15 @@ async def actor_page(kind: str, name: str) -> ResponseReturnValue:
         actor_url=actor_id(base, kind, actor.name),
         actor_path=f"/{kind}/{actor.name}",
         remote_error=request.args.get("remote_error"),
+        preview=actor_preview(
+            base,
+            resources.settings.instance.name,
+            kind,
+            actor.name,
+            actor.info.display_name,
+            actor.info.summary,
+            covered,
+        ),
     )
 
 
@@ -329,6 +340,7 @@ async def release_page(release_id: int) -> ResponseReturnValue:
         boosts=boosts,
         base=base,
         prices=prices,
+        preview=release_preview(base, resources.settings.instance.name, info),
     )
     return _alternate(page, note_id(base, release_id))
 
@@ -418,6 +430,7 @@ async def track_page(track_id: int) -> ResponseReturnValue:
         price=prices.get(track_id),
         favourite=favourite,
         playlists=lists,
+        preview=track_preview(base, resources.settings.instance.name, info, track),
     )
     return _alternate(page, track_note_id(base, track_id))
 

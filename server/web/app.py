@@ -28,8 +28,15 @@ from server.web.auth import current_viewer
 from server.web.channel import channel
 from server.web.current import EXTENSION_KEY, resources_of
 from server.web.discovery import fediverse
+from server.web.embed import embed
 from server.web.errors import register_error_handlers
-from server.web.headers import content_security_policy, form_targets, security_headers
+from server.web.feeds import feeds
+from server.web.headers import (
+    content_security_policy,
+    form_targets,
+    framing_allowed,
+    security_headers,
+)
 from server.web.home import web
 from server.web.input_limits import BoundedOpenAPI, LimitedRequest, install_input_limits, request_id
 from server.web.media import media
@@ -42,6 +49,7 @@ from server.web.pages.admin_members import admin_members
 from server.web.pages.admin_money import admin_money
 from server.web.pages.artist import artist_pages
 from server.web.pages.listener import listener
+from server.web.previews import SITE_TEXT, robots
 from server.web.sent import sent
 from server.web.sessions import csrf_token, set_csrf_cookie, user_for_session
 from server.web.tags import tags
@@ -151,6 +159,12 @@ def create_app(settings: Settings) -> Quart:
                 balance = await ledger.balance(session, ledger.wallet_key(user.id))
         return {"csrf_token": csrf_token, "signed_in": user, "wallet_balance": balance}
 
+    @app.context_processor
+    async def _preview_context() -> dict[str, Any]:
+        # what templates/_preview.html needs for a page whose route made no link preview
+        instance = settings.instance
+        return {"site_base": instance.base_url, "site_name": instance.name, "site_text": SITE_TEXT}
+
     @app.after_request
     async def _csrf_cookie(response):  # type: ignore[no-untyped-def]
         set_csrf_cookie(response)
@@ -163,10 +177,11 @@ def create_app(settings: Settings) -> Quart:
 
     @app.after_request
     async def _security_headers(response):  # type: ignore[no-untyped-def]
+        framable = framing_allowed()
         csp = content_security_policy(
-            remote_media_schemes=audio_elsewhere, form_targets=form_targets()
+            remote_media_schemes=audio_elsewhere, form_targets=form_targets(), framable=framable
         )
-        response.headers.update(security_headers(https=https, csp=csp))
+        response.headers.update(security_headers(https=https, csp=csp, framable=framable))
         return response
 
     i18n.init_app(app)
@@ -180,9 +195,11 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(fediverse)
     app.register_blueprint(activitypub)
     app.register_blueprint(channel)
-
     app.register_blueprint(tags)
     app.register_blueprint(sent)
+    app.register_blueprint(feeds)
+    app.register_blueprint(robots)
+    app.register_blueprint(embed)
     app.register_blueprint(listener)
     app.register_blueprint(artist_pages)
     app.register_blueprint(admin_members)

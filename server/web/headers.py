@@ -10,6 +10,10 @@ from other servers. Pages cannot be framed (``frame-ancestors 'none'`` and
 this origin only (``back()`` redirects need it; other servers learn nothing of the page
 a link was on). HSTS is sent only when the instance is served over https.
 
+The one exception to framing is the embeddable player (``server/web/embed.py``), which
+exists to be put in other sites' pages: its responses call :func:`allow_framing`, which
+makes that response's policy ``frame-ancestors *`` and drops ``X-Frame-Options``.
+
 Forms post to this origin only. The one page whose form must end elsewhere, the OAuth
 consent page (the answer is a redirect to the app's redirect URI, and browsers apply
 ``form-action`` to redirects), adds the app's redirect URI to ``form-action`` for its own
@@ -35,7 +39,10 @@ _LOOPBACK_LITERALS = ("::1", "[::1]")
 
 
 def content_security_policy(
-    *, remote_media_schemes: Iterable[str] = ("https:",), form_targets: Iterable[str] = ()
+    *,
+    remote_media_schemes: Iterable[str] = ("https:",),
+    form_targets: Iterable[str] = (),
+    framable: bool = False,
 ) -> str:
     """The policy: nothing inline, nothing from elsewhere except remote audio."""
     directives: list[tuple[str, list[str]]] = [
@@ -49,20 +56,21 @@ def content_security_policy(
         ("manifest-src", ["'self'"]),
         ("worker-src", ["'self'"]),
         ("form-action", ["'self'", *dict.fromkeys(form_targets)]),
-        ("frame-ancestors", ["'none'"]),
+        ("frame-ancestors", ["*"] if framable else ["'none'"]),
         ("base-uri", ["'none'"]),
         ("object-src", ["'none'"]),
     ]
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives)
 
 
-def security_headers(*, https: bool, csp: str) -> Mapping[str, str]:
+def security_headers(*, https: bool, csp: str, framable: bool = False) -> Mapping[str, str]:
     headers = {
         "Content-Security-Policy": csp,
         "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
         "Referrer-Policy": REFERRER_POLICY,
     }
+    if not framable:
+        headers["X-Frame-Options"] = "DENY"
     if https:
         headers["Strict-Transport-Security"] = HSTS
     return headers
@@ -101,3 +109,12 @@ def allow_form_target(uri: str) -> None:
 def form_targets() -> list[str]:
     found: list[str] = g.get("csp_form_targets", [])
     return found
+
+
+def allow_framing() -> None:
+    """Let other sites frame this response (the embed pages only; see the module text)."""
+    g.csp_framable = True
+
+
+def framing_allowed() -> bool:
+    return bool(g.get("csp_framable", False))

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text
 from models.catalogue import Artist, FileRole, MediaFile, Release, Visibility
 from models.users import User
 from server.web.current import resources_of
+from server.web.previews import home_preview
 
 web = Blueprint("web", __name__)
 
@@ -29,6 +30,7 @@ async def home() -> ResponseReturnValue:
     """New releases, staff picks and featured artists (the full site arrives with the web
     issue; this page already shows what the catalogue holds)."""
     resources = resources_of(current_app)
+    instance = resources.settings.instance
     public = Release.visibility == Visibility.PUBLIC
     newest = (
         select(Release, Artist)
@@ -55,12 +57,13 @@ async def home() -> ResponseReturnValue:
         accounts = await session.scalar(select(func.count()).select_from(User))
     return await render_template(
         "home.html",
-        instance=resources.settings.instance,
+        instance=instance,
         new_releases=new_releases,
         staff_picks=staff_picks,
         featured=featured,
         covers=covers,
         accounts=accounts or 0,
+        preview=home_preview(instance.base_url, instance.name),
     )
 
 

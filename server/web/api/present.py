@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from federation.urls import preview_url as local_preview_url
 from models import catalogue as m
 from models.federation import RemoteActor
 from server.services.plays import Playable
@@ -114,7 +115,7 @@ def preview_url(base: str, track: Playable) -> str | None:
     """Where anybody hears the track's preview (a partner's: on the partner's server)."""
     if isinstance(track, PartnerTrack):
         return track.remote.preview_url
-    return f"{base}/tracks/{track.id}/preview"
+    return local_preview_url(base, track.id)
 
 
 def release_summary(
