@@ -196,6 +196,11 @@ async def instance_feed(fmt: str) -> ResponseReturnValue:
     return await _answer(None, None, fmt)
 
 
-@feeds.get("/<any(artists, labels):kind>/<name>/feed.<any(rss, atom):fmt>")
+# The same converter as the other routes under an actor (listeners included, who have no
+# feed): werkzeug matches segment by segment, and a narrower ``any`` here would be tried
+# after the branch where the catch-all of the activities we sent (server/web/sent.py) waits.
+@feeds.get("/<any(artists, labels, users):kind>/<name>/feed.<any(rss, atom):fmt>")
 async def actor_feed(kind: str, name: str, fmt: str) -> ResponseReturnValue:
+    if kind == "users":
+        raise NotFound("listeners have no feed")
     return await _answer(kind, name, fmt)

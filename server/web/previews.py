@@ -20,7 +20,7 @@ from quart.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.objects import ReleaseInfo, TrackInfo
+from federation.objects import ReleaseInfo, TrackInfo, tag_url
 from federation.urls import cover_url, embed_url, feed_url, page_url, preview_url
 from models.catalogue import FileRole, MediaFile
 from server.web.current import resources_of
@@ -183,6 +183,25 @@ def home_preview(base_url: str, site_name: str) -> LinkPreview:
         og_type="website",
         site_name=site_name,
         alternates=feed_links(base_url, None, None, f"New releases on {site_name}"),
+    )
+
+
+def tag_preview(
+    base_url: str, site_name: str, tag: str, total: int, releases: Sequence[ReleaseInfo]
+) -> LinkPreview:
+    """A tag's page, at the tag's one URL whatever case it was asked in, pictured by the
+    newest cover among ``releases`` (newest first)."""
+    covered = next((release for release in releases if release.cover_type), None)
+    return LinkPreview(
+        title=f"#{tag}",
+        description=short(
+            f"{total} release{'s' if total != 1 else ''} tagged #{tag} on {site_name}"
+        ),
+        url=tag_url(base_url, tag),
+        og_type="website",
+        site_name=site_name,
+        image=cover_url(base_url, covered.id) if covered else None,
+        image_alt=f"Cover of {covered.title}" if covered else None,
     )
 
 

@@ -13,6 +13,7 @@ from server.runtime.values import whole_number
 from server.services.tags import tagged_releases
 from server.web.activitypub import activity_response, html_response, wants_activity
 from server.web.current import resources_of
+from server.web.previews import tag_preview
 
 tags = Blueprint("tags", __name__)
 
@@ -52,4 +53,7 @@ async def tag_page(tag: str) -> ResponseReturnValue:
         previous=current - 1 if current > 1 else None,
         next=current + 1 if current * PAGE_SIZE < found.total else None,
         collection=uri,
+        preview=tag_preview(
+            base, resources.settings.instance.name, found.tag, found.total, found.releases
+        ),
     )
