@@ -41,6 +41,7 @@ from federation.objects import (
     create_release,
     release_note,
 )
+from federation.parse import parse_note
 from server.services.media.images import blurhash_of, clean_image
 
 BASE = "https://music.example"
@@ -333,3 +334,22 @@ def test_the_old_note_got_no_player() -> None:
     assert len(mastodon_keeps(old)) == 4  # the cover is dropped
     opus = {"attachment": [{"type": "Document", "mediaType": "audio/opus", "url": "x:/a"}]}
     assert mastodon_draws(opus).kind == "gallery"  # not a type Mastodon takes: a link tile
+
+
+def test_a_playfair_peer_reads_the_preview_and_its_cover() -> None:
+    """Our own parser (what a playfair peer keeps of the post for its listeners' feed)
+    finds the one preview and, from its ``icon``, the cover."""
+    parsed = parse_note(release_note(BASE, album()))
+    assert [(a.kind, a.url, a.media_type) for a in parsed.attachments] == [
+        ("audio", f"{BASE}/releases/8/sampler", "audio/mpeg"),
+        ("image", f"{BASE}/releases/8/cover", "image/jpeg"),
+    ]
+    bare = parse_note(release_note(BASE, without_cover()))
+    assert [a.kind for a in bare.attachments] == ["audio"]
+    # an icon is read only as the poster of audio or video
+    note = release_note(BASE, without_cover())
+    note["attachment"] = [
+        {"type": "Document", "mediaType": "image/png", "url": f"{BASE}/a.png",
+         "icon": {"type": "Image", "url": f"{BASE}/b.png"}},
+    ]  # fmt: skip
+    assert [a.url for a in parse_note(note).attachments] == [f"{BASE}/a.png"]
