@@ -255,8 +255,12 @@ def release_preview(base_url: str, release: ReleaseInfo) -> dict[str, Any] | Non
         name = f"Preview of «{first.title}» by {by}"
         if len(release.tracks) > 1 or first.title != release.title:
             name = f"Preview of «{first.title}» from «{release.title}» by {by}"
-    document: dict[str, Any] = {"type": "Document", "mediaType": media_type, "url": url}
-    document["name"] = name
+    document: dict[str, Any] = {
+        "type": "Document",
+        "mediaType": media_type,
+        "url": url,
+        "name": name,
+    }
     if duration:
         document["duration"] = iso_duration(duration)
     if release.cover_type:

@@ -160,9 +160,10 @@ async def cover(release_id: int) -> ResponseReturnValue:
 
 @media.route("/releases/<int:release_id>/sampler", methods=["GET", "HEAD"])
 async def sampler(release_id: int) -> ResponseReturnValue:
-    """The release's sampler (excerpts of its tracks' previews): as public as they are."""
+    """The release's sampler (excerpts of its tracks' previews): as public as they are.
+    Made anew under the same URL when the tracks change, so kept in caches for an hour."""
     file = await _release_file(release_id, FileRole.SAMPLER, "sampler")
-    return await send_media(file, cache="public, max-age=86400")
+    return await send_media(file, cache="public, max-age=3600")
 
 
 async def _release_file(release_id: int, role: FileRole, what: str) -> MediaFile:
