@@ -2,7 +2,7 @@
 (docs/architecture.md#federation).
 
 Actors (artists, labels, listeners), releases (an ordered collection of ``Audio`` tracks),
-the ``Note`` that carries a release to Mastodon with playable previews, activities, and
+the ``Note`` that carries a release to Mastodon with one playable preview, activities, and
 paged ordered collections. Every id is an absolute URL under the instance's base URL.
 Text that goes out as HTML is escaped here, so callers pass plain text.
 """
@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from federation.discovery import AS_CONTEXT, SECURITY_CONTEXT, host_of
-from federation.urls import cover_url, feed_url, page_url, preview_url
+from federation.urls import cover_url, feed_url, page_url, preview_url, sampler_url
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 PLAYFAIR_NS = "https://playfair.coop/ns#"
@@ -28,6 +28,7 @@ EXTRA_CONTEXT: dict[str, Any] = {
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
     "toot": "http://joinmastodon.org/ns#",
     "discoverable": "toot:discoverable",
+    "blurhash": "toot:blurhash",
     "playfair": PLAYFAIR_NS,
     "release": {"@id": "playfair:release", "@type": "@id"},
     "track": {"@id": "playfair:track", "@type": "@id"},
@@ -44,7 +45,7 @@ EXTRA_CONTEXT: dict[str, Any] = {
     "cover": {"@id": "fw:cover"},
 }
 CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, EXTRA_CONTEXT]
-MAX_NOTE_PREVIEWS = 4
+MAX_NOTE_TRACK_TITLES = 12  # the track list in a release post's text, then "and N more"
 PAGE_SIZE = 20
 
 
@@ -142,6 +143,15 @@ class TrackInfo:
     artist_name: str
     preview_type: str | None  # None: no preview made (yet)
     disc: int = 1
+    preview_duration_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class SamplerInfo:
+    """A release's sampler (excerpts of its first tracks in one MP3), once it is made."""
+
+    tracks: int  # how many tracks it has excerpts of
+    duration_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,8 @@ class ReleaseInfo:
     cover_type: str | None  # None: no cover
     tags: tuple[str, ...]
     tracks: tuple[TrackInfo, ...]
+    sampler: SamplerInfo | None = None
+    cover_blurhash: str | None = None
 
 
 def release_page_url(base_url: str, release: int) -> str:
@@ -289,14 +301,67 @@ def _hashtags(base_url: str, tags: Sequence[str]) -> list[dict[str, Any]]:
     return [{"type": "Hashtag", "name": f"#{tag}", "href": tag_url(base_url, tag)} for tag in tags]
 
 
+def release_preview(base_url: str, release: ReleaseInfo) -> dict[str, Any] | None:
+    """The one audio ``Document`` of a release post: the release's sampler, else (a single,
+    or a sampler that could not be made) the first track's preview; None before any
+    preview exists. The cover is its ``icon`` (Mastodon's poster), never an attachment of
+    its own: Mastodon draws its player only for exactly one attachment that is audio."""
+    previewed = [track for track in release.tracks if track.preview_type]
+    if not previewed:
+        return None
+    by = release.artist_display_name
+    first = previewed[0]
+    if release.sampler is not None:
+        url, media_type = sampler_url(base_url, release.id), "audio/mpeg"
+        duration = release.sampler.duration_ms
+        name = f"Preview of «{release.title}» by {by}: excerpts of {release.sampler.tracks} tracks"
+    else:
+        url, media_type = preview_url(base_url, first.id), str(first.preview_type)
+        duration = first.preview_duration_ms
+        name = f"Preview of «{first.title}» by {by}"
+        if len(release.tracks) > 1 or first.title != release.title:
+            name = f"Preview of «{first.title}» from «{release.title}» by {by}"
+    document: dict[str, Any] = {
+        "type": "Document",
+        "mediaType": media_type,
+        "url": url,
+        "name": name,
+    }
+    if duration:
+        document["duration"] = iso_duration(duration)
+    if release.cover_type:
+        document["icon"] = {
+            "type": "Image",
+            "mediaType": release.cover_type,
+            "url": cover_url(base_url, release.id),
+        }
+        if release.cover_blurhash:
+            document["blurhash"] = release.cover_blurhash
+    return document
+
+
+def _track_list(release: ReleaseInfo) -> str:
+    """The titles of a release of several tracks, numbered, as one paragraph."""
+    if len(release.tracks) < 2:
+        return ""
+    shown = release.tracks[:MAX_NOTE_TRACK_TITLES]
+    lines = [f"{number}. {html.escape(track.title)}" for number, track in enumerate(shown, 1)]
+    if len(release.tracks) > len(shown):
+        lines.append(f"… and {len(release.tracks) - len(shown)} more")
+    return "<p>" + "<br>".join(lines) + "</p>"
+
+
 def release_note(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
-    """The Note Mastodon shows: the text with the link, preview clips it plays inline,
-    and the cover; ``release`` points playfair peers at the album object."""
+    """The Note Mastodon shows: the text with the link and the track list, one playable
+    preview with the cover as its poster (:func:`release_preview`); ``release`` points
+    playfair peers at the full object, whose tracks keep their own previews."""
     uri = release_page_url(base_url, release.id)
     artist = actor_id(base_url, "artists", release.artist_name)
     text = (
         f"<p>New release by {html.escape(release.artist_display_name)}: "
-        f'<a href="{uri}">{html.escape(release.title)}</a></p>' + paragraphs(release.description)
+        f'<a href="{uri}">{html.escape(release.title)}</a></p>'
+        + paragraphs(release.description)
+        + _track_list(release)
     )
     if release.tags:
         text += (
@@ -309,18 +374,7 @@ def release_note(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
             )
             + "</p>"
         )
-    attachments: list[dict[str, Any]] = [
-        {
-            "type": "Document",
-            "mediaType": track.preview_type,
-            "url": preview_url(base_url, track.id),
-            "name": track.title,
-        }
-        for track in release.tracks
-        if track.preview_type
-    ][:MAX_NOTE_PREVIEWS]
-    if cover := _cover(base_url, release):
-        attachments.append({**cover, "type": "Document"})
+    preview = release_preview(base_url, release)
     document: dict[str, Any] = {
         "id": note_id(base_url, release.id),
         "type": "Note",
@@ -330,7 +384,7 @@ def release_note(base_url: str, release: ReleaseInfo) -> dict[str, Any]:
         "published": iso(release.published),
         "to": [PUBLIC],
         "cc": [f"{artist}/followers"],
-        "attachment": attachments,
+        "attachment": [preview] if preview else [],
         "tag": _hashtags(base_url, release.tags),
         "release": release_id(base_url, release.id),
         "sensitive": False,

@@ -149,7 +149,9 @@ class ParsedNote:
     in_reply_to: str | None
     url: str | None  # first text/html link, else first link
     published: datetime | None  # aware UTC
-    attachments: tuple[Attachment, ...]  # for Audio: the audio links from `url` too
+    # for Audio: the audio links from `url` too; an audio or video attachment's `icon` (its
+    # poster) follows it as an image
+    attachments: tuple[Attachment, ...]
     duration_seconds: int | None  # ISO 8601 duration "PT3M21S" (or seconds) for Audio
     release: str | None  # playfair's own property "release" (the release object id)
     to: tuple[str, ...]
@@ -611,4 +613,16 @@ def _attachments(value: Any) -> list[Attachment]:
         found.append(
             Attachment(href, media_type, _text(item.get("name")), _kind(media_type, as_type))
         )
+        if _kind(media_type, as_type) in ("audio", "video") and (poster := _poster(item)):
+            found.append(poster)
     return found[:MAX_ATTACHMENTS]
+
+
+def _poster(item: dict[str, Any]) -> Attachment | None:
+    """An audio or video attachment's ``icon`` (its poster, as Mastodon reads it: the
+    cover of a release post) as an image of its own."""
+    links = _links(item.get("icon"))
+    if not links:
+        return None
+    href, media_type, _ = links[0]
+    return Attachment(href, media_type, None, "image")

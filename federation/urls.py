@@ -128,6 +128,11 @@ def preview_url(base_url: str, track: int) -> str:
     return f"{page_url(base_url, 'tracks', track)}/preview"
 
 
+def sampler_url(base_url: str, release: int) -> str:
+    """A release's sampler: excerpts of its tracks in one MP3, the audio of its post."""
+    return f"{page_url(base_url, 'releases', release)}/sampler"
+
+
 def stream_url(base_url: str, track: int) -> str:
     """A track's whole audio as MP3 without a play session: what anyone may hear of a free
     track (the stream gate refuses it for a stream-to-own track)."""
@@ -145,5 +150,6 @@ __all__ = [
     "origin",
     "page_url",
     "preview_url",
+    "sampler_url",
     "stream_url",
 ]

@@ -60,6 +60,8 @@ class FileRole(StrEnum):
     STREAM_MP3 = "stream_mp3"
     PREVIEW_MP3 = "preview_mp3"
     COVER = "cover"
+    # A release's sampler: excerpts of its tracks' previews in one MP3 (release_id set).
+    SAMPLER = "sampler"
 
 
 label_artists = Table(
@@ -185,7 +187,8 @@ class Track(Base):
 
 
 class MediaFile(Base):
-    """A stored file: a track's original or one of its renditions, or a release's cover."""
+    """A stored file: a track's original or one of its renditions, or a release's cover
+    or sampler."""
 
     __tablename__ = "media_files"
     __table_args__ = (
@@ -209,6 +212,8 @@ class MediaFile(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     bitrate: Mapped[int | None] = mapped_column(Integer, default=None)  # bits per second
     duration_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # For a cover: its BlurHash (a placeholder sent with the release post), made once.
+    blurhash: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # For streaming renditions: which byte holds which moment (models.stream_gate), made
     # from the file on first use, so that the free part of a paid track can be enforced.

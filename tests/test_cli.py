@@ -193,8 +193,9 @@ async def test_import_a_folder(initialised: dict[str, str], tmp_path: Path) -> N
     assert "imported 2 of 3 files into 1 releases (published)" in result.stdout
     assert "skipped" in result.stderr and "03 - notes.mp3" in result.stderr
     assert "importing" in result.stderr  # the progress bar
-    # two transcodes, then the release announced to its (no) followers
-    assert await _work_off_jobs(initialised) == 3
+    # two transcodes, the release's sampler, then the release announced to its (no)
+    # followers
+    assert await _work_off_jobs(initialised) == 4
 
     process = PlayfairProcess(["serve", "--bind", "127.0.0.1:0"], initialised)
     try:
@@ -246,8 +247,9 @@ async def test_demo_makes_a_living_catalogue(initialised: dict[str, str]) -> Non
     result = run_playfair(["demo", "--if-empty"], initialised, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "demo release 'Tidal Hours' by Aurora Lane: 3 tracks" in result.stdout
-    # seven transcodes and three releases announced
-    assert await _work_off_jobs(initialised) == 10
+    # seven transcodes, the samplers of the two releases of several tracks, and three
+    # releases announced
+    assert await _work_off_jobs(initialised) == 12
     again = run_playfair(["demo", "--if-empty"], initialised)
     assert "no demo content added" in again.stdout
     process = PlayfairProcess(["serve", "--bind", "127.0.0.1:0"], initialised)

@@ -76,8 +76,8 @@ async def test_publish_edit_withdraw(app: Quart, client: Any, tmp_path: Path) ->
     [(kind, create, inboxes)] = await sent(app)
     assert kind == "Create" and inboxes == [FOLLOWER_INBOX]
     note = create["object"]
-    [clip] = [a for a in note["attachment"] if a["mediaType"] == "audio/mpeg"]
-    assert clip["url"].endswith("/preview")
+    [clip] = note["attachment"]  # a single: its preview is the one attachment
+    assert clip["mediaType"] == "audio/mpeg" and clip["url"].endswith("/preview")
     preview = await client.get(clip["url"].removeprefix(BASE))
     assert preview.status_code == 200
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from typing import Any
@@ -12,11 +13,11 @@ from typing import Any
 import pytest
 
 from federation.objects import (
-    MAX_NOTE_PREVIEWS,
     PAGE_SIZE,
     PUBLIC,
     ActorInfo,
     ReleaseInfo,
+    SamplerInfo,
     TrackInfo,
     announce_release,
     collection_page,
@@ -297,42 +298,50 @@ def test_release_note_shape(base: str) -> None:
     _assert_json(note)
 
 
-def test_release_note_attaches_four_previews_and_the_cover(base: str) -> None:
-    release = _release()
-    assert len(release.tracks) == 6
-    attachments = release_note(base, release)["attachment"]
-    audio = [a for a in attachments if a["mediaType"].startswith("audio/")]
-    images = [a for a in attachments if a["mediaType"].startswith("image/")]
-    assert len(audio) == MAX_NOTE_PREVIEWS == 4
-    assert len(images) == 1
-    assert len(attachments) == 5
-    assert all(a["type"] == "Document" for a in attachments)
-    assert [a["name"] for a in audio] == [t.title for t in release.tracks[:4]]
-    assert [a["mediaType"] for a in audio] == [t.preview_type for t in release.tracks[:4]]
-    for attachment, track in zip(audio, release.tracks, strict=False):
-        assert attachment["url"] == f"{base}/tracks/{track.id}/preview"
-    assert images[0]["mediaType"] == "image/jpeg"
-    assert images[0]["url"].startswith(base + "/")
+def test_release_note_has_one_audio_attachment_with_the_cover_as_its_icon(base: str) -> None:
+    # the cover is never an attachment of its own: Mastodon draws its player only for
+    # exactly one attachment that is audio (docs/decisions.md, issue 14)
+    release = replace(_release(), sampler=SamplerInfo(6, 58_500), cover_blurhash="LEHV6nWB2yk8")
+    [attachment] = release_note(base, release)["attachment"]
+    assert attachment["type"] == "Document"
+    assert attachment["mediaType"] == "audio/mpeg"
+    assert attachment["url"] == f"{base}/releases/42/sampler"
+    assert attachment["duration"] == "PT58S"
+    assert attachment["icon"] == {
+        "type": "Image",
+        "mediaType": "image/jpeg",
+        "url": f"{base}/releases/42/cover",
+    }
+    assert attachment["blurhash"] == "LEHV6nWB2yk8"
 
 
-def test_release_note_skips_tracks_without_preview(base: str) -> None:
+def test_release_note_without_a_sampler_plays_the_first_preview(base: str) -> None:
     tracks = (
         _track(1, preview=None),
         _track(2),
         _track(3, preview=None),
         _track(4, preview="audio/ogg"),
     )
-    attachments = release_note(base, _release(tracks, cover=None))["attachment"]
-    assert [a["name"] for a in attachments] == [tracks[1].title, tracks[3].title]
-    assert [a["mediaType"] for a in attachments] == ["audio/mpeg", "audio/ogg"]
+    [attachment] = release_note(base, _release(tracks, cover=None))["attachment"]
+    assert attachment["url"] == f"{base}/tracks/{tracks[1].id}/preview"
+    assert attachment["mediaType"] == "audio/mpeg"
+    assert "icon" not in attachment and "blurhash" not in attachment
+    assert attachment["name"] == f"Preview of «{tracks[1].title}» from «{TITLE}» by The <Band> & Co"
 
 
-def test_release_note_previews_count_only_tracks_with_previews() -> None:
-    # six tracks, the first two without previews: the next four are attached
-    tracks = tuple(_track(n, preview=None if n <= 2 else "audio/mpeg") for n in range(1, 7))
-    attachments = release_note(BASES[0], _release(tracks))["attachment"]
-    audio = [a["name"] for a in attachments if a["mediaType"] == "audio/mpeg"]
-    assert audio == [t.title for t in tracks[2:]]
+def test_release_note_lists_the_tracks_escaped() -> None:
+    content = release_note(BASES[0], _release())["content"]
+    assert "1. Track 1 &lt;i&gt;<br>2. Track 2 &lt;i&gt;" in content
+    assert "<i>" not in content
+    single = release_note(BASES[0], _release((_track(1),)))["content"]
+    assert "1. Track 1" not in single
+
+
+def test_release_note_track_list_is_short() -> None:
+    tracks = tuple(_track(n) for n in range(1, 21))
+    content = release_note(BASES[0], _release(tracks))["content"]
+    assert "12. Track 12" in content and "13. Track 13" not in content
+    assert "… and 8 more" in content
 
 
 def test_release_note_without_previews_or_cover_has_no_attachments() -> None:

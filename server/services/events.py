@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from models import jobs
 from models.base import utcnow
 from models.catalogue import Release, Track, TrackStatus, Visibility
+from server.services.media.sampler import sampler_pending
 
 PUBLISHED_JOB = "federation.release_published"
 UPDATED_JOB = "federation.release_updated"
@@ -19,12 +20,13 @@ DELETED_JOB = "federation.release_deleted"
 
 
 async def queue_published_when_ready(session: AsyncSession, release_id: int) -> None:
-    """Announce a public release once none of its tracks is still being transcoded (the
-    Note carries their previews), in the caller's transaction.
+    """Announce a public release once none of its tracks is still being transcoded and
+    its sampler is made (the Note carries it, or a preview), in the caller's transaction.
 
     Called when a release is published and, in a transaction of its own, after each of
-    its tracks is committed as done (see :func:`announce_if_ready`); the unique key
-    makes it one announcement whoever gets there first."""
+    its tracks is committed as done (see :func:`announce_if_ready`) and after its sampler
+    is made or could not be; the unique key makes it one announcement whoever gets there
+    first."""
     release = await session.get(Release, release_id)
     if release is None or release.visibility is not Visibility.PUBLIC:
         return
@@ -35,6 +37,14 @@ async def queue_published_when_ready(session: AsyncSession, release_id: int) -> 
     )
     if processing is not None:
         return
+    if await sampler_pending(session, release_id):
+        return  # queued: the sampler job comes back here when it is done
+    await queue_published(session, release_id)
+
+
+async def queue_published(session: AsyncSession, release_id: int) -> None:
+    """The announcement itself, once (also when the sampler could not be made: the post
+    plays the first track's preview then)."""
     try:
         async with session.begin_nested():
             await jobs.enqueue(

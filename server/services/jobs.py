@@ -29,8 +29,9 @@ from server.services.erasure import ERASE_JOB, run_erase
 from server.services.events import DELETED_JOB, PUBLISHED_JOB, UPDATED_JOB
 from server.services.inbox_routes import run_inbox_item
 from server.services.media.ingest import TRANSCODE_JOB
+from server.services.media.sampler import SAMPLER_JOB
 from server.services.media.storage import sweep_leftovers
-from server.services.media.transcode import transcode_track
+from server.services.media.transcode import make_release_sampler, transcode_track
 from server.services.royalties.hub import settle_period
 from server.services.royalties.statements import send_statements
 
@@ -95,6 +96,7 @@ HANDLERS: dict[str, JobHandler] = {
     PURGE_ACCOUNTS: purge_accounts_state,
     ERASE_JOB: run_erase,
     TRANSCODE_JOB: transcode_track,
+    SAMPLER_JOB: make_release_sampler,
     SWEEP_MEDIA: sweep_media,
 }
 

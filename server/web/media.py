@@ -154,6 +154,20 @@ async def preview(track_id: int) -> ResponseReturnValue:
 
 @media.route("/releases/<int:release_id>/cover", methods=["GET", "HEAD"])
 async def cover(release_id: int) -> ResponseReturnValue:
+    file = await _release_file(release_id, FileRole.COVER, "cover")
+    return await send_media(file, cache="public, max-age=86400")
+
+
+@media.route("/releases/<int:release_id>/sampler", methods=["GET", "HEAD"])
+async def sampler(release_id: int) -> ResponseReturnValue:
+    """The release's sampler (excerpts of its tracks' previews): as public as they are.
+    Made anew under the same URL when the tracks change, so kept in caches for an hour."""
+    file = await _release_file(release_id, FileRole.SAMPLER, "sampler")
+    return await send_media(file, cache="public, max-age=3600")
+
+
+async def _release_file(release_id: int, role: FileRole, what: str) -> MediaFile:
+    """A file of a public release (of a draft, for its artist only), or 404."""
     viewer = await current_viewer()
     async with resources_of(current_app).read_sessionmaker() as session:
         row = (
@@ -161,17 +175,17 @@ async def cover(release_id: int) -> ResponseReturnValue:
                 select(Release, Artist, MediaFile)
                 .join(Artist, Artist.id == Release.artist_id)
                 .join(MediaFile, MediaFile.release_id == Release.id)
-                .where(Release.id == release_id, MediaFile.role == FileRole.COVER)
+                .where(Release.id == release_id, MediaFile.role == role)
             )
         ).first()
     if row is None:
-        raise NotFound(f"release {release_id} has no cover")
+        raise NotFound(f"release {release_id} has no {what}")
     release, artist, file = row
     if release.visibility.value != "public" and (
         viewer is None or viewer.user_id != artist.owner_id
     ):
-        raise NotFound(f"release {release_id} has no cover")
-    return await send_media(file, cache="public, max-age=86400")
+        raise NotFound(f"release {release_id} has no {what}")
+    return file
 
 
 async def _chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:

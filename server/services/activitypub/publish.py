@@ -2,8 +2,9 @@
 Delete when withdrawn, and the label's Announce (docs/architecture.md#federation).
 
 A job is queued (in the transaction that publishes, or that finishes the last track's
-transcoding: the Note carries the previews) that records the activity and queues one
-delivery per follower inbox.
+transcoding, or the release's sampler: the Note carries the sampler or a preview, see
+``server.services.events``) that records the activity and queues one delivery per
+follower inbox.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.objects import (
     ReleaseInfo,
+    SamplerInfo,
     TrackInfo,
     announce_release,
     create_release,
@@ -29,26 +31,42 @@ from server.services.activitypub.channels import send_channel_uploads
 from server.services.activitypub.context import federation_of
 from server.services.activitypub.delivery import deliver, follower_inboxes, record_activity
 from server.services.catalogue import load_release
+from server.services.media.sampler import MAX_SAMPLER_TRACKS
 
 
-def release_info(release: Release, label_name: str | None, cover_type: str | None) -> ReleaseInfo:
+def release_info(
+    release: Release,
+    label_name: str | None,
+    cover_type: str | None,
+    *,
+    cover_blurhash: str | None = None,
+    sampler: MediaFile | None = None,
+) -> ReleaseInfo:
     """Needs the release loaded with its artist, tracks (with files) and tags."""
     assert release.published_at is not None
-    tracks = tuple(
-        TrackInfo(
-            track.id,
-            track.title,
-            track.position,
-            track.duration_ms,
-            track.license or release.license,
-            track.price_model.value,
-            release.artist.name,
-            next((f.mime_type for f in track.files if f.role is FileRole.PREVIEW_MP3), None),
-            track.disc,
+    tracks = []
+    for track in sorted(release.tracks, key=lambda t: (t.disc, t.position, t.id)):
+        if track.status is not TrackStatus.READY:
+            continue
+        preview = next((f for f in track.files if f.role is FileRole.PREVIEW_MP3), None)
+        tracks.append(
+            TrackInfo(
+                track.id,
+                track.title,
+                track.position,
+                track.duration_ms,
+                track.license or release.license,
+                track.price_model.value,
+                release.artist.name,
+                preview.mime_type if preview else None,
+                disc=track.disc,
+                preview_duration_ms=preview.duration_ms if preview else None,
+            )
         )
-        for track in sorted(release.tracks, key=lambda t: (t.disc, t.position, t.id))
-        if track.status is TrackStatus.READY
-    )
+    previewed = sum(1 for track in tracks if track.preview_type)
+    sampled = None
+    if sampler is not None and previewed >= 2:
+        sampled = SamplerInfo(min(previewed, MAX_SAMPLER_TRACKS), sampler.duration_ms)
     return ReleaseInfo(
         release.id,
         release.title,
@@ -61,7 +79,9 @@ def release_info(release: Release, label_name: str | None, cover_type: str | Non
         None,
         cover_type,
         tuple(sorted(tag.name for tag in release.tags)),
-        tracks,
+        tuple(tracks),
+        sampled,
+        cover_blurhash,
     )
 
 
@@ -73,12 +93,23 @@ async def load_release_info(session: AsyncSession, release_id: int) -> ReleaseIn
     label_name = None
     if release.label_id is not None:
         label_name = await session.scalar(select(Label.name).where(Label.id == release.label_id))
-    cover_type = await session.scalar(
-        select(MediaFile.mime_type).where(
-            MediaFile.release_id == release.id, MediaFile.role == FileRole.COVER
+    files = {
+        file.role: file
+        for file in await session.scalars(
+            select(MediaFile).where(
+                MediaFile.release_id == release.id,
+                MediaFile.role.in_([FileRole.COVER, FileRole.SAMPLER]),
+            )
         )
+    }
+    cover = files.get(FileRole.COVER)
+    return release_info(
+        release,
+        label_name,
+        cover.mime_type if cover else None,
+        cover_blurhash=cover.blurhash if cover else None,
+        sampler=files.get(FileRole.SAMPLER),
     )
-    return release_info(release, label_name, cover_type)
 
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,15 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import blurhash
 from PIL import Image, UnidentifiedImageError
 
 INPUT_FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_SOURCE_PIXELS = 40_000_000  # a 6000 × 6000 scan passes; refused before decoding
 MAX_SIDE = 1400  # what is kept: enough for a sharp cover on any screen
 JPEG_QUALITY = 88
+BLURHASH_SIDE = 32  # the picture is shrunk to this before its BlurHash is computed
+BLURHASH_COMPONENTS = 4  # per axis; Mastodon refuses more than 5
 
 
 class BadImage(ValueError):
@@ -73,3 +76,18 @@ def clean_image(data: bytes) -> CleanImage:
         pixels.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
         mime_type, extension = "image/jpeg", "jpeg"
     return CleanImage(mime_type, extension, out.getvalue(), *pixels.size)
+
+
+def blurhash_of(data: bytes) -> str:
+    """The BlurHash of a picture kept by :func:`clean_image` (a placeholder a fediverse
+    server shows while the picture loads); computed from a small copy of it."""
+    with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as image:
+        small = image.convert("RGB")
+    small.thumbnail((BLURHASH_SIDE, BLURHASH_SIDE), Image.Resampling.BILINEAR)
+    width, height = small.size
+    data = small.tobytes()  # RGB, row by row
+    rows = [
+        [list(data[(y * width + x) * 3 : (y * width + x) * 3 + 3]) for x in range(width)]
+        for y in range(height)
+    ]
+    return str(blurhash.encode(rows, BLURHASH_COMPONENTS, BLURHASH_COMPONENTS))

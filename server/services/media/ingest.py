@@ -39,7 +39,7 @@ from server.services.media.formats import (
     id3_size,
     sniff,
 )
-from server.services.media.images import BadImage, CleanImage, clean_image
+from server.services.media.images import BadImage, CleanImage, blurhash_of, clean_image
 from server.services.media.storage import LocalStorage
 from server.services.media.tags import (
     MAX_PICTURE_BYTES,
@@ -233,6 +233,7 @@ async def _store_cover(
     temporary = storage.temporary_file()
     await asyncio.to_thread(temporary.write_bytes, data)
     await asyncio.to_thread(storage.put, temporary, key)
+    placeholder = await asyncio.to_thread(blurhash_of, data)
     try:
         async with session.begin_nested():
             session.add(
@@ -244,6 +245,7 @@ async def _store_cover(
                     format=extension,
                     size_bytes=len(data),
                     sha256=digest,
+                    blurhash=placeholder,
                 )
             )
     except IntegrityError:

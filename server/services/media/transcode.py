@@ -1,4 +1,5 @@
-"""The worker's transcode job: the streaming renditions and the preview clip of a track.
+"""The worker's media jobs: the streaming renditions and the preview clip of a track
+(the transcode job), and a release's sampler (:mod:`server.services.media.sampler`).
 
 Idempotent: renditions are written to temporary files (in the process's scratch folder,
 swept if the process dies), moved into place under fixed keys and recorded with an
@@ -18,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from models.base import utcnow
 from models.catalogue import (
     FileRole,
     MediaFile,
@@ -30,9 +32,24 @@ from models.jobs import PermanentJobError
 from server.runtime.config import MediaSettings
 from server.runtime.worker import JobContext
 from server.services.catalogue import index_track
-from server.services.events import announce_if_ready
-from server.services.media.ffmpeg import FfmpegError, mp3_args, opus_args, preview_args, transcode
+from server.services.events import announce_if_ready, queue_published
+from server.services.media.ffmpeg import (
+    FfmpegError,
+    mp3_args,
+    opus_args,
+    preview_args,
+    run_ffmpeg,
+    transcode,
+)
+from server.services.media.images import blurhash_of
 from server.services.media.ingest import hash_file
+from server.services.media.sampler import (
+    SamplerInputs,
+    plan_excerpts,
+    sampler_command,
+    sampler_inputs,
+    tag_mp3,
+)
 from server.services.media.storage import LocalStorage
 
 log = logging.getLogger(__name__)
@@ -169,3 +186,106 @@ async def _mark_failed(context: JobContext, track_id: int, reason: str) -> None:
         await session.commit()
         release_id = track.release_id
     await announce_if_ready(context.sessionmaker, release_id)
+
+
+async def make_release_sampler(context: JobContext, payload: dict[str, object]) -> None:
+    """Make the release's sampler for what the release is now (whatever the inputs were
+    when the job was queued), keep the cover's BlurHash if it has none, then let the
+    release's post go out. If ffmpeg cannot make it, the post goes out without it."""
+    release_id = payload.get("release")
+    if not isinstance(release_id, int):
+        raise PermanentJobError(f"payload has no release id: {payload!r}")
+    storage = storage_of(context)
+    async with context.sessionmaker() as session:
+        inputs = await sampler_inputs(session, release_id)
+        current = await session.scalar(
+            select(MediaFile.storage_key).where(
+                MediaFile.release_id == release_id, MediaFile.role == FileRole.SAMPLER
+            )
+        )
+    await _keep_cover_blurhash(context, storage, release_id)
+    if inputs is not None and current != inputs.storage_key:
+        try:
+            await _make_sampler(context, storage, inputs)
+        except (FfmpegError, OSError, ValueError) as exc:
+            # the post must not wait for ever: it plays the first track's preview
+            async with context.sessionmaker() as session:
+                await queue_published(session, release_id)
+                await session.commit()
+            raise PermanentJobError(f"sampler of release {release_id} failed: {exc}") from None
+    await announce_if_ready(context.sessionmaker, release_id)
+
+
+async def _make_sampler(context: JobContext, storage: LocalStorage, inputs: SamplerInputs) -> None:
+    settings = context.resources.settings.media
+    plan = plan_excerpts([s.seconds for s in inputs.sources], settings.preview_fade.total_seconds())
+    clips = [storage.path(source.storage_key) for source in inputs.sources]
+    target = storage.temporary_file(".mp3")
+    try:
+        command = sampler_command(settings.ffmpeg, clips, plan, settings.preview_bitrate, target)
+        code, _stdout, stderr = await run_ffmpeg(command, settings.ffmpeg_timeout.total_seconds())
+        if code != 0:
+            lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+            raise FfmpegError(lines[-1] if lines else f"ffmpeg exited with status {code}")
+        cover = None
+        if inputs.cover_key is not None:
+            cover = await asyncio.to_thread(storage.path(inputs.cover_key).read_bytes)
+        seconds = await asyncio.to_thread(
+            tag_mp3,
+            target,
+            title=f"{inputs.title} (sampler)",
+            artist=inputs.artist,
+            album=inputs.title,
+            cover=cover,
+            cover_type=inputs.cover_type,
+        )
+        size, digest = await asyncio.to_thread(hash_file, target)
+        await asyncio.to_thread(storage.put, target, inputs.storage_key)
+    finally:
+        target.unlink(missing_ok=True)
+    async with context.sessionmaker() as session:
+        file = await session.scalar(
+            select(MediaFile).where(
+                MediaFile.release_id == inputs.release_id, MediaFile.role == FileRole.SAMPLER
+            )
+        )
+        replaced = file.storage_key if file is not None else None
+        if file is None:
+            file = MediaFile(release_id=inputs.release_id, role=FileRole.SAMPLER)
+        file.storage_key = inputs.storage_key
+        file.mime_type = "audio/mpeg"
+        file.format = "mp3"
+        file.size_bytes = size
+        file.sha256 = digest
+        file.duration_ms = round(seconds * 1000)
+        file.bitrate = round(size * 8 / seconds) if seconds else None
+        file.created_at = utcnow()
+        session.add(file)
+        await session.commit()
+    if replaced is not None and replaced != inputs.storage_key:
+        storage.delete(replaced)
+    log.info(
+        "release %s: sampler of %s tracks, %.1f s",
+        inputs.release_id,
+        len(inputs.sources),
+        seconds,
+    )
+
+
+async def _keep_cover_blurhash(context: JobContext, storage: LocalStorage, release_id: int) -> None:
+    """Covers stored before BlurHashes were kept get theirs here, once."""
+    async with context.sessionmaker() as session:
+        cover = await session.scalar(
+            select(MediaFile).where(
+                MediaFile.release_id == release_id, MediaFile.role == FileRole.COVER
+            )
+        )
+        if cover is None or cover.blurhash is not None:
+            return
+        try:
+            data = await asyncio.to_thread(storage.path(cover.storage_key).read_bytes)
+            cover.blurhash = await asyncio.to_thread(blurhash_of, data)
+        except (OSError, ValueError) as exc:
+            log.warning("release %s: no BlurHash for its cover: %s", release_id, exc)
+            return
+        await session.commit()
