@@ -112,7 +112,7 @@ def _note(release_id: int, title: str, content_tail: str, attachment: list[Any])
         "cc": [FOLLOWERS],
         "attachment": attachment,
         "tag": [{"type": "Hashtag", "name": "#ambient", "href": f"{BASE}/tags/ambient"}],
-        "release": f"{BASE}/releases/{release_id}",
+        "release": f"{BASE}/releases/{release_id}/album",
         "sensitive": False,
     }
 

@@ -159,7 +159,7 @@ async def test_a_five_track_release_gets_a_sampler_before_its_create(
     assert attachment["duration"] == iso_duration(stored.duration_ms)
     # the album object's tracks keep their own previews
     album = await client.get(
-        f"/releases/{release_id}", headers={"Accept": "application/activity+json"}
+        f"/releases/{release_id}/album", headers={"Accept": "application/activity+json"}
     )
     items = (await album.get_json())["orderedItems"]
     assert [item["name"] for item in items] == list(TITLES)

@@ -59,7 +59,10 @@ async def error_response(error: HTTPException) -> ResponseReturnValue:
     if wants_json():
         response = jsonify({"error": error.name, "reason": reason, "status": status})
         return response, status, headers
-    page = await render_template("error.html", status=status, title=error.name, reason=reason)
+    # no link preview: an error is not a page to share, and its URL is not canonical
+    page = await render_template(
+        "error.html", status=status, title=error.name, reason=reason, link_preview=False
+    )
     return page, status, headers
 
 
