@@ -119,7 +119,7 @@ def test_mastodon_resolves_follows_receives_and_dereferences(
         assert control("received")["following"] == [f"{ours.base}/artists/aurora"]
 
         # the artist publishes: the Create{Note} arrives signed as Mastodon requires
-        ours.cli("import", str(_album(tmp_path, "Low Water", 1, "drone")), "--artist", "aurora")
+        ours.cli("import", str(_album(tmp_path, "Low Water", 3, "drone")), "--artist", "aurora")
         peer.wait_for(r"inbox: verified Create from .*/artists/aurora")
         [create] = [
             r["activity"] for r in control("received")["received"]
@@ -127,15 +127,19 @@ def test_mastodon_resolves_follows_receives_and_dereferences(
         ]  # fmt: skip
         assert create["object"]["type"] == "Note"
         assert "Low Water" in create["object"]["content"]
+        # Mastodon's rule for its player: exactly one attachment, audio, the cover its poster
+        [sampler] = create["object"]["attachment"]
+        assert sampler["mediaType"] == "audio/mpeg" and sampler["url"].endswith("/sampler")
+        assert sampler["icon"]["url"].endswith("/cover")
 
         # every id in it resolves; media with a plain GET, the rest as Mastodon fetches
         actor = control("fetch", url=create["actor"])["document"]
         wanted = _ids(create) | {actor[k] for k in ("inbox", "outbox", "followers", "following")}
-        wanted |= {a["url"] for a in create["object"]["attachment"]}
+        media = {sampler["url"], sampler["icon"]["url"]}
+        wanted |= media
         wanted.discard("https://www.w3.org/ns/activitystreams#Public")
         assert all(uri.startswith(ours.base) for uri in wanted), wanted
         assert {create["id"], create["object"]["id"], f"{ours.base}/tags/drone"} <= wanted
-        media = {a["url"] for a in create["object"]["attachment"]}
         for uri in sorted(wanted):
             if uri in media:
                 got = http.get(uri)
