@@ -582,3 +582,10 @@ def _attachments(value: Any) -> list[Attachment]:
             Attachment(href, media_type, _text(item.get("name")), _kind(media_type, as_type))
         )
     return found[:MAX_ATTACHMENTS]
+
+
+def also_known_as(document: dict[str, Any]) -> tuple[str, ...]:
+    """The actor ids an actor document names in ``alsoKnownAs`` (strings or objects with
+    an id; anything else is skipped): the accounts it says it also is, as a Move needs."""
+    ids = (id_of(item) for item in as_list(document.get("alsoKnownAs")))
+    return tuple(uri for uri in ids if isinstance(uri, str) and uri)

@@ -31,6 +31,7 @@ from server.services.inbox_routes import run_inbox_item
 from server.services.media.ingest import TRANSCODE_JOB
 from server.services.media.storage import sweep_leftovers
 from server.services.media.transcode import transcode_track
+from server.services.profiles import PROFILE_IMAGE_JOB, run_profile_image
 from server.services.royalties.hub import settle_period
 from server.services.royalties.statements import send_statements
 
@@ -96,6 +97,7 @@ HANDLERS: dict[str, JobHandler] = {
     ERASE_JOB: run_erase,
     TRANSCODE_JOB: transcode_track,
     SWEEP_MEDIA: sweep_media,
+    PROFILE_IMAGE_JOB: run_profile_image,
 }
 
 PERIODIC: tuple[Periodic, ...] = (
