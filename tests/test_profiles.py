@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
+import pytest
 from PIL import Image
 from quart import Quart
 from quart.datastructures import FileStorage
@@ -23,6 +27,7 @@ from server.services.media.storage import LocalStorage
 from server.services.profiles import PROFILE_IMAGE_JOB
 from server.web.current import resources_of
 from tests.catalogue_fixtures import Account, artist, make_account, run_worker, stored_files
+from tests.instances import Instance, make_instance
 from tests.test_account_pages import PASSWORD, csrf, log_in
 
 __all__ = ["artist"]
@@ -309,3 +314,107 @@ async def test_listeners_are_neither_discoverable_nor_indexable(app: Quart, clie
         "/api/v1/profiles/lena", headers=other.headers, json={"discoverable": True}
     )
     assert changed.status_code in (403, 404)
+
+
+# --- two real instances: pictures over real HTTP, the instance actor's, and a move ----------
+
+
+@pytest.fixture
+def pair(tmp_path: Path, database_url: str) -> Iterator[tuple[Instance, Instance]]:
+    a = make_instance(tmp_path / "a", "127.0.0.2", f"sqlite+aiosqlite:///{tmp_path}/a.sqlite3")
+    b = make_instance(tmp_path / "b", "127.0.0.3", database_url)
+    yield a, b
+    for instance in (a, b):
+        if instance.process is not None:
+            output = instance.stop()
+            assert "Traceback" not in output, output
+
+
+def picture_file(path: Path, fmt: str, size: tuple[int, int]) -> Path:
+    path.write_bytes(picture(fmt, size))
+    return path
+
+
+@pytest.mark.mixed_databases
+def test_pictures_and_a_move_between_instances(
+    pair: tuple[Instance, Instance], tmp_path: Path
+) -> None:
+    """A's artist uploads an avatar over HTTP and the running worker cuts it; A's admin
+    sets the instance actor's header with the command line. A listener on B follows A's
+    artist; the artist's move to B's artist is refused until B's artist lists it as an
+    alias, then the Move reaches B and A's actor names its new account."""
+    a, b = pair
+    a.cli("user", "add", "mira", "--role", "artist", stdin="a long password\n")
+    a.cli("artist", "add", "aurora", "--owner", "mira")
+    mira_token = a.cli("token", "issue", "mira", "--scopes", "read write upload")
+    mira = {"Authorization": f"Bearer {mira_token}"}
+    b.cli("user", "add", "nora", "--role", "artist", stdin="a long password\n")
+    b.cli("artist", "add", "nova", "--owner", "nora")
+    nora = {"Authorization": f"Bearer {b.cli('token', 'issue', 'nora', '--scopes', 'read write')}"}
+    b.cli("user", "add", "lena", stdin="a long password\n")
+    lena = {"Authorization": f"Bearer {b.cli('token', 'issue', 'lena', '--scopes', 'read write')}"}
+    header = picture_file(tmp_path / "header.png", "PNG", (3000, 1200))
+    assert "queued for resizing" in a.cli("instance", "picture", "header", str(header))
+    a.start()
+    b.start()
+    aurora, nova = f"{a.base}/artists/aurora", f"{b.base}/artists/nova"
+
+    with httpx.Client(timeout=30) as http:
+        a.wait_for(r"header of actor is ready")
+        instance = http.get(f"{a.base}/actor", headers=AS_JSON).json()
+        assert "icon" not in instance
+        served = http.get(instance["image"]["url"])
+        assert served.status_code == 200 and decoded(served.content).size == (1500, 500)
+
+        with (tmp_path / "avatar.jpg").open("wb") as handle:
+            handle.write(picture("JPEG", (640, 480)))
+        with (tmp_path / "avatar.jpg").open("rb") as handle:
+            sent = http.post(
+                f"{a.base}/api/v1/profiles/aurora/avatar",
+                headers=mira,
+                files={"file": ("avatar.jpg", handle, "image/jpeg")},
+            )
+        assert sent.status_code == 202, sent.text
+        a.wait_for(r"avatar of aurora is ready")
+        document = http.get(aurora, headers=AS_JSON).json()
+        assert document["icon"]["url"] == f"{aurora}/avatar/{sent.json()['id']}.jpg"
+        served = http.get(document["icon"]["url"])
+        assert served.status_code == 200 and decoded(served.content).size == (400, 400)
+        assert "immutable" in served.headers["cache-control"]
+
+        # a follower on B
+        host_a = a.base.split("://", 1)[1]
+        made = http.post(
+            f"{b.base}/api/v1/follows", json={"account": f"@aurora@{host_a}"}, headers=lena
+        )
+        assert made.status_code == 201, made.text
+        b.wait_for(r"inbox item \d+ \(Accept from .*/artists/aurora\): done")
+
+        # nova does not list aurora: no move, nothing sent
+        refused = http.post(
+            f"{a.base}/api/v1/profiles/aurora/move", json={"account": nova}, headers=mira
+        )
+        assert refused.status_code == 422, refused.text
+        assert "alsoKnownAs" in refused.json()["reason"]
+        assert "movedTo" not in http.get(aurora, headers=AS_JSON).json()
+
+        # nova lets aurora move there (resolved by handle), then the move goes through
+        aliased = http.post(
+            f"{b.base}/api/v1/profiles/nova/aliases",
+            json={"account": f"@aurora@{host_a}"},
+            headers=nora,
+        )
+        assert aliased.status_code == 200, aliased.text
+        assert aliased.json()["also_known_as"] == [aurora]
+        assert http.get(nova, headers=AS_JSON).json()["alsoKnownAs"] == [aurora]
+        moved = http.post(
+            f"{a.base}/api/v1/profiles/aurora/move",
+            json={"account": f"@nova@{b.base.split('://', 1)[1]}"},
+            headers=mira,
+        )
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["moved_to"] == nova
+        a.wait_for(r"delivery \d+ of Move to .*: delivered")
+        b.wait_for(r"inbox item \d+ \(Move from .*/artists/aurora\)")
+        document = http.get(aurora, headers=AS_JSON).json()
+        assert document["movedTo"] == nova
