@@ -169,6 +169,25 @@ def local_actor(base_url: str, actor: ActorInfo) -> dict[str, Any]:
     return document
 
 
+def update_actor(base_url: str, actor: ActorInfo, when: datetime) -> dict[str, Any]:
+    """The Update that tells followers' servers an actor's profile changed (its new
+    avatar, links …), with the whole actor document embedded, as Mastodon sends it."""
+    document = local_actor(base_url, actor)
+    context = document.pop("@context")
+    uri = document["id"]
+    update = activity(
+        f"{uri}/updates/{round(when.timestamp() * 1000)}",
+        "Update",
+        uri,
+        document,
+        to=[PUBLIC],
+        cc=[document["followers"]],
+        published=when,
+    )
+    update["@context"] = context
+    return update
+
+
 def move_actor(base_url: str, kind: str, name: str, target: str, when: datetime) -> dict[str, Any]:
     """The Move an actor sends its followers when it has moved to ``target`` (which
     lists it in ``alsoKnownAs``): Mastodon then has them follow the target."""

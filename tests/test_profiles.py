@@ -19,6 +19,7 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, select
 
 from models import jobs
+from models.federation import OutboundActivity
 from models.profiles import ActorImage, ActorProfile, ImageState
 from models.users import Role
 from server.services.account_rules import create_user
@@ -213,6 +214,15 @@ async def test_links_are_checked(app: Quart, client: Client, artist: Account) ->
         },
     ]
     assert document["discoverable"] is True and document["indexable"] is False
+    # followers' servers are told: an Update of the actor, recorded as public
+    await run_worker(app)
+    async with resources_of(app).read_sessionmaker() as session:
+        [update] = (
+            await session.scalars(select(OutboundActivity).where(OutboundActivity.type == "Update"))
+        ).all()
+    assert update.public and update.actor_name == "aurora"
+    assert update.document["object"]["attachment"] == document["attachment"]
+    assert update.document["object"]["id"] == document["id"]
 
     bad = [
         ([{"name": "x", "url": "javascript:alert(1)"}], "only https and http"),
@@ -342,7 +352,8 @@ def test_pictures_and_a_move_between_instances(
     """A's artist uploads an avatar over HTTP and the running worker cuts it; A's admin
     sets the instance actor's header with the command line. A listener on B follows A's
     artist; the artist's move to B's artist is refused until B's artist lists it as an
-    alias, then the Move reaches B and A's actor names its new account."""
+    alias, then the Move reaches B, whose listener then follows B's artist, and A's actor
+    names its new account. A changed profile reaches B as an Update."""
     a, b = pair
     a.cli("user", "add", "mira", "--role", "artist", stdin="a long password\n")
     a.cli("artist", "add", "aurora", "--owner", "mira")
@@ -390,6 +401,16 @@ def test_pictures_and_a_move_between_instances(
         assert made.status_code == 201, made.text
         b.wait_for(r"inbox item \d+ \(Accept from .*/artists/aurora\): done")
 
+        # a changed profile reaches the follower's server as an Update of the actor
+        changed = http.patch(
+            f"{a.base}/api/v1/profiles/aurora",
+            json={"links": [{"name": "Site", "url": "https://aurora.example/"}]},
+            headers=mira,
+        )
+        assert changed.status_code == 200, changed.text
+        a.wait_for(r"delivery \d+ of Update to .*: delivered")
+        b.wait_for(r"inbox item \d+ \(Update from .*/artists/aurora\): done")
+
         # nova does not list aurora: no move, nothing sent
         refused = http.post(
             f"{a.base}/api/v1/profiles/aurora/move", json={"account": nova}, headers=mira
@@ -415,6 +436,10 @@ def test_pictures_and_a_move_between_instances(
         assert moved.status_code == 200, moved.text
         assert moved.json()["moved_to"] == nova
         a.wait_for(r"delivery \d+ of Move to .*: delivered")
-        b.wait_for(r"inbox item \d+ \(Move from .*/artists/aurora\)")
+        b.wait_for(r"inbox item \d+ \(Move from .*/artists/aurora\): done: 1 follows moved")
         document = http.get(aurora, headers=AS_JSON).json()
         assert document["movedTo"] == nova
+        # B's listener now follows nova, and A was told she left aurora
+        a.wait_for(r"inbox item \d+ \(Undo from .*/users/lena\): done")
+        follows = http.get(f"{b.base}/api/v1/follows", headers=lena).json()["items"]
+        assert [item["actor"] for item in follows] == [nova]

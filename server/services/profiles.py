@@ -40,6 +40,7 @@ from server.services.media.storage import LocalStorage
 log = logging.getLogger("playfair.profiles")
 
 PROFILE_IMAGE_JOB = "profiles.image"
+PROFILE_UPDATE_JOB = "profiles.update"  # handled in profile_updates (it needs delivery)
 SIZES: dict[ImageRole, tuple[int, int]] = {
     ImageRole.AVATAR: (400, 400),  # square, cut about the centre
     ImageRole.HEADER: (1500, 500),  # 3:1, as Mastodon shows headers
@@ -73,6 +74,17 @@ async def owned_actor(session: AsyncSession, user_id: int, role: Role, name: str
 
 
 INSTANCE = Owned(INSTANCE_ACTOR, None, "")
+
+
+async def queue_update(session: AsyncSession, actor: str) -> None:
+    """Tell the actor's followers that its profile changed (in the caller's transaction;
+    the instance actor's partners are not told)."""
+    if actor == INSTANCE_ACTOR:
+        return
+    stamp = round(utcnow().timestamp() * 1000)
+    await jobs.enqueue(
+        session, PROFILE_UPDATE_JOB, {"actor": actor}, unique_key=f"profile-update:{actor}:{stamp}"
+    )
 
 
 # --- images ---------------------------------------------------------------------------------
@@ -151,6 +163,7 @@ async def run_profile_image(context: JobContext, payload: dict[str, object]) -> 
         ).all()
         gone = [key for image in older for key in (image.storage_key, image.source_key) if key]
         await session.execute(delete(ActorImage).where(ActorImage.id.in_([i.id for i in older])))
+        await queue_update(session, row.actor)
         await session.commit()
     for key in [old_source, *gone]:
         storage.delete(key)
@@ -291,3 +304,4 @@ async def save_profile(
         row.links = [{"name": link.name, "url": link.url} for link in links]
     row.updated_at = utcnow()
     await session.flush()
+    await queue_update(session, owner.actor)
