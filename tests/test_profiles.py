@@ -6,6 +6,7 @@ profile. The move between two real instances is in the second half."""
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from server.services.media.storage import LocalStorage
 from server.services.profiles import PROFILE_IMAGE_JOB
 from server.web.current import resources_of
 from tests.catalogue_fixtures import Account, artist, make_account, run_worker, stored_files
+from tests.conftest import make_settings
 from tests.instances import Instance, make_instance
 from tests.test_account_pages import PASSWORD, csrf, log_in
 
@@ -107,7 +109,10 @@ async def test_avatar_and_header_through_the_api(
     assert served.status_code == 200
     assert served.headers["Content-Type"] == "image/jpeg"
     assert "immutable" in served.headers["Cache-Control"]
-    assert decoded(await served.get_data()).size == (400, 400)
+    body = await served.get_data()
+    assert decoded(body).size == (400, 400)
+    head = await client.head(icon_url.removeprefix(base))  # its length: over real HTTP below
+    assert head.status_code == 200 and await head.get_data() == b""
     again = await client.get(
         icon_url.removeprefix(base), headers={"If-None-Match": served.headers["ETag"]}
     )
@@ -161,6 +166,24 @@ async def test_bad_pictures_are_refused_and_nothing_is_kept(
     sent = await api_upload(client, artist, "aurora", "banner", picture("PNG", (40, 40)))
     assert sent.status_code == 404
     assert "icon" not in await actor_document(client, "/artists/aurora")
+
+
+async def test_a_picture_over_the_upload_limit_is_413(tmp_path: Path, database_url: str) -> None:
+    from server.web.app import create_app
+
+    settings = make_settings(tmp_path, database_url, media={"max_upload_bytes": 1024 * 1024})
+    app = create_app(settings)
+    async with app.test_app() as test_app:
+        account = await make_account(test_app.app, "mira", Role.ARTIST, artist="aurora")
+        client = test_app.test_client()
+        noise = io.BytesIO()
+        Image.frombytes("RGB", (700, 700), os.urandom(700 * 700 * 3)).save(noise, "PNG")
+        assert len(noise.getvalue()) > 1024 * 1024
+        sent = await api_upload(client, account, "aurora", "avatar", noise.getvalue())
+        assert sent.status_code == 413
+        assert stored_files(test_app.app) == []
+        small = await api_upload(client, account, "aurora", "avatar", picture("PNG", (64, 64)))
+        assert small.status_code == 202
 
 
 async def test_only_the_owner_changes_a_profile(
@@ -391,6 +414,8 @@ def test_pictures_and_a_move_between_instances(
         assert document["icon"]["url"] == f"{aurora}/avatar/{sent.json()['id']}.jpg"
         served = http.get(document["icon"]["url"])
         assert served.status_code == 200 and decoded(served.content).size == (400, 400)
+        head = http.head(document["icon"]["url"])
+        assert head.headers["content-length"] == str(len(served.content))
         assert "immutable" in served.headers["cache-control"]
 
         # a follower on B

@@ -46,6 +46,7 @@ SIZES: dict[ImageRole, tuple[int, int]] = {
     ImageRole.HEADER: (1500, 500),  # 3:1, as Mastodon shows headers
 }
 MAX_IMAGE_BYTES = 16 * 1024 * 1024  # a phone's photo passes; the audio limit is far larger
+FORM_SLACK = 64 * 1024  # the multipart framing and form fields around a picture
 KEPT_SIDE = 3000  # the upload as kept until the worker cuts it: twice the widest size
 LINK_NAME_CHARS = 255  # Mastodon's limits for a profile field
 LINK_URL_CHARS = 500
@@ -88,6 +89,12 @@ async def queue_update(session: AsyncSession, actor: str) -> None:
 
 
 # --- images ---------------------------------------------------------------------------------
+
+
+def image_upload_limit(max_upload_bytes: int) -> int:
+    """The body size an upload of a picture may have: the media limit, and never more
+    than :data:`MAX_IMAGE_BYTES` of picture."""
+    return min(max_upload_bytes, MAX_IMAGE_BYTES + FORM_SLACK)
 
 
 def image_role(value: str) -> ImageRole:
@@ -137,7 +144,13 @@ async def run_profile_image(context: JobContext, payload: dict[str, object]) -> 
         if row is None or row.state is not ImageState.PENDING or row.source_key is None:
             return
         width, height = SIZES[row.role]
-        source = await asyncio.to_thread(storage.path(row.source_key).read_bytes)
+        try:
+            source = await asyncio.to_thread(storage.path(row.source_key).read_bytes)
+        except FileNotFoundError:  # lost from the media store: the upload is gone
+            await session.delete(row)
+            await session.commit()
+            log.warning("image %s of %s: its upload is missing, dropped", image_id, row.actor)
+            return
         fitted = await asyncio.to_thread(fit_jpeg, source, width, height)
         digest = hashlib.sha256(fitted.data).hexdigest()
         key = f"profiles/{row.actor}/{row.role.value}-{row.id}-{digest[:12]}.{fitted.extension}"

@@ -53,4 +53,7 @@ async def _send(actor: str, role: str, version: int) -> ResponseReturnValue:
         data = await asyncio.to_thread(path.read_bytes)
     except FileNotFoundError:
         raise NotFound("the picture is missing from the media store") from None
-    return Response(b"" if request.method == "HEAD" else data, 200, headers)
+    response = Response(b"" if request.method == "HEAD" else data, 200, headers)
+    response.automatically_set_content_length = False  # for HEAD, what a GET would send
+    response.headers["Content-Length"] = str(len(data))
+    return response

@@ -13,11 +13,11 @@ from server.services import moves
 from server.services.activitypub.context import federation_of
 from server.services.media.storage import LocalStorage
 from server.services.profiles import (
-    MAX_IMAGE_BYTES,
     Owned,
     ProfileView,
     check_links,
     image_role,
+    image_upload_limit,
     owned_actor,
     profile_view,
     save_profile,
@@ -28,7 +28,6 @@ from server.web.auth import require, viewer_required
 from server.web.current import resources_of
 
 profiles_api = Blueprint("profiles_api", __name__)
-FORM_SLACK = 64 * 1024
 
 
 class LinkIn(BaseModel):
@@ -132,7 +131,7 @@ async def upload_image(name: str, role: str) -> tuple[ImageAccepted, int]:
     owner = await _owned(name)
     settings = resources_of(current_app).settings
     storage = LocalStorage(settings.media_dir)
-    received = await receive_multipart(storage, MAX_IMAGE_BYTES + FORM_SLACK)
+    received = await receive_multipart(storage, image_upload_limit(settings.media.max_upload_bytes))
     assert received.path is not None
     async with resources_of(current_app).sessionmaker() as session:
         row = await store_image(session, storage, owner, image_role(role), received.path)

@@ -13,10 +13,10 @@ from server.services.activitypub.context import federation_of
 from server.services.errors import Refused
 from server.services.media.storage import LocalStorage
 from server.services.profiles import (
-    MAX_IMAGE_BYTES,
     Owned,
     check_links,
     image_role,
+    image_upload_limit,
     owned_actor,
     save_profile,
     store_image,
@@ -28,7 +28,6 @@ from server.web.i18n import gettext as _
 from server.web.sessions import CSRF_COOKIE, CSRF_FIELD, check_csrf
 
 profile_pages = Blueprint("profile_pages", __name__, url_prefix="/dashboard/profiles")
-FORM_SLACK = 64 * 1024  # the multipart framing and the CSRF field around the picture
 
 
 def _back(*, message: str | None = None, error: str | None = None) -> ResponseReturnValue:
@@ -73,7 +72,7 @@ async def image_form(name: str, role: str) -> ResponseReturnValue:
     """Multipart, the CSRF field sent before the file (checked once the body is in)."""
     settings = resources_of(current_app).settings
     received = await receive_multipart(
-        LocalStorage(settings.media_dir), MAX_IMAGE_BYTES + FORM_SLACK
+        LocalStorage(settings.media_dir), image_upload_limit(settings.media.max_upload_bytes)
     )
     assert received.path is not None
     expected = request.cookies.get(CSRF_COOKIE) or ""
