@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from models import jobs
 from models.federation import OutboundActivity
-from models.profiles import ActorImage, ActorProfile, ImageState
+from models.profiles import ActorImage, ActorProfile, ImageRole, ImageState
 from models.users import Role
 from server.services.account_rules import create_user
 from server.services.catalogue import create_artist, create_label
@@ -30,7 +30,8 @@ from server.services.profiles import PROFILE_IMAGE_JOB
 from server.web.current import resources_of
 from tests.catalogue_fixtures import Account, artist, make_account, run_worker, stored_files
 from tests.conftest import make_settings
-from tests.instances import Instance, make_instance
+from tests.instances import Instance, database_of, make_instance
+from tests.processes import run_playfair
 from tests.test_account_pages import PASSWORD, csrf, log_in
 
 __all__ = ["artist"]
@@ -468,3 +469,22 @@ def test_pictures_and_a_move_between_instances(
         a.wait_for(r"inbox item \d+ \(Undo from .*/users/lena\): done")
         follows = http.get(f"{b.base}/api/v1/follows", headers=lena).json()["items"]
         assert [item["actor"] for item in follows] == [nova]
+
+
+async def test_the_instance_picture_command_refuses_a_bad_file(
+    tmp_path: Path, database_url: str
+) -> None:
+    instance = make_instance(tmp_path / "data", "127.0.0.4", database_url)
+    bad = tmp_path / "not-a-picture.png"
+    bad.write_bytes(HOSTILE)
+    result = run_playfair(["instance", "picture", "avatar", str(bad)], instance.env)
+    assert result.returncode != 0
+    assert "not a JPEG, PNG or WebP picture" in result.stderr
+    assert "Traceback" not in result.stderr
+    good = picture_file(tmp_path / "good.png", "PNG", (500, 500))
+    assert "queued for resizing" in instance.cli("instance", "picture", "avatar", str(good))
+    async with database_of(instance) as session:
+        rows = (await session.scalars(select(ActorImage))).all()
+    assert [(row.actor, row.role, row.state) for row in rows] == [
+        ("actor", ImageRole.AVATAR, ImageState.PENDING)
+    ]
