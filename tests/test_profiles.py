@@ -267,6 +267,24 @@ async def test_links_are_checked(app: Quart, client: Client, artist: Account) ->
     assert (await actor_document(client, "/artists/aurora"))["attachment"] == document["attachment"]
 
 
+async def test_aliases_and_moves_refuse_what_cannot_be(
+    app: Quart, client: Client, artist: Account
+) -> None:
+    base = resources_of(app).settings.instance.base_url
+    for path, account, reason in (
+        ("aliases", f"{base}/artists/aurora", "another server"),
+        ("aliases", "not a handle", "cannot be found"),
+        ("move", "@nobody@", "cannot be found"),
+    ):
+        refused = await client.post(
+            f"/api/v1/profiles/aurora/{path}", headers=artist.headers, json={"account": account}
+        )
+        assert refused.status_code == 422, (path, account)
+        assert reason in (await refused.get_json())["reason"], (path, account)
+    document = await actor_document(client, "/artists/aurora")
+    assert "alsoKnownAs" not in document and "movedTo" not in document
+
+
 async def test_the_dashboard_profile_forms(app: Quart) -> None:
     async with resources_of(app).sessionmaker() as session:
         owner = await create_user(session, "mira", PASSWORD, Role.ARTIST)

@@ -39,10 +39,15 @@ log = logging.getLogger("playfair.profiles")
 async def add_alias(fed: Federation, owner: Owned, account: str) -> str:
     """Let the remote account (``@name@host`` or its URL) move to this actor: its id goes
     into our ``alsoKnownAs``. Returns the id."""
+    elsewhere = Refused("an alias is an account on another server", 422)
+    if local_target(fed, account.strip()) is not None:
+        raise elsewhere
     try:
         remote = await resolve(fed, account)
     except ResolveError as error:
         raise Refused(f"{account!r} cannot be found: {error}", 422) from None
+    if local_target(fed, remote.uri) is not None:
+        raise elsewhere
     async with fed.sessionmaker() as session:
         row = await profile_row(session, owner)
         if remote.uri not in row.also_known_as:
