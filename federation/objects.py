@@ -104,13 +104,11 @@ def paragraphs(text: str) -> str:
     )
 
 
-def profile_image_url(
-    base_url: str, kind: str | None, name: str, role: str, version: int, extension: str = "jpg"
-) -> str:
+def profile_image_url(base_url: str, kind: str | None, name: str, role: str, version: int) -> str:
     """Where a version of an actor's avatar or header is served (kind None: the instance
     actor's, under /actor). A new version has a new URL, so caches keep each for ever."""
     owner = f"{base_url}/actor" if kind is None else actor_id(base_url, kind, name)
-    return f"{owner}/{role}/{version}.{extension}"
+    return f"{owner}/{role}/{version}.jpg"  # the worker makes JPEG only
 
 
 def link_html(url: str) -> str:
