@@ -136,9 +136,14 @@ def instance_actor(
     rsa_key_name: str,
     ed25519_raw_public: bytes,
     ed25519_key_name: str,
+    *,
+    icon: dict[str, Any] | None = None,
+    image: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The instance actor; ``icon`` and ``image`` are its avatar and header (``Image``
+    objects), when an admin has set them."""
     actor_id = f"{base_url}/actor"
-    return {
+    document: dict[str, Any] = {
         "@context": [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT],
         "id": actor_id,
         "type": "Application",
@@ -166,3 +171,8 @@ def instance_actor(
             }
         ],
     }
+    if icon:
+        document["icon"] = icon
+    if image:
+        document["image"] = image
+    return document

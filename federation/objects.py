@@ -63,6 +63,14 @@ def iso_duration(milliseconds: int) -> str:
 
 
 @dataclass(frozen=True)
+class ProfileLink:
+    """One of an actor's links: a label and an http(s) URL (checked by the caller)."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
 class ActorInfo:
     """A local actor as the builders need it."""
 
@@ -73,9 +81,27 @@ class ActorInfo:
     as_type: str  # Person, Group, Organization
     public_pem: str
     manually_approves: bool = False
-    icon_url: str | None = None
+    icon_url: str | None = None  # the avatar
     icon_type: str | None = None
     published: datetime | None = None
+    image_url: str | None = None  # the header
+    image_type: str | None = None
+    discoverable: bool | None = None  # None: artists and labels yes, listeners no
+    indexable: bool | None = None  # None: as discoverable
+    links: tuple[ProfileLink, ...] = ()
+    also_known_as: tuple[str, ...] = ()
+    moved_to: str | None = None
+
+
+# The terms only actor documents use (Mastodon's, and schema.org's profile fields).
+ACTOR_CONTEXT: dict[str, Any] = {
+    "indexable": "toot:indexable",
+    "schema": "http://schema.org#",
+    "PropertyValue": "schema:PropertyValue",
+    "value": "schema:value",
+    "alsoKnownAs": {"@id": "as:alsoKnownAs", "@type": "@id"},
+    "movedTo": {"@id": "as:movedTo", "@type": "@id"},
+}
 
 
 def actor_id(base_url: str, kind: str, name: str) -> str:
@@ -106,10 +132,39 @@ def actor_links(base_url: str, actor: ActorInfo) -> list[dict[str, Any]]:
     return links
 
 
+def profile_image_url(base_url: str, kind: str | None, name: str, role: str, version: int) -> str:
+    """Where a version of an actor's avatar or header is served (kind None: the instance
+    actor's, under /actor). A new version has a new URL, so caches keep each for ever."""
+    owner = f"{base_url}/actor" if kind is None else actor_id(base_url, kind, name)
+    return f"{owner}/{role}/{version}.jpg"  # the worker makes JPEG only
+
+
+def link_html(url: str) -> str:
+    """A profile link as Mastodon writes a verified-looking field value."""
+    shown = url.split("://", 1)[-1].rstrip("/")
+    return (
+        f'<a href="{html.escape(url)}" rel="me nofollow noopener" target="_blank">'
+        f"{html.escape(shown)}</a>"
+    )
+
+
+def profile_fields(links: Sequence[ProfileLink]) -> list[dict[str, Any]]:
+    return [
+        {"type": "PropertyValue", "name": link.name, "value": link_html(link.url)} for link in links
+    ]
+
+
+def image_object(url: str | None, media_type: str | None) -> dict[str, Any] | None:
+    if not url:
+        return None
+    return {"type": "Image", "mediaType": media_type or "image/jpeg", "url": url}
+
+
 def local_actor(base_url: str, actor: ActorInfo) -> dict[str, Any]:
     uri = actor_id(base_url, actor.kind, actor.name)
+    discoverable = actor.kind != "users" if actor.discoverable is None else actor.discoverable
     document: dict[str, Any] = {
-        "@context": CONTEXT,
+        "@context": [AS_CONTEXT, SECURITY_CONTEXT, {**EXTRA_CONTEXT, **ACTOR_CONTEXT}],
         "id": uri,
         "type": actor.as_type,
         "preferredUsername": actor.name,
@@ -122,14 +177,55 @@ def local_actor(base_url: str, actor: ActorInfo) -> dict[str, Any]:
         "following": f"{uri}/following",
         "endpoints": {"sharedInbox": f"{base_url}/inbox"},
         "manuallyApprovesFollowers": actor.manually_approves,
-        "discoverable": actor.kind != "users",
+        "discoverable": discoverable,
+        "indexable": discoverable if actor.indexable is None else actor.indexable,
+        "attachment": profile_fields(actor.links),
         "publicKey": {"id": f"{uri}#main-key", "owner": uri, "publicKeyPem": actor.public_pem},
     }
-    if actor.icon_url:
-        document["icon"] = {"type": "Image", "mediaType": actor.icon_type, "url": actor.icon_url}
+    if icon := image_object(actor.icon_url, actor.icon_type):
+        document["icon"] = icon
+    if image := image_object(actor.image_url, actor.image_type):
+        document["image"] = image
     if actor.published:
         document["published"] = iso(actor.published)
+    if actor.also_known_as:
+        document["alsoKnownAs"] = list(actor.also_known_as)
+    if actor.moved_to:
+        document["movedTo"] = actor.moved_to
     return document
+
+
+def update_actor(base_url: str, actor: ActorInfo, when: datetime) -> dict[str, Any]:
+    """The Update that tells followers' servers an actor's profile changed (its new
+    avatar, links …), with the whole actor document embedded, as Mastodon sends it."""
+    document = local_actor(base_url, actor)
+    context = document.pop("@context")
+    uri = document["id"]
+    update = activity(
+        f"{uri}/updates/{round(when.timestamp() * 1000)}",
+        "Update",
+        uri,
+        document,
+        to=[PUBLIC],
+        cc=[document["followers"]],
+        published=when,
+    )
+    update["@context"] = context
+    return update
+
+
+def move_actor(base_url: str, kind: str, name: str, target: str, when: datetime) -> dict[str, Any]:
+    """The Move an actor sends its followers when it has moved to ``target`` (which
+    lists it in ``alsoKnownAs``): Mastodon then has them follow the target."""
+    uri = actor_id(base_url, kind, name)
+    return activity(
+        f"{uri}/moves/{round(when.timestamp())}",
+        "Move",
+        uri,
+        uri,
+        to=[f"{uri}/followers"],
+        published=when,
+    ) | {"target": target}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ def load_all() -> MetaData:
     import models.membership
     import models.oauth
     import models.plays
+    import models.profiles
     import models.remote_plays
     import models.search
     import models.tokens

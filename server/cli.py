@@ -298,6 +298,42 @@ def artist_add(state: State, name: str, owner: str, band: bool, display_name: st
     click.echo(f"added artist {run_async(_run())} (owner {owner.lower()})")
 
 
+@cli.group()
+def instance() -> None:
+    """The instance actor (/actor) as other servers show it."""
+
+
+@instance.command("picture")
+@click.argument("role", type=click.Choice(["avatar", "header"]))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_state
+@handles_errors
+def instance_picture(state: State, role: str, path: Path) -> None:
+    """Set the instance actor's avatar or header from a JPEG, PNG or WebP file. The
+    running worker resizes it (avatar 400 × 400, header 1500 × 500); then it shows."""
+    import shutil
+
+    from server.services.errors import Refused
+    from server.services.media.storage import LocalStorage
+    from server.services.profiles import INSTANCE, image_role, store_image
+
+    settings = state.settings()
+    storage = LocalStorage(settings.media_dir)
+
+    async def _run() -> int:
+        copy = storage.temporary_file()
+        await asyncio.to_thread(shutil.copyfile, path, copy)
+        async with _session(settings) as session:
+            try:
+                row = await store_image(session, storage, INSTANCE, image_role(role), copy)
+            except Refused as error:
+                raise CommandFailed(f"{path}: {error}") from None
+            await session.commit()
+            return row.id
+
+    click.echo(f"{role} {run_async(_run())} of the instance actor queued for resizing")
+
+
 @cli.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--artist", "artist_name", required=True, help="The artist the files belong to.")

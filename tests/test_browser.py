@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, sync_playwright
 
 from tests.audio import make_audio
@@ -347,6 +348,27 @@ def test_artist_uploads_and_sees_it(page: tuple[Page, Watch], site: Site, tmp_pa
     assert draft.locator(".state").inner_text() == "public"
     assert page_.locator("svg.chart").count() >= 2
     screenshot(page_, "dashboard")
+
+
+def test_artist_profile_walks(page: tuple[Page, Watch], site: Site, tmp_path: Path) -> None:
+    """The dashboard's Profile on a phone and a desktop: a header uploaded, cut by the
+    worker, then shown on the dashboard and across the artist's page."""
+    page_, _watch = page
+    log_in(page_, "mira")
+    page_.goto("/dashboard")
+    header = tmp_path / "header.jpg"
+    Image.new("RGB", (2000, 900), (180, 90, 40)).save(header)
+    form = page_.locator("form[action='/dashboard/profiles/aurora/header']")
+    form.locator("input[type=file]").set_input_files(str(header))
+    form.locator("button[type=submit]").click()
+    page_.wait_for_url(re.compile(r"/dashboard\?message="))
+    site.instance.wait_for(r"header of aurora is ready")
+    page_.goto("/dashboard")
+    assert page_.evaluate("document.querySelector('img.header').naturalWidth") == 1500
+    screenshot(page_, "dashboard-profile")
+    page_.goto("/artists/aurora")
+    assert page_.evaluate("document.querySelector('img.actor-header').naturalHeight") == 500
+    screenshot(page_, "artist-with-header")
 
 
 def test_admin_issues_vouchers(page: tuple[Page, Watch], site: Site) -> None:

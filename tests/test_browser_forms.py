@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, expect
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -60,6 +61,7 @@ from models.federation import (
 from models.ledger import Payout, PayoutState, artist_key
 from models.membership import Member, MembershipStatus
 from models.plays import Play
+from models.profiles import ActorProfile
 from models.remote_plays import RemotePlay, RemoteTrack
 from models.tokens import AccessToken
 from models.users import AccountStatus, Role
@@ -310,6 +312,42 @@ CONTROLS: tuple[Control, ...] = (
             page="/artists/<name>", selector="main form[action='/follow'] button",
             request="POST /follow", changes="'You follow …'; an accepted follow row",
             test="test_following_across_servers"),
+    # ---- the Profile of an artist or label (dashboard)
+    Control("profile-picture",
+            "_profile_form.html POST /dashboard/profiles/{{ owner.name }}/{{ role }} file",
+            who="artist", page="/dashboard",
+            selector="form[action='/dashboard/profiles/{actor}/{role}'] button",
+            request="POST /dashboard/profiles/[^/]+/(avatar|header)",
+            changes="'… once it is resized'; the worker cuts it and the page shows it",
+            test="test_actor_profile_forms"),
+    Control("profile-save",
+            "_profile_form.html POST /dashboard/profiles/{{ owner.name }} discoverable,"
+            "indexable,link_name_{{ number }},link_url_{{ number }}",
+            who="artist", page="/dashboard",
+            selector="form[action='/dashboard/profiles/{actor}'] button",
+            request="POST /dashboard/profiles/[^/]+",
+            changes="'Profile saved.'; the links and choices in the actor's profile row",
+            test="test_actor_profile_forms"),
+    Control("alias-add", "_profile_form.html POST /dashboard/profiles/{{ owner.name }}/aliases "
+            "account", who="artist", page="/dashboard",
+            selector="form[action='/dashboard/profiles/{actor}/aliases']:has(input[name=account]) "
+                     "button",
+            request="POST /dashboard/profiles/[^/]+/aliases",
+            changes="'… may now move here'; the remote actor's id in alsoKnownAs",
+            test="test_actor_profile_forms"),
+    Control("alias-remove", "_profile_form.html POST /dashboard/profiles/{{ owner.name }}/aliases "
+            "remove", who="artist", page="/dashboard",
+            selector="form[action='/dashboard/profiles/{actor}/aliases']:has(input[name=remove]) "
+                     "button",
+            request="POST /dashboard/profiles/[^/]+/aliases",
+            changes="'Alias removed.'; alsoKnownAs is empty again",
+            test="test_actor_profile_forms"),
+    Control("move", "_profile_form.html POST /dashboard/profiles/{{ owner.name }}/move account",
+            who="artist", page="/dashboard",
+            selector="form[action='/dashboard/profiles/{actor}/move'] button",
+            request="POST /dashboard/profiles/[^/]+/move",
+            changes="refused while the target does not list the actor as an alias",
+            test="test_actor_profile_forms"),
     # ---- artist and label dashboards
     Control("artist-settings",
             "dashboard.html POST /dashboard/artists/{{ artist.id }}/settings approves_followers",
@@ -1391,3 +1429,55 @@ def voucher_digest(code: str) -> str:
 def pkce_challenge(verifier: str) -> str:
     digest = hashlib.sha256(verifier.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_actor_profile_forms(
+    visit: Callable[[Instance], Visit], sites: Sites, tmp_path: Path
+) -> None:
+    """The artist's Profile: an avatar the worker cuts and the page then shows, links and
+    choices saved, an alias on the other instance added and removed, and a move refused
+    while the target does not list the artist as an alias."""
+    db, here, there = sites.here_db, sites.here, sites.there
+    artist = visit(here)
+    page = artist.page
+    log_in(artist, "mira")
+    page.goto("/dashboard")
+    avatar = tmp_path / "avatar.png"
+    Image.new("RGB", (800, 500), (40, 120, 200)).save(avatar)
+    artist.form("profile-picture", actor="aurora", role="avatar").locator(
+        "input[type=file]"
+    ).set_input_files(str(avatar))
+    artist.press("profile-picture", actor="aurora", role="avatar", lands=r"/dashboard\?message=")
+    says(page, "once it is resized")
+    here.wait_for(r"avatar of aurora is ready")
+    page.goto("/dashboard")
+    shown = page.locator("img.avatar")
+    expect(shown).to_be_visible()
+    assert page.evaluate("document.querySelector('img.avatar').naturalWidth") == 400
+
+    form = artist.form("profile-save", actor="aurora")
+    form.locator("input[name=link_name_0]").fill("Bandcamp")
+    form.locator("input[name=link_url_0]").fill("https://aurora.bandcamp.com/")
+    form.get_by_label(re.compile("full-text search")).uncheck()
+    artist.press("profile-save", actor="aurora", lands=r"/dashboard\?message=")
+    says(page, "Profile saved")
+    row = db.scalar(select(ActorProfile).where(ActorProfile.actor == "aurora"))
+    assert row.links == [{"name": "Bandcamp", "url": "https://aurora.bandcamp.com/"}]
+    assert row.discoverable is True and row.indexable is False
+
+    tide = f"@tide@{there.base.split('://', 1)[1]}"
+    artist.form("alias-add", actor="aurora").locator("input[name=account]").fill(tide)
+    artist.press("alias-add", actor="aurora", lands=r"/dashboard\?message=")
+    says(page, "may now move here")
+    assert db.scalar(select(ActorProfile.also_known_as).where(ActorProfile.actor == "aurora")) == [
+        f"{there.base}/artists/tide"
+    ]
+    artist.press("alias-remove", actor="aurora", lands=r"/dashboard\?message=")
+    says(page, "Alias removed")
+    assert db.scalar(select(ActorProfile.also_known_as).where(ActorProfile.actor == "aurora")) == []
+
+    artist.form("move", actor="aurora").locator("input[name=account]").fill(tide)
+    artist.press("move", actor="aurora", lands=r"/dashboard\?error=")
+    warns(page, "does not list")
+    assert db.scalar(select(ActorProfile.moved_to).where(ActorProfile.actor == "aurora")) is None
+    snap(page, "dashboard-profile")

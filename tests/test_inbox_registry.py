@@ -19,12 +19,15 @@ from sqlalchemy import func, select
 
 from federation.keys import generate, public_pem
 from federation.objects import (
+    ActorInfo,
     ReleaseInfo,
     TrackInfo,
     activity,
     announce_release,
     create_release,
     delete_release,
+    move_actor,
+    update_actor,
     update_release,
 )
 from federation.parse import ACTIVITY_TYPES, id_of, parse_activity, parse_actor
@@ -211,6 +214,11 @@ SENT: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
      "hub.on_answer_copy"),
     ("a rejection copied to the hub", REJECT_STATEMENT, {"us": HUB, "hub_role": True},
      "hub.on_answer_copy"),
+    ("an artist moves", move_actor(A, "artists", "aurora", f"{B}/artists/nova", T0), {},
+     "moves.on_move"),
+    ("an artist's profile changes",
+     update_actor(A, ActorInfo("artists", "aurora", "Aurora", "", "Group", "PEM"), T0), {},
+     "handlers.on_update"),
     ("the hub settles",
      activity(f"{HUB}/settlements/1/create", "Create", f"{HUB}/actor", SETTLEMENT), {},
      "hub.on_settlement"),

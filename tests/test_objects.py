@@ -224,6 +224,8 @@ def test_local_actor_has_every_field(base: str) -> None:
     assert key["publicKeyPem"] == PEM
     assert document["manuallyApprovesFollowers"] is False
     assert document["discoverable"] is True
+    assert document["indexable"] is True
+    assert document["attachment"] == []
     assert "https://www.w3.org/ns/activitystreams" in document["@context"]
     _assert_ids_under(document, base)
     _assert_json(document)
@@ -249,6 +251,7 @@ def test_local_actor_type_is_passed_through(kind: str, as_type: str) -> None:
 def test_listener_is_not_discoverable_and_may_lock() -> None:
     document = local_actor(BASES[0], _actor(kind="users", as_type="Person", manually_approves=True))
     assert document["discoverable"] is False
+    assert document["indexable"] is False
     assert document["manuallyApprovesFollowers"] is True
 
 

@@ -52,6 +52,7 @@ NOT_PAGES = {
     "well_known_oauth": "OAuth and OpenID discovery documents",
     "oauth": "OAuth endpoints for apps (client credentials); the consent page is guarded",
     "media": "audio and covers, gated by their own play sessions",
+    "profile_media": "actors' avatars and headers, as public as their actor documents",
     "remote_media": "partners' audio, gated by the remote play sessions",
     "payments_hooks": "the payment provider's signed webhook",
     "feeds": "RSS and Atom feeds of public releases, for feed readers and podcast apps",

@@ -63,6 +63,7 @@ from models.ledger import AccountKind, LedgerAccount, LedgerEntry, LedgerTransac
 from models.membership import Member, ShareTransaction
 from models.oauth import AuthorizationCode, OAuthClient, RefreshToken
 from models.plays import ListenerTrack, Play, PlaySession
+from models.profiles import ActorImage, ActorProfile
 from models.remote_plays import RemoteListenerTrack, RemotePlay, RemotePlaySession, RemoteTrack
 from models.tokens import AccessToken
 from models.users import User
@@ -149,6 +150,8 @@ def row_filters(scope: AccountScope) -> dict[str, ColumnElement[bool]]:
     return {
         "users": User.id == uid,
         "handles": Handle.name.in_(names),
+        "actor_profiles": ActorProfile.actor.in_(names),
+        "actor_images": ActorImage.actor.in_(names),
         "web_sessions": WebSession.user_id == uid,
         "access_tokens": AccessToken.user_id == uid,
         "oauth_codes": AuthorizationCode.user_id == uid,

@@ -32,6 +32,8 @@ from server.services.media.ingest import TRANSCODE_JOB
 from server.services.media.sampler import SAMPLER_JOB
 from server.services.media.storage import sweep_leftovers
 from server.services.media.transcode import make_release_sampler, transcode_track
+from server.services.profile_updates import run_profile_update
+from server.services.profiles import PROFILE_IMAGE_JOB, PROFILE_UPDATE_JOB, run_profile_image
 from server.services.royalties.hub import settle_period
 from server.services.royalties.statements import send_statements
 
@@ -98,6 +100,8 @@ HANDLERS: dict[str, JobHandler] = {
     TRANSCODE_JOB: transcode_track,
     SAMPLER_JOB: make_release_sampler,
     SWEEP_MEDIA: sweep_media,
+    PROFILE_IMAGE_JOB: run_profile_image,
+    PROFILE_UPDATE_JOB: run_profile_update,
 }
 
 PERIODIC: tuple[Periodic, ...] = (

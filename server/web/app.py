@@ -22,6 +22,7 @@ from server.web.api.federation import federation_api
 from server.web.api.membership import membership_api
 from server.web.api.playlists import playlists_api
 from server.web.api.plays import payments_hooks, plays_api
+from server.web.api.profiles import profiles_api
 from server.web.api.remote import remote_api, remote_media
 from server.web.api.uploads import UPLOAD_PATH, uploads_api
 from server.web.auth import current_viewer
@@ -49,7 +50,9 @@ from server.web.pages.admin_members import admin_members
 from server.web.pages.admin_money import admin_money
 from server.web.pages.artist import artist_pages
 from server.web.pages.listener import listener
+from server.web.pages.profiles import profile_pages
 from server.web.previews import SITE_TEXT, robots
+from server.web.profile_media import profile_media
 from server.web.sent import sent
 from server.web.sessions import csrf_token, set_csrf_cookie, user_for_session
 from server.web.tags import tags
@@ -217,6 +220,9 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(plays_api, url_prefix="/api/v1")
     app.register_blueprint(payments_hooks)
     app.register_blueprint(earnings_api, url_prefix="/api/v1")
+    app.register_blueprint(profiles_api, url_prefix="/api/v1")
+    app.register_blueprint(profile_pages)
+    app.register_blueprint(profile_media)
     return app
 
 

@@ -25,12 +25,15 @@ from federation.discovery import (
     webfinger,
 )
 from federation.http import VERSION
+from federation.objects import image_object
 from models.accounts import WebSession
 from models.base import utcnow
 from models.catalogue import Release, Visibility
 from models.handles import Handle, HandleKind
+from models.profiles import INSTANCE_ACTOR
 from models.users import AccountStatus, User
 from server.runtime.config import SignupMode
+from server.services.profiles import profile_view
 from server.web.current import resources_of
 
 fediverse = Blueprint("fediverse", __name__)
@@ -130,6 +133,9 @@ async def nodeinfo_route(version: str) -> ResponseReturnValue:
 async def actor_route() -> ResponseReturnValue:
     resources = resources_of(current_app)
     keys = resources.keys
+    base = resources.settings.instance.base_url
+    async with resources.read_sessionmaker() as session:
+        profile = await profile_view(session, base, None, INSTANCE_ACTOR)
     document = instance_actor(
         resources.settings.instance.base_url,
         resources.settings.instance.name,
@@ -141,5 +147,7 @@ async def actor_route() -> ResponseReturnValue:
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         ),
         keys.ed25519_name,
+        icon=image_object(profile.icon_url, profile.icon_type),
+        image=image_object(profile.image_url, profile.image_type),
     )
     return _json(document, ACTIVITY_JSON)

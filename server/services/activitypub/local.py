@@ -9,7 +9,7 @@ who never federate cost nothing. (A decision: see docs/decisions.md.)
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from models.federation import ActorKey
 from models.handles import Handle, HandleKind
 from models.keys import KeyAlgorithm
 from models.users import AccountStatus, User
+from server.services.profiles import ProfileView, profile_view
 
 KIND_PATHS = {HandleKind.ARTIST: "artists", HandleKind.LABEL: "labels", HandleKind.USER: "users"}
 PATH_KINDS = {path: kind for kind, path in KIND_PATHS.items()}
@@ -96,12 +97,36 @@ class LocalActor:
     artist: Artist | None = None
     label: Label | None = None
     user: User | None = None
+    profile: ProfileView | None = None
 
 
 async def load_local_actor(
     session: AsyncSession, base_url: str, path: str, name: str, secret: str
 ) -> LocalActor | None:
-    """The actor at /{path}/{name}, or None when there is none (or it is not active)."""
+    """The actor at /{path}/{name}, or None when there is none (or it is not active),
+    with its profile (avatar, header, links, aliases) in its info."""
+    actor = await _load_local_actor(session, path, name, secret)
+    if actor is None:
+        return None
+    profile = await profile_view(session, base_url, path, actor.name)
+    info = replace(
+        actor.info,
+        icon_url=profile.icon_url,
+        icon_type=profile.icon_type,
+        image_url=profile.image_url,
+        image_type=profile.image_type,
+        discoverable=profile.discoverable,
+        indexable=profile.indexable,
+        links=profile.links,
+        also_known_as=profile.also_known_as,
+        moved_to=profile.moved_to,
+    )
+    return replace(actor, info=info, profile=profile)
+
+
+async def _load_local_actor(
+    session: AsyncSession, path: str, name: str, secret: str
+) -> LocalActor | None:
     kind = PATH_KINDS.get(path)
     handle = await session.get(Handle, name.lower())
     if kind is None or handle is None or handle.kind is not kind:

@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 
 import blurhash
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 INPUT_FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_SOURCE_PIXELS = 40_000_000  # a 6000 × 6000 scan passes; refused before decoding
@@ -45,8 +45,9 @@ def _has_alpha(image: Image.Image) -> bool:
     )
 
 
-def clean_image(data: bytes) -> CleanImage:
-    """The picture in ``data`` re-encoded from its pixels; BadImage if it is not one."""
+def clean_image(data: bytes, max_side: int = MAX_SIDE) -> CleanImage:
+    """The picture in ``data`` re-encoded from its pixels, at most ``max_side`` pixels a
+    side; BadImage if it is not one."""
     try:
         with warnings.catch_warnings():
             # Pillow warns of (and above twice its limit refuses) a decompression bomb
@@ -55,9 +56,9 @@ def clean_image(data: bytes) -> CleanImage:
             with Image.open(io.BytesIO(data), formats=INPUT_FORMATS) as image:
                 width, height = image.size
                 if width < 1 or height < 1 or width * height > MAX_SOURCE_PIXELS:
-                    raise BadImage(f"a {width} × {height} picture is too large to be a cover")
+                    raise BadImage(f"a {width} × {height} picture is too large")
                 alpha = _has_alpha(image)
-                image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a smaller scale
+                image.draft("RGB", (max_side, max_side))  # JPEG: decode at a smaller scale
                 image.load()
                 pixels = image.convert("RGBA" if alpha else "RGB")
     except BadImage:
@@ -66,7 +67,7 @@ def clean_image(data: bytes) -> CleanImage:
         raise BadImage(f"not a JPEG, PNG or WebP picture: {exc}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated, corrupt
         raise BadImage(f"the picture cannot be decoded: {exc}") from None
-    pixels.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    pixels.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     pixels.info.clear()  # nothing of the original's metadata goes out again
     out = io.BytesIO()
     if alpha:
@@ -91,3 +92,18 @@ def blurhash_of(data: bytes) -> str:
         for y in range(height)
     ]
     return str(blurhash.encode(rows, BLURHASH_COMPONENTS, BLURHASH_COMPONENTS))
+
+
+def fit_jpeg(data: bytes, width: int, height: int) -> CleanImage:
+    """A picture (one :func:`clean_image` made) cut to exactly ``width`` × ``height``:
+    scaled to cover that box and cropped about its centre, transparency on white, JPEG.
+    For avatars (square) and headers (3:1)."""
+    with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as image:
+        image.load()
+        source = image.convert("RGBA")
+    flat = Image.new("RGB", source.size, "white")
+    flat.paste(source, mask=source.getchannel("A"))
+    fitted = ImageOps.fit(flat, (width, height), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    out = io.BytesIO()
+    fitted.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+    return CleanImage("image/jpeg", "jpg", out.getvalue(), *fitted.size)

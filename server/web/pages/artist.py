@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 
 from models.base import utcnow
-from models.catalogue import Artist, Release, Track
+from models.catalogue import Artist, Label, Release, Track
 from models.plays import Play
 from models.users import Role, User
 from server.services.activitypub import follows as following
@@ -23,6 +23,7 @@ from server.services.catalogue import CatalogueError, publish_release
 from server.services.earnings import earnings_of, request_payout
 from server.services.media.storage import LocalStorage
 from server.services.money import MoneyError
+from server.services.profiles import profile_view
 from server.services.viewers import Viewer, session_scopes
 from server.web.api.uploads import accept_upload, receive_multipart
 from server.web.auth import Audience, page_requires, page_user
@@ -51,6 +52,7 @@ async def dashboard() -> ResponseReturnValue:
     resources = resources_of(current_app)
     since = (utcnow() - timedelta(days=CHART_DAYS - 1)).date()
     since_moment = datetime.combine(since, time.min, UTC)
+    base = resources.settings.instance.base_url
     async with resources.read_sessionmaker() as session:
         artists = (
             await session.scalars(
@@ -106,11 +108,21 @@ async def dashboard() -> ResponseReturnValue:
                         _("tokens"),
                     ),
                     "requests": await following.pending_followers(session, artist.name),
+                    "profile": await profile_view(session, base, "artists", artist.name),
                 }
             )
+        labels = [
+            {"label": label, "profile": await profile_view(session, base, "labels", label.name)}
+            for label in (
+                await session.scalars(
+                    select(Label).where(Label.owner_id == user.id).order_by(Label.display_name)
+                )
+            ).all()
+        ]
     return await render(
         "dashboard.html",
         panels=panels,
+        labels=labels,
         money=resources.settings.money,
         message=request.args.get("message"),
         error=request.args.get("error"),
