@@ -44,6 +44,7 @@ PUBLIC_PAGES = {
     "embed.release_embed": "the embeddable player of a public release",
     "embed.track_embed": "the embeddable player of a public track",
     "embed.oembed": "oEmbed documents of public release and track pages",
+    "tags.tag_page": "the public releases with a tag (and their Notes as a collection)",
 }
 # Blueprints that serve other programs, not people's pages, and why.
 NOT_PAGES = {
@@ -57,6 +58,7 @@ NOT_PAGES = {
     "payments_hooks": "the payment provider's signed webhook",
     "feeds": "RSS and Atom feeds of public releases, for feed readers and podcast apps",
     "robots": "robots.txt, for crawlers",
+    "channel": "the Album and Create{Audio} documents Funkwhale reads of public releases",
 }
 
 

@@ -1,14 +1,20 @@
 """GETs of the activities we sent, by their ids (who may read which:
 ``server.services.activitypub.sent``). The ids live under the sending actor
-(``/users/{name}/follows/…``, ``/artists/{name}/answers/…``, ``/actor/…``) and under the
-release's Note (``/releases/{id}/note/update/…``); routes with a fixed path there win
-over these."""
+(``/users/{name}/follows/…``, ``/artists/{name}/answers/…``, ``/actor/…``), under the
+release's Note (``/releases/{id}/note/update/…``) and under statements and settlements.
+
+They are looked up only where no route matched (a hook that runs before the routing
+error is raised): any fixed route under an actor — a feed, a picture — wins whatever
+converter it uses and whenever it is registered, and a POST-only path such as an inbox
+keeps werkzeug's own 405 with ``Allow``."""
 
 from __future__ import annotations
 
+import re
+
 from quart import Blueprint, current_app, request
 from quart.typing import ResponseReturnValue
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import NotFound
 
 from server.services.activitypub.sent import sent_document
 from server.web.activitypub import activity_response
@@ -18,7 +24,21 @@ from server.web.signed import signed_by
 sent = Blueprint("sent", __name__)
 
 
-async def _sent(**_path: object) -> ResponseReturnValue:
+# where the ids of what we send are minted; anything else that matched no route is a 404
+SENT_PATHS = re.compile(
+    r"/(?:(?:artists|labels|users)/[^/]+|actor|releases/\d+/note|statements/[^/]+"
+    r"|settlements/[^/]+)/.+"
+)
+
+
+@sent.before_app_request
+async def _sent() -> ResponseReturnValue | None:
+    if not (
+        isinstance(request.routing_exception, NotFound)
+        and request.method in ("GET", "HEAD")
+        and SENT_PATHS.fullmatch(request.path)
+    ):
+        return None  # routed (or refused) as usual
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
     uri = base + request.path
@@ -29,26 +49,5 @@ async def _sent(**_path: object) -> ResponseReturnValue:
         # a signature is verified (its key perhaps fetched) only for a private one
         document = found.for_requester(None if found.public else await signed_by())
     if document is None:
-        others = _other_methods()
-        if others:  # an inbox, a form's target: not ours to serve, and not a 404 either
-            raise MethodNotAllowed(valid_methods=others)
         raise NotFound("nothing we sent has that id, or not for you")
     return activity_response(document)
-
-
-def _other_methods() -> list[str]:
-    """The methods other routes take on this path (a POST-only inbox under an actor)."""
-    adapter = current_app.url_map.bind(request.host)
-    methods = set(adapter.allowed_methods(request.path)) - {"GET", "HEAD", "OPTIONS"}
-    return sorted(methods)
-
-
-RULES = {
-    "by_actor": "/<any(artists, labels, users):kind>/<name>/<path:rest>",
-    "by_instance": "/actor/<path:rest>",
-    "by_release": "/releases/<int:release_id>/note/<path:rest>",
-    "by_statement": "/statements/<statement_id>/<path:rest>",
-    "by_settlement": "/settlements/<settlement_id>/<path:rest>",
-}
-for endpoint, rule in RULES.items():
-    sent.add_url_rule(rule, endpoint, _sent, methods=["GET"])
