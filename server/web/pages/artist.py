@@ -105,7 +105,9 @@ async def dashboard() -> ResponseReturnValue:
                         [(d.isoformat(), earned_days.get(d, 0)) for d in days],
                         _("tokens"),
                     ),
-                    "requests": await following.pending_followers(session, artist.name),
+                    "requests": await following.pending_followers(
+                        session, federation_of(resources), artist.name
+                    ),
                 }
             )
     return await render(
