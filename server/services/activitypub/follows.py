@@ -52,23 +52,29 @@ async def follow(fed: Federation, username: str, query: str) -> Followed:
     except ResolveError as error:
         raise FollowError(str(error)) from None
     async with fed.sessionmaker() as session:
-        row = await session.scalar(
-            select(Follow).where(
-                Follow.follower_name == username, Follow.followed_actor_id == target.id
-            )
-        )
-        if row is None:
-            uri = f"{_user_actor(fed, username)}/follows/{uuid.uuid4().hex}"
-            row = Follow(activity_uri=uri, follower_name=username, followed_actor_id=target.id)
-            session.add(row)
-            await session.flush()
-            document = activity(
-                uri, "Follow", _user_actor(fed, username), target.uri, to=[target.uri]
-            )
-            sent, _ = await record_activity(session, document, username)
-            await deliver(session, sent, [target.inbox])
+        row = await follow_actor(session, fed, username, target)
         await session.commit()
         return Followed(row, target.uri, target.name, remote_handle(target), False)
+
+
+async def follow_actor(
+    session: AsyncSession, fed: Federation, username: str, target: RemoteActor
+) -> Follow:
+    """The listener's follow of a remote actor; a new one is sent (flushing)."""
+    row = await session.scalar(
+        select(Follow).where(
+            Follow.follower_name == username, Follow.followed_actor_id == target.id
+        )
+    )
+    if row is None:
+        uri = f"{_user_actor(fed, username)}/follows/{uuid.uuid4().hex}"
+        row = Follow(activity_uri=uri, follower_name=username, followed_actor_id=target.id)
+        session.add(row)
+        await session.flush()
+        document = activity(uri, "Follow", _user_actor(fed, username), target.uri, to=[target.uri])
+        sent, _ = await record_activity(session, document, username)
+        await deliver(session, sent, [target.inbox])
+    return row
 
 
 def _local_name(fed: Federation, query: str) -> str | None:
@@ -130,23 +136,31 @@ async def unfollow(fed: Federation, username: str, follow_id: int) -> bool:
         )
         if row is None:
             return False
-        if row.followed_actor_id is not None:
-            target = await session.get(RemoteActor, row.followed_actor_id)
-            if target is not None:
-                inner = activity(row.activity_uri, "Follow", _user_actor(fed, username), target.uri)
-                inner.pop("@context")
-                undo = activity(
-                    f"{row.activity_uri}/undo",
-                    "Undo",
-                    _user_actor(fed, username),
-                    inner,
-                    to=[target.uri],
-                )
-                sent, _ = await record_activity(session, undo, username)
-                await deliver(session, sent, [target.inbox])
-        await session.delete(row)
+        await end_follow(session, fed, row)
         await session.commit()
     return True
+
+
+async def end_follow(session: AsyncSession, fed: Federation, row: Follow) -> None:
+    """Delete a local listener's follow; a remote followed actor is sent the Undo."""
+    username = row.follower_name
+    assert username is not None
+    if row.followed_actor_id is not None:
+        target = await session.get(RemoteActor, row.followed_actor_id)
+        if target is not None:
+            inner = activity(row.activity_uri, "Follow", _user_actor(fed, username), target.uri)
+            inner.pop("@context")
+            undo = activity(
+                f"{row.activity_uri}/undo",
+                "Undo",
+                _user_actor(fed, username),
+                inner,
+                to=[target.uri],
+            )
+            sent, _ = await record_activity(session, undo, username)
+            await deliver(session, sent, [target.inbox])
+    await session.delete(row)
+    await session.flush()
 
 
 async def list_follows(
