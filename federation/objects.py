@@ -20,16 +20,29 @@ from federation.discovery import AS_CONTEXT, SECURITY_CONTEXT, host_of
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 PLAYFAIR_NS = "https://playfair.coop/ns#"
-# Mastodon's extension terms we use, and our own ones, so JSON-LD processors expand them.
+# The terms beyond the ActivityStreams and security contexts that our documents use or
+# that peers put in documents like ours, so that JSON-LD processors expand them: the AS
+# extensions and Mastodon's terms with Mastodon's own IRIs (app/helpers/context_helper.rb),
+# schema.org's PropertyValue for profile fields, and our own under PLAYFAIR_NS. None
+# redefines an AS or security term: a track's preview is AS's ``preview``
+# (tests/test_jsonld.py checks every document we serve and send against this).
 EXTRA_CONTEXT: dict[str, Any] = {
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
+    "sensitive": "as:sensitive",
+    "Hashtag": "as:Hashtag",
+    "movedTo": {"@id": "as:movedTo", "@type": "@id"},
     "toot": "http://joinmastodon.org/ns#",
     "discoverable": "toot:discoverable",
+    "indexable": "toot:indexable",
+    "blurhash": "toot:blurhash",
+    "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
+    "schema": "http://schema.org#",
+    "PropertyValue": "schema:PropertyValue",
+    "value": "schema:value",
     "playfair": PLAYFAIR_NS,
     "release": {"@id": "playfair:release", "@type": "@id"},
     "position": "playfair:position",
     "priceModel": "playfair:priceModel",
-    "preview": {"@id": "playfair:preview", "@type": "@id"},
     "license": {"@id": "playfair:license"},
 }
 CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, EXTRA_CONTEXT]

@@ -1,7 +1,8 @@
 """Where Mastodon is more tolerant than we were for no gain, we are as tolerant as it is
-(docs/decisions.md, "fediverse (issue 14): Mastodon's tolerances"), and each tolerance
-has its limit tested beside it: the signature time window (both signature kinds), a
-``Digest`` header listing several algorithms, and the inbox's media type."""
+(docs/decisions.md, "fediverse (issue 14): a valid JSON-LD context and Mastodon's
+tolerances"), and each tolerance has its limit tested beside it: the signature time
+window (both signature kinds), a ``Digest`` header listing several algorithms, and the
+inbox's media type."""
 
 from __future__ import annotations
 
