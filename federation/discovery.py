@@ -11,6 +11,18 @@ from urllib.parse import urlsplit
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 SECURITY_CONTEXT = "https://w3id.org/security/v1"
 MULTIKEY_CONTEXT = "https://w3id.org/security/multikey/v1"
+DATA_INTEGRITY_CONTEXT = "https://w3id.org/security/data-integrity/v1"  # ``proof``
+# What the instance actor uses beyond those contexts (objects.EXTRA_CONTEXT is the actors'
+# full set, but objects.py builds on this module): the security vocabulary's
+# assertionMethod, which lists the Multikey, as FEP-521a has it.
+INSTANCE_ACTOR_TERMS: dict[str, object] = {
+    "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
+    "assertionMethod": {
+        "@id": "https://w3id.org/security#assertionMethod",
+        "@type": "@id",
+        "@container": "@set",
+    },
+}
 ACTIVITY_JSON = "application/activity+json"
 NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/{version}"
 SOFTWARE = "playfair"
@@ -144,7 +156,12 @@ def instance_actor(
     objects), when an admin has set them."""
     actor_id = f"{base_url}/actor"
     document: dict[str, Any] = {
-        "@context": [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT],
+        "@context": [
+            AS_CONTEXT,
+            SECURITY_CONTEXT,
+            MULTIKEY_CONTEXT,
+            INSTANCE_ACTOR_TERMS,
+        ],
         "id": actor_id,
         "type": "Application",
         "preferredUsername": host_of(base_url),

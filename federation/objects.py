@@ -23,18 +23,31 @@ from federation.urls import cover_url, feed_url, page_url, preview_url, sampler_
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 PLAYFAIR_NS = "https://playfair.coop/ns#"
 FUNKWHALE_NS = "https://funkwhale.audio/ns#"
-# Mastodon's extension terms we use, and our own ones, so JSON-LD processors expand them.
+# The terms beyond the ActivityStreams and security contexts that our documents use or
+# that peers put in documents like ours, so that JSON-LD processors expand them: the AS
+# extensions and Mastodon's terms with Mastodon's own IRIs (app/helpers/context_helper.rb),
+# schema.org's PropertyValue for profile fields, and our own under PLAYFAIR_NS. None
+# redefines an AS or security term: a track's preview is AS's ``preview``
+# (tests/test_jsonld.py checks every document we serve and send against this).
 EXTRA_CONTEXT: dict[str, Any] = {
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
+    "sensitive": "as:sensitive",
+    "Hashtag": "as:Hashtag",
+    "movedTo": {"@id": "as:movedTo", "@type": "@id"},
+    "alsoKnownAs": {"@id": "as:alsoKnownAs", "@type": "@id"},
     "toot": "http://joinmastodon.org/ns#",
     "discoverable": "toot:discoverable",
+    "indexable": "toot:indexable",
     "blurhash": "toot:blurhash",
+    "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
+    "schema": "http://schema.org#",
+    "PropertyValue": "schema:PropertyValue",
+    "value": "schema:value",
     "playfair": PLAYFAIR_NS,
     "release": {"@id": "playfair:release", "@type": "@id"},
     "track": {"@id": "playfair:track", "@type": "@id"},
     "position": "playfair:position",
     "priceModel": "playfair:priceModel",
-    "preview": {"@id": "playfair:preview", "@type": "@id"},
     "license": {"@id": "playfair:license"},
     # Funkwhale's terms for what its channels read of an Audio and its album.
     "fw": FUNKWHALE_NS,
@@ -91,17 +104,6 @@ class ActorInfo:
     links: tuple[ProfileLink, ...] = ()
     also_known_as: tuple[str, ...] = ()
     moved_to: str | None = None
-
-
-# The terms only actor documents use (Mastodon's, and schema.org's profile fields).
-ACTOR_CONTEXT: dict[str, Any] = {
-    "indexable": "toot:indexable",
-    "schema": "http://schema.org#",
-    "PropertyValue": "schema:PropertyValue",
-    "value": "schema:value",
-    "alsoKnownAs": {"@id": "as:alsoKnownAs", "@type": "@id"},
-    "movedTo": {"@id": "as:movedTo", "@type": "@id"},
-}
 
 
 def actor_id(base_url: str, kind: str, name: str) -> str:
@@ -164,7 +166,7 @@ def local_actor(base_url: str, actor: ActorInfo) -> dict[str, Any]:
     uri = actor_id(base_url, actor.kind, actor.name)
     discoverable = actor.kind != "users" if actor.discoverable is None else actor.discoverable
     document: dict[str, Any] = {
-        "@context": [AS_CONTEXT, SECURITY_CONTEXT, {**EXTRA_CONTEXT, **ACTOR_CONTEXT}],
+        "@context": CONTEXT,
         "id": uri,
         "type": actor.as_type,
         "preferredUsername": actor.name,

@@ -626,10 +626,3 @@ def _poster(item: dict[str, Any]) -> Attachment | None:
         return None
     href, media_type, _ = links[0]
     return Attachment(href, media_type, None, "image")
-
-
-def also_known_as(document: dict[str, Any]) -> tuple[str, ...]:
-    """The actor ids an actor document names in ``alsoKnownAs`` (strings or objects with
-    an id; anything else is skipped): the accounts it says it also is, as a Move needs."""
-    ids = (id_of(item) for item in as_list(document.get("alsoKnownAs")))
-    return tuple(uri for uri in ids if isinstance(uri, str) and uri)

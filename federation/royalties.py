@@ -56,6 +56,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from federation import urls
+from federation.discovery import DATA_INTEGRITY_CONTEXT
 from federation.objects import CONTEXT
 from federation.parse import PUBLIC, InvalidObject, id_of, same_origin
 from models.pricing import BASIS_POINTS, PAID_PLAYS_TO_OWN, play_cost, share_of, split
@@ -97,7 +98,9 @@ ROYALTY_TERMS: dict[str, Any] = {
     "statements": "playfair:statements",
     "statementsDigest": "playfair:statementsDigest",
 }
-ROYALTY_CONTEXT: list[Any] = [*CONTEXT, ROYALTY_TERMS]
+# Signed documents carry a ``proof`` (federation/proofs.py): the data-integrity context
+# defines it and its members.
+ROYALTY_CONTEXT: list[Any] = [*CONTEXT, DATA_INTEGRITY_CONTEXT, ROYALTY_TERMS]
 
 # Top-level members a Listen must never carry: they would say who the listener is.
 # fmt: off

@@ -3,8 +3,9 @@
 Signing is ``rsa-sha256`` over ``(request-target) host date digest`` for POST and
 ``(request-target) host date`` for GET. Verification adds what httpsig lacks and fails
 closed: ``hs2019`` and ``(created)``/``(expires)``, the required headers, the digest checked
-against the body, the date window, the key's owner equal to the activity's actor, and one
-re-fetch of the key when verification fails (the sender may have rotated it). The key
+against the body, the time window (Mastodon's: ``signature_window``), the key's owner equal
+to the activity's actor, and one re-fetch of the key when verification fails (the sender
+may have rotated it). The key
 lookup is injected, so this module does no I/O of its own. Requests with a
 ``Signature-Input`` header are RFC 9421 signatures and go to ``federation.rfc9421``.
 """
@@ -24,7 +25,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from httpsig.utils import parse_signature_header
 
-DATE_WINDOW = timedelta(hours=1)
+# Mastodon's time window (app/lib/signed_request.rb): a signature lives from its creation
+# (``created``, else the Date header) until its ``expires``, by default five minutes, at most
+# twelve hours; an hour of clock skew is allowed at either end.
+DEFAULT_LIFETIME = timedelta(minutes=5)
+MAX_LIFETIME = timedelta(hours=12)
+CLOCK_SKEW = timedelta(hours=1)
 ALGORITHMS = ("rsa-sha256", "hs2019")
 
 
@@ -44,6 +50,34 @@ KeyLookup = Callable[[str, bool], Awaitable[PublicKey | None]]
 
 def digest_header(body: bytes) -> str:
     return "SHA-256=" + base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+def check_digest(header: str, body: bytes) -> None:
+    """A ``Digest`` header may list several ``algorithm=value`` pairs, comma-separated
+    (RFC 3230); as Mastodon does, its ``SHA-256`` one (in any case) must be there and match
+    the body, and the others are not looked at (a match of another one is not enough)."""
+    pairs = (item.strip().partition("=") for item in header.split(","))
+    given = [value.strip() for name, _, value in pairs if name.strip().lower() == "sha-256"]
+    if not given:
+        raise SignatureError("the Digest header has no SHA-256 value")
+    expected = digest_header(body).split("=", 1)[1]
+    if any(value != expected for value in given):
+        raise SignatureError("the Digest header does not match the body")
+
+
+def signature_window(
+    created: datetime | None, expires: datetime | None, now: datetime, what: str
+) -> None:
+    """Refuse a signature outside Mastodon's window. ``what`` names where ``created``
+    came from (the Date header or the created parameter), for the message."""
+    if created is not None and created > now + CLOCK_SKEW:
+        raise SignatureError(f"{what} is in the future")
+    end, ends = expires, "the signature has expired"
+    if created is not None and (expires is None or expires > created + MAX_LIFETIME):
+        lifetime = DEFAULT_LIFETIME if expires is None else MAX_LIFETIME
+        end, ends = created + lifetime, f"{what} is outside the window"
+    if end is not None and now > end + CLOCK_SKEW:
+        raise SignatureError(ends)
 
 
 def http_date(moment: datetime) -> str:
@@ -119,25 +153,36 @@ def _signing_string(request: IncomingRequest, names: list[str], params: Mapping[
     return "\n".join(lines)
 
 
+def _timestamp(params: Mapping[str, str], name: str) -> datetime | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        return datetime.fromtimestamp(int(raw), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise SignatureError(f"the signature's {name} is not a time") from None
+
+
 def _check_time(
     request: IncomingRequest, names: list[str], params: Mapping[str, str], now: datetime
 ) -> None:
-    if "date" in names:
+    """The window, as Mastodon times it: from ``(created)`` when it is signed, else
+    from the Date header, to ``expires`` when given. Unlike Mastodon we take ``expires``
+    only when ``(expires)`` is signed: anybody could lengthen an unsigned one."""
+    created, what = None, "the signature's created time"
+    if "(created)" in names:
+        created = _timestamp(params, "created")
+    elif "date" in names:
         raw = _header(request, "date") or ""
         try:
-            when = parsedate_to_datetime(raw)
+            created = parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError):
             raise SignatureError(f"the Date header {raw[:40]!r} is not a date") from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        if abs(now - when) > DATE_WINDOW:
-            raise SignatureError("the Date header is more than an hour away from now")
-    if "(created)" in names:
-        created = datetime.fromtimestamp(int(params.get("created", "0")), UTC)
-        if created - now > timedelta(minutes=5) or now - created > DATE_WINDOW:
-            raise SignatureError("the signature's created time is outside the window")
-    if "expires" in params and datetime.fromtimestamp(int(params["expires"]), UTC) < now:
-        raise SignatureError("the signature has expired")
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        what = "the Date header"
+    expires = _timestamp(params, "expires") if "(expires)" in names else None
+    signature_window(created, expires, now, what)
 
 
 async def verify_request(
@@ -179,10 +224,7 @@ async def verify_request(
     if missing := sorted(required - set(names)):
         raise SignatureError(f"the signature must cover {', '.join(missing)}")
     if request.body:
-        given = _header(request, "digest") or ""
-        algo, _, value = given.partition("=")
-        if algo.lower() != "sha-256" or value != digest_header(request.body).split("=", 1)[1]:
-            raise SignatureError("the Digest header does not match the body")
+        check_digest(_header(request, "digest") or "", request.body)
     _check_time(request, names, params, now)
     message = _signing_string(request, names, params).encode()
     try:

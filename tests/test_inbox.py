@@ -400,6 +400,7 @@ async def test_policy_and_shape_refusals(
     for case, document, expected in cases:
         if isinstance(document, bytes):
             headers = sign_request("POST", f"{BASE}/inbox", document, ALICE_KEY_ID, KEY)
+            headers["Content-Type"] = ACTIVITY_TYPE
             response = await client.post("/inbox", data=document, headers=headers)
             status = response.status_code
         else:

@@ -11,14 +11,13 @@ from functools import cache
 from models import jobs
 from models.federation import InboxState
 from server.runtime.worker import JobContext
-from server.services import moves
-from server.services.activitypub import handlers, partners
+from server.services.activitypub import handlers, moves, partners
 from server.services.activitypub.context import Federation, federation_of
 from server.services.activitypub.inbox import handle
 from server.services.activitypub.registry import Registry
 from server.services.royalties import hub, listens, statements
 
-AREAS = (handlers, partners, listens, statements, hub, moves)
+AREAS = (handlers, moves, partners, listens, statements, hub)
 
 
 @cache

@@ -450,6 +450,8 @@ async def track_object_route(track_id: int, which: str) -> ResponseReturnValue:
 
 
 async def _inbox(recipient: str | None) -> ResponseReturnValue:
+    """Receive an activity. Its media type must be an ActivityPub one (any parameters,
+    such as ld+json's profile, are allowed): 415 otherwise, before anything is read."""
     resources = resources_of(current_app)
     fed = federation_of(resources)
     length = request.content_length
@@ -457,6 +459,10 @@ async def _inbox(recipient: str | None) -> ResponseReturnValue:
         return jsonify(
             {"error": f"the activity is larger than {fed.settings.max_inbox_bytes}"}
         ), 413
+    if request.mimetype not in ("application/activity+json", "application/ld+json"):
+        return jsonify(
+            {"error": "an activity is sent as application/activity+json or application/ld+json"}
+        ), 415
     body = await request.get_data(cache=False, as_text=False)
     assert isinstance(body, bytes)
     raw_path = request.scope.get("raw_path", request.path.encode()).decode("latin-1")

@@ -52,23 +52,29 @@ async def follow(fed: Federation, username: str, query: str) -> Followed:
     except ResolveError as error:
         raise FollowError(str(error)) from None
     async with fed.sessionmaker() as session:
-        row = await session.scalar(
-            select(Follow).where(
-                Follow.follower_name == username, Follow.followed_actor_id == target.id
-            )
-        )
-        if row is None:
-            uri = f"{_user_actor(fed, username)}/follows/{uuid.uuid4().hex}"
-            row = Follow(activity_uri=uri, follower_name=username, followed_actor_id=target.id)
-            session.add(row)
-            await session.flush()
-            document = activity(
-                uri, "Follow", _user_actor(fed, username), target.uri, to=[target.uri]
-            )
-            sent, _ = await record_activity(session, document, username)
-            await deliver(session, sent, [target.inbox])
+        row = await follow_actor(session, fed, username, target)
         await session.commit()
         return Followed(row, target.uri, target.name, remote_handle(target), False)
+
+
+async def follow_actor(
+    session: AsyncSession, fed: Federation, username: str, target: RemoteActor
+) -> Follow:
+    """The listener's follow of a remote actor; a new one is sent (flushing)."""
+    row = await session.scalar(
+        select(Follow).where(
+            Follow.follower_name == username, Follow.followed_actor_id == target.id
+        )
+    )
+    if row is None:
+        uri = f"{_user_actor(fed, username)}/follows/{uuid.uuid4().hex}"
+        row = Follow(activity_uri=uri, follower_name=username, followed_actor_id=target.id)
+        session.add(row)
+        await session.flush()
+        document = activity(uri, "Follow", _user_actor(fed, username), target.uri, to=[target.uri])
+        sent, _ = await record_activity(session, document, username)
+        await deliver(session, sent, [target.inbox])
+    return row
 
 
 def _local_name(fed: Federation, query: str) -> str | None:
@@ -91,16 +97,27 @@ async def _follow_local(fed: Federation, username: str, name: str) -> Followed:
         row = await session.scalar(
             select(Follow).where(Follow.follower_name == username, Follow.followed_name == name)
         )
+        artist = None
+        if handle.kind is HandleKind.ARTIST:
+            artist = await session.scalar(select(Artist).where(Artist.name == name))
+        approves = bool(artist and artist.approves_followers)
         if row is None:
             row = Follow(
                 activity_uri=f"{_user_actor(fed, username)}/follows/{uuid.uuid4().hex}",
                 follower_name=username,
                 followed_name=name,
-                state=FOLLOW_STATES.start(FollowState.ACCEPTED),
-                accepted_at=utcnow(),
+                state=FOLLOW_STATES.start(
+                    FollowState.PENDING if approves else FollowState.ACCEPTED
+                ),
+                accepted_at=None if approves else utcnow(),
             )
             session.add(row)
             await session.flush()
+        elif row.state is FollowState.REJECTED:  # asking again, as a repeated remote Follow
+            row.state = FOLLOW_STATES.check(
+                row.state, FollowState.PENDING if approves else FollowState.ACCEPTED
+            )
+            row.accepted_at = None if approves else utcnow()
         await session.commit()
         host = fed.base_url.split("://", 1)[1]
         uri = actor_id(fed.base_url, KIND_PATHS[handle.kind], name)
@@ -119,23 +136,31 @@ async def unfollow(fed: Federation, username: str, follow_id: int) -> bool:
         )
         if row is None:
             return False
-        if row.followed_actor_id is not None:
-            target = await session.get(RemoteActor, row.followed_actor_id)
-            if target is not None:
-                inner = activity(row.activity_uri, "Follow", _user_actor(fed, username), target.uri)
-                inner.pop("@context")
-                undo = activity(
-                    f"{row.activity_uri}/undo",
-                    "Undo",
-                    _user_actor(fed, username),
-                    inner,
-                    to=[target.uri],
-                )
-                sent, _ = await record_activity(session, undo, username)
-                await deliver(session, sent, [target.inbox])
-        await session.delete(row)
+        await end_follow(session, fed, row)
         await session.commit()
     return True
+
+
+async def end_follow(session: AsyncSession, fed: Federation, row: Follow) -> None:
+    """Delete a local listener's follow; a remote followed actor is sent the Undo."""
+    username = row.follower_name
+    assert username is not None
+    if row.followed_actor_id is not None:
+        target = await session.get(RemoteActor, row.followed_actor_id)
+        if target is not None:
+            inner = activity(row.activity_uri, "Follow", _user_actor(fed, username), target.uri)
+            inner.pop("@context")
+            undo = activity(
+                f"{row.activity_uri}/undo",
+                "Undo",
+                _user_actor(fed, username),
+                inner,
+                to=[target.uri],
+            )
+            sent, _ = await record_activity(session, undo, username)
+            await deliver(session, sent, [target.inbox])
+    await session.delete(row)
+    await session.flush()
 
 
 async def list_follows(
@@ -259,39 +284,63 @@ async def feed(
     return items[:limit]
 
 
-async def pending_followers(session: AsyncSession, name: str) -> list[tuple[Follow, RemoteActor]]:
+@dataclass(frozen=True)
+class FollowRequest:
+    """A follow of an artist waiting for the artist's answer: by a remote actor or by a
+    listener here."""
+
+    follow: Follow
+    actor: str  # the follower's actor id
+    handle: str
+    name: str
+
+
+async def pending_followers(
+    session: AsyncSession, fed: Federation, name: str
+) -> list[FollowRequest]:
+    """Follow requests of the artist ``name``, remote and local, oldest first."""
     rows = await session.execute(
         select(Follow, RemoteActor)
-        .join(RemoteActor, RemoteActor.id == Follow.follower_actor_id)
+        .outerjoin(RemoteActor, RemoteActor.id == Follow.follower_actor_id)
         .where(Follow.followed_name == name, Follow.state == FollowState.PENDING)
         .order_by(Follow.id)
     )
-    return [(follow, actor) for follow, actor in rows.all()]
+    host = fed.base_url.split("://", 1)[1]
+    requests = []
+    for follow, actor in rows.all():
+        if actor is not None:
+            requests.append(FollowRequest(follow, actor.uri, remote_handle(actor), actor.name))
+        elif follow.follower_name:
+            username = follow.follower_name
+            uri = _user_actor(fed, username)
+            requests.append(FollowRequest(follow, uri, f"@{username}@{host}", username))
+    return requests
 
 
 async def answer_request(fed: Federation, name: str, follow_id: int, accept: bool) -> bool:
-    """An artist accepts or rejects a pending follow; the follower's server is told."""
+    """An artist accepts or rejects a pending follow; a remote follower's server is told."""
     async with fed.sessionmaker() as session:
         row = await session.scalar(
             select(Follow).where(
                 Follow.id == follow_id,
                 Follow.followed_name == name,
                 Follow.state == FollowState.PENDING,
-                Follow.follower_actor_id.is_not(None),
             )
         )
         handle = await session.get(Handle, name)
         if row is None or handle is None:
             return False
-        follower = await session.get(RemoteActor, row.follower_actor_id)
-        assert follower is not None
         if accept:
             row.state = FOLLOW_STATES.check(row.state, FollowState.ACCEPTED)
             row.accepted_at = utcnow()
         else:
             row.state = FOLLOW_STATES.check(row.state, FollowState.REJECTED)
         await session.flush()
-        await answer_follow(session, fed, row, handle, follower, "Accept" if accept else "Reject")
+        if row.follower_actor_id is not None:
+            follower = await session.get(RemoteActor, row.follower_actor_id)
+            assert follower is not None
+            answer = "Accept" if accept else "Reject"
+            await answer_follow(session, fed, row, handle, follower, answer)
         await session.commit()
     return True
 

@@ -8,6 +8,7 @@ connection, a session held across a slow fetch would stall the whole process.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote, urldefrag, urlsplit
 
 from sqlalchemy import select
@@ -40,6 +41,14 @@ def _is_fresh(actor: RemoteActor, fed: Federation, now: datetime) -> bool:
 
 async def fetch_actor_document(fed: Federation, uri: str) -> ParsedActor:
     """Fetch and parse an actor; its id must be the URL asked for (or on its origin)."""
+    return (await fetch_actor_with_document(fed, uri))[0]
+
+
+async def fetch_actor_with_document(
+    fed: Federation, uri: str
+) -> tuple[ParsedActor, dict[str, Any]]:
+    """``fetch_actor_document`` and the document as fetched (for what the parsed actor
+    does not keep, such as ``alsoKnownAs``)."""
     try:
         final_url, document = await fed.fetcher.get_json(uri, sign=fed.instance_signer())
         actor = parse_actor(document)
@@ -47,7 +56,7 @@ async def fetch_actor_document(fed: Federation, uri: str) -> ParsedActor:
         raise ResolveError(f"{uri}: {error}") from None
     if not same_origin(actor.id, final_url) or not same_origin(actor.id, uri):
         raise ResolveError(f"{uri} answered with an actor from another server ({actor.id})")
-    return actor
+    return actor, document
 
 
 async def store_actor(

@@ -293,16 +293,11 @@ async def _own_artist(name: str) -> str:
 async def follow_requests(name: str) -> FollowRequests:
     artist = await _own_artist(name)
     async with resources_of(current_app).read_sessionmaker() as session:
-        rows = await following.pending_followers(session, artist)
+        rows = await following.pending_followers(session, _federation(), artist)
     return FollowRequests(
         items=[
-            FollowRequestOut(
-                id=follow.id,
-                actor=actor.uri,
-                handle=following.remote_handle(actor),
-                name=actor.name,
-            )
-            for follow, actor in rows
+            FollowRequestOut(id=ask.follow.id, actor=ask.actor, handle=ask.handle, name=ask.name)
+            for ask in rows
         ]
     )
 

@@ -9,7 +9,7 @@ from quart import Blueprint, current_app
 from quart_schema import validate_request, validate_response
 
 from models.tokens import Scope
-from server.services import moves
+from server.services import account_moves
 from server.services.activitypub.context import federation_of
 from server.services.media.storage import LocalStorage
 from server.services.profiles import (
@@ -146,7 +146,7 @@ async def upload_image(name: str, role: str) -> tuple[ImageAccepted, int]:
 async def add_alias(name: str, data: AccountIn) -> ProfileOut:
     """Let a remote account move here (it goes into `alsoKnownAs`)."""
     owner = await _owned(name)
-    await moves.add_alias(federation_of(resources_of(current_app)), owner, data.account)
+    await account_moves.add_alias(federation_of(resources_of(current_app)), owner, data.account)
     return await _view(owner)
 
 
@@ -158,5 +158,5 @@ async def move(name: str, data: AccountIn) -> ProfileOut:
     """Move to a remote account that lists this one in its `alsoKnownAs` (else 422):
     `movedTo` is set and the followers are sent a Move."""
     owner = await _owned(name)
-    await moves.move_to(federation_of(resources_of(current_app)), owner, data.account)
+    await account_moves.move_to(federation_of(resources_of(current_app)), owner, data.account)
     return await _view(owner)

@@ -107,7 +107,9 @@ async def dashboard() -> ResponseReturnValue:
                         [(d.isoformat(), earned_days.get(d, 0)) for d in days],
                         _("tokens"),
                     ),
-                    "requests": await following.pending_followers(session, artist.name),
+                    "requests": await following.pending_followers(
+                        session, federation_of(resources), artist.name
+                    ),
                     "profile": await profile_view(session, base, "artists", artist.name),
                 }
             )

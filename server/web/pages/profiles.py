@@ -8,7 +8,7 @@ from quart import Blueprint, current_app, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import Forbidden
 
-from server.services import moves
+from server.services import account_moves
 from server.services.activitypub.context import federation_of
 from server.services.errors import Refused
 from server.services.media.storage import LocalStorage
@@ -104,11 +104,11 @@ async def alias_form(name: str) -> ResponseReturnValue:
     fed = federation_of(resources_of(current_app))
     if remove := form.get("remove"):
         async with fed.sessionmaker() as session:
-            await moves.remove_alias(session, owner, remove)
+            await account_moves.remove_alias(session, owner, remove)
             await session.commit()
         return _back(message=_("Alias removed."))
     try:
-        uri = await moves.add_alias(fed, owner, form.get("account", ""))
+        uri = await account_moves.add_alias(fed, owner, form.get("account", ""))
     except Refused as error:
         return _back(error=str(error))
     return _back(message=_("%(account)s may now move here.", account=uri))
@@ -122,7 +122,7 @@ async def move_form(name: str) -> ResponseReturnValue:
     form = await request.form
     fed = federation_of(resources_of(current_app))
     try:
-        target, _count = await moves.move_to(fed, owner, form.get("account", ""))
+        target, _count = await account_moves.move_to(fed, owner, form.get("account", ""))
     except Refused as error:
         return _back(error=str(error))
     return _back(message=_("Moved to %(account)s; your followers are told.", account=target))

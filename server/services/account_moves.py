@@ -6,29 +6,25 @@ the other way: this actor names its new account in ``movedTo`` and sends its fol
 ``Move``, but only once the target lists this actor in its own ``alsoKnownAs`` (fetched
 then, not from the cache), as Mastodon's receiving side checks too.
 
-And the receiving side: a ``Move`` from a remote actor that listeners here follow moves
-their follows to the target, once the target lists the mover in its ``alsoKnownAs``
-(:func:`on_move`).
+The receiving side, a ``Move`` or ``Block`` from another server, is
+``server.services.activitypub.moves``.
 """
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.fetch import FetchError
+from federation.moves import also_known_as
 from federation.objects import actor_id, move_actor
-from federation.parse import also_known_as, id_of
 from models.base import utcnow
-from models.federation import Follow
 from models.profiles import MAX_ALIASES, ActorProfile
-from server.services.activitypub import follows
 from server.services.activitypub.context import Federation
 from server.services.activitypub.delivery import deliver, follower_inboxes, record_activity
 from server.services.activitypub.handlers import local_target
-from server.services.activitypub.registry import ANY, Ignored, Incoming, Registry
+from server.services.activitypub.registry import Ignored
 from server.services.activitypub.remote import ResolveError, get_actor, resolve
 from server.services.errors import Refused
 from server.services.profiles import Owned, profile_row, queue_update
@@ -116,40 +112,3 @@ async def _target_aliases(fed: Federation, target: str) -> tuple[str, ...]:
     except (ResolveError, FetchError) as error:
         raise Ignored(f"the target cannot be fetched: {error}") from None
     return also_known_as(document)
-
-
-async def on_move(incoming: Incoming) -> str:
-    """A remote actor moved: each local listener following it follows the target
-    instead (the old follow undone), if the target lists the mover as an alias."""
-    fed, moved = incoming.fed, incoming.activity
-    if moved.object_id != moved.actor:
-        raise Ignored("a Move of another actor than its sender")
-    target = id_of(moved.raw.get("target"))
-    if not target:
-        raise Ignored("a Move without a target")
-    origin = await incoming.sender()
-    if origin.uri not in await _target_aliases(fed, target):
-        raise Ignored(f"{target} does not list {origin.uri} in alsoKnownAs")
-    async with fed.read_sessionmaker() as session:
-        rows = (
-            await session.execute(
-                select(Follow.id, Follow.follower_name).where(
-                    Follow.followed_actor_id == origin.id, Follow.follower_name.is_not(None)
-                )
-            )
-        ).all()
-    count = 0
-    for follow_id, username in rows:
-        assert username is not None
-        try:
-            await follows.follow(fed, username, target)
-        except follows.FollowError as error:
-            log.warning("%s cannot follow %s after a move: %s", username, target, error)
-            continue
-        await follows.unfollow(fed, username, follow_id)
-        count += 1
-    return f"{count} follows moved to {target}"
-
-
-def register(registry: Registry) -> None:
-    registry.register("Move", ANY, on_move)

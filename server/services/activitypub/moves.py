@@ -1,0 +1,142 @@
+"""Remote accounts that move (``Move``) or block one of our actors (``Block``)
+(docs/architecture.md#a-move-or-a-block-from-another-server).
+
+A Move is believed only when both accounts, fetched afresh, confirm it
+(``federation.moves.move_refusal``); then each listener here who followed the old
+account follows the new one, and the old follow is undone. A Block drops the follows
+between the blocker and our actor both ways and stops what was still queued for the
+blocker's inbox from that actor; the blocker is not answered.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from federation.moves import move_refusal
+from models.base import utcnow
+from models.federation import (
+    DELIVERY_STATES,
+    Delivery,
+    DeliveryState,
+    Follow,
+    FollowState,
+    OutboundActivity,
+    RemoteActor,
+)
+from models.handles import Handle
+from server.services.activitypub.follows import end_follow, follow_actor
+from server.services.activitypub.handlers import local_target
+from server.services.activitypub.local import PATH_KINDS
+from server.services.activitypub.registry import ANY, Ignored, Incoming, Registry
+from server.services.activitypub.remote import (
+    ResolveError,
+    fetch_actor_with_document,
+    remote_url,
+    store_actor,
+)
+
+
+async def on_move(incoming: Incoming) -> str:
+    """The actor moved to ``target``: our listeners who followed it follow the target."""
+    fed, act = incoming.fed, incoming.activity
+    if act.object_id != act.actor:
+        raise Ignored("a Move of somebody else than its actor")
+    if not act.target:
+        raise Ignored("the Move has no target")
+    if act.target.startswith(fed.base_url + "/"):
+        raise Ignored("a move to an account here is not followed")
+    async with fed.read_sessionmaker() as session:
+        followed = await session.scalar(
+            select(Follow.id)
+            .join(RemoteActor, RemoteActor.id == Follow.followed_actor_id)
+            .where(RemoteActor.uri == act.actor, Follow.follower_name.is_not(None))
+            .limit(1)
+        )
+    if followed is None:
+        raise Ignored("nobody here follows the account that moved")
+    try:
+        origin, origin_document = await fetch_actor_with_document(fed, remote_url(fed, act.actor))
+        target, target_document = await fetch_actor_with_document(fed, remote_url(fed, act.target))
+    except ResolveError as error:
+        raise Ignored(f"the move cannot be checked: {error}") from None
+    if origin.id != act.actor or target.id != act.target:
+        raise Ignored("the accounts fetched are not the Move's actor and target")
+    if refusal := move_refusal(origin.id, origin_document, target.id, target_document):
+        raise Ignored(f"the move is not confirmed: {refusal}")
+    async with fed.sessionmaker() as session:
+        old = await store_actor(session, origin)
+        new = await store_actor(session, target)
+        rows = (
+            await session.scalars(
+                select(Follow)
+                .where(
+                    Follow.followed_actor_id == old.id,
+                    Follow.follower_name.is_not(None),
+                    Follow.state != FollowState.REJECTED,
+                )
+                .order_by(Follow.id)
+            )
+        ).all()
+        for row in rows:
+            assert row.follower_name is not None
+            await follow_actor(session, fed, row.follower_name, new)
+            await end_follow(session, fed, row)
+        await session.commit()
+    return f"{len(rows)} follow(s) moved from {origin.id} to {target.id}"
+
+
+async def on_block(incoming: Incoming) -> str:
+    """The actor blocks one of ours: no follows either way, nothing more sent to it."""
+    fed, act = incoming.fed, incoming.activity
+    target = local_target(fed, act.object_id)
+    kind = PATH_KINDS.get(target[0]) if target else None
+    if target is None or kind is None:
+        raise Ignored("the Block is not of an actor here")
+    async with fed.sessionmaker() as session:
+        blocker = await session.scalar(select(RemoteActor).where(RemoteActor.uri == act.actor))
+        handle = await session.get(Handle, target[1])
+        if handle is None or handle.kind is not kind:
+            raise Ignored(f"{act.object_id} is not an actor here")
+        if blocker is None:
+            raise Ignored("a Block from an actor we do not know: nothing to drop")
+        follows = (
+            await session.scalars(
+                select(Follow).where(
+                    (
+                        (Follow.follower_actor_id == blocker.id)
+                        & (Follow.followed_name == handle.name)
+                    )
+                    | (
+                        (Follow.follower_name == handle.name)
+                        & (Follow.followed_actor_id == blocker.id)
+                    )
+                )
+            )
+        ).all()
+        for follow in follows:
+            await session.delete(follow)
+        queued = (
+            await session.scalars(
+                select(Delivery)
+                .join(OutboundActivity, OutboundActivity.id == Delivery.activity_id)
+                .where(
+                    OutboundActivity.actor_name == handle.name,
+                    Delivery.inbox == blocker.inbox,
+                    Delivery.state == DeliveryState.PENDING,
+                )
+            )
+        ).all()
+        for delivery in queued:
+            delivery.state = DELIVERY_STATES.check(delivery.state, DeliveryState.ABANDONED)
+            delivery.last_error = f"{blocker.uri} blocks {handle.name}"
+            delivery.finished_at = utcnow()
+        await session.commit()
+    return (
+        f"{blocker.uri} blocks {handle.name}: {len(follows)} follow(s) dropped, "
+        f"{len(queued)} delivery(ies) stopped"
+    )
+
+
+def register(registry: Registry) -> None:
+    registry.register("Move", ANY, on_move)
+    registry.register("Block", ANY, on_block)
