@@ -34,7 +34,6 @@ EXTRA_CONTEXT: dict[str, Any] = {
     "sensitive": "as:sensitive",
     "Hashtag": "as:Hashtag",
     "movedTo": {"@id": "as:movedTo", "@type": "@id"},
-    "alsoKnownAs": {"@id": "as:alsoKnownAs", "@type": "@id"},
     "toot": "http://joinmastodon.org/ns#",
     "discoverable": "toot:discoverable",
     "indexable": "toot:indexable",

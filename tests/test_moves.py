@@ -19,6 +19,7 @@ from federation.moves import also_known_as, move_refusal, moved_to
 from federation.objects import activity
 from federation.parse import parse_actor
 from federation.signatures import sign_request
+from models.catalogue import Artist
 from models.federation import (
     Delivery,
     DeliveryState,
@@ -29,6 +30,7 @@ from models.federation import (
     OutboundActivity,
     RemoteActor,
 )
+from models.profiles import ActorProfile
 from models.users import Role
 from server.runtime.config import Settings
 from server.services.activitypub.context import federation_of
@@ -344,3 +346,42 @@ async def test_a_block_of_nobody_here_changes_nothing(
         }
         assert await receive(app, client, block) is InboxState.IGNORED
     assert (await follows(app), await deliveries(app)) == before
+
+
+@pytest.mark.parametrize("aliased", [True, False])
+async def test_a_move_to_an_artist_here_needs_her_alias(
+    app: Quart, client: Client, remote: Server, aliased: bool
+) -> None:
+    """A remote account moving to an artist here is believed only when the artist listed
+    it as an alias (her ``alsoKnownAs``) and it names her in ``movedTo``; our listeners
+    then follow her here (her own rules apply: she approves followers, so they wait)."""
+    base = resources_of(app).settings.instance.base_url
+    old_uri, _ = await following_old(app, remote)
+    await make_account(app, "mira", Role.ARTIST, artist="aurora")
+    here = f"{base}/artists/aurora"
+    serve(remote, actor_document(remote, "alice", movedTo=here))
+    async with resources_of(app).sessionmaker() as session:
+        artist = await session.scalar(select(Artist).where(Artist.name == "aurora"))
+        assert artist is not None
+        artist.approves_followers = True
+        session.add(
+            ActorProfile(actor="aurora", links=[], also_known_as=[old_uri] if aliased else [])
+        )
+        await session.commit()
+    before = await follows(app)
+    document = move(old_uri, here)
+    state = await receive(app, client, document)
+    if not aliased:
+        assert state is InboxState.IGNORED
+        assert "alsoKnownAs" in await result_of(app, document["id"])
+        assert await follows(app) == before and await sent(app) == []
+        return
+    assert state is InboxState.DONE
+    assert [(who, local, st) for who, _, local, st in await follows(app)] == [
+        ("lena", "aurora", FollowState.PENDING),
+        ("otto", "aurora", FollowState.PENDING),
+    ]
+    assert sorted(await sent(app)) == [
+        ("Undo", "lena", [f"{old_uri}/inbox"]),
+        ("Undo", "otto", [f"{old_uri}/inbox"]),
+    ]

@@ -480,7 +480,7 @@ def test_pictures_and_a_move_between_instances(
         assert moved.status_code == 200, moved.text
         assert moved.json()["moved_to"] == nova
         a.wait_for(r"delivery \d+ of Move to .*: delivered")
-        b.wait_for(r"inbox item \d+ \(Move from .*/artists/aurora\): done: 1 follows moved")
+        b.wait_for(r"inbox item \d+ \(Move from .*/artists/aurora\): done: 1 follow\(s\) moved")
         document = http.get(aurora, headers=AS_JSON).json()
         assert document["movedTo"] == nova
         # B's listener now follows nova, and A was told she left aurora

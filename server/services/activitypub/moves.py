@@ -24,7 +24,8 @@ from models.federation import (
     RemoteActor,
 )
 from models.handles import Handle
-from server.services.activitypub.follows import end_follow, follow_actor
+from models.profiles import ActorProfile
+from server.services.activitypub.follows import end_follow, follow, follow_actor, unfollow
 from server.services.activitypub.handlers import local_target
 from server.services.activitypub.local import PATH_KINDS
 from server.services.activitypub.registry import ANY, Ignored, Incoming, Registry
@@ -43,8 +44,6 @@ async def on_move(incoming: Incoming) -> str:
         raise Ignored("a Move of somebody else than its actor")
     if not act.target:
         raise Ignored("the Move has no target")
-    if act.target.startswith(fed.base_url + "/"):
-        raise Ignored("a move to an account here is not followed")
     async with fed.read_sessionmaker() as session:
         followed = await session.scalar(
             select(Follow.id)
@@ -54,6 +53,8 @@ async def on_move(incoming: Incoming) -> str:
         )
     if followed is None:
         raise Ignored("nobody here follows the account that moved")
+    if local_target(fed, act.target) is not None:
+        return await _move_here(incoming, act.target)
     try:
         origin, origin_document = await fetch_actor_with_document(fed, remote_url(fed, act.actor))
         target, target_document = await fetch_actor_with_document(fed, remote_url(fed, act.target))
@@ -83,6 +84,45 @@ async def on_move(incoming: Incoming) -> str:
             await end_follow(session, fed, row)
         await session.commit()
     return f"{len(rows)} follow(s) moved from {origin.id} to {target.id}"
+
+
+async def _move_here(incoming: Incoming, target: str) -> str:
+    """A remote account moved to an artist or label here: believed when the origin, fetched
+    afresh, names the target in ``movedTo`` and the target's profile lists the origin as
+    an alias (``alsoKnownAs``, set by its owner); our listeners then follow it here."""
+    fed, act = incoming.fed, incoming.activity
+    local = local_target(fed, target)
+    if local is None or local[0] not in ("artists", "labels"):
+        raise Ignored("the Move's target here is not an artist or a label")
+    try:
+        origin, origin_document = await fetch_actor_with_document(fed, remote_url(fed, act.actor))
+    except ResolveError as error:
+        raise Ignored(f"the move cannot be checked: {error}") from None
+    async with fed.read_sessionmaker() as session:
+        profile = await session.get(ActorProfile, local[1].lower())
+    aliases = {"alsoKnownAs": list(profile.also_known_as) if profile is not None else []}
+    if refusal := move_refusal(origin.id, origin_document, target, aliases):
+        raise Ignored(f"the move is not confirmed: {refusal}")
+    async with fed.sessionmaker() as session:
+        old = await store_actor(session, origin)
+        rows = (
+            await session.scalars(
+                select(Follow)
+                .where(
+                    Follow.followed_actor_id == old.id,
+                    Follow.follower_name.is_not(None),
+                    Follow.state != FollowState.REJECTED,
+                )
+                .order_by(Follow.id)
+            )
+        ).all()
+        followers = [(row.id, row.follower_name) for row in rows]
+        await session.commit()
+    for follow_id, username in followers:
+        assert username is not None
+        await follow(fed, username, local[1])  # a local follow: the artist's rules apply
+        await unfollow(fed, username, follow_id)
+    return f"{len(followers)} follow(s) moved from {origin.id} to {target}"
 
 
 async def on_block(incoming: Incoming) -> str:
