@@ -17,6 +17,7 @@ from sqlalchemy import Boolean, Index, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
+from models.states import StateMachine
 
 INSTANCE_ACTOR = "actor"
 MAX_LINKS = 4  # as Mastodon's profile fields
@@ -31,6 +32,15 @@ class ImageRole(StrEnum):
 class ImageState(StrEnum):
     PENDING = "pending"  # checked and kept; the worker has not cut it to size yet
     READY = "ready"
+
+
+IMAGE_STATES: StateMachine[ImageState] = StateMachine(
+    "ActorImage.state",
+    initial=[ImageState.PENDING],
+    # the worker cuts it to size once; a ready version stays until a newer one replaces it
+    transitions={ImageState.PENDING: [ImageState.READY]},
+    terminal=[ImageState.READY],
+)
 
 
 class ActorImage(Base):

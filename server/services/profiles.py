@@ -24,6 +24,7 @@ from models import jobs
 from models.base import utcnow
 from models.catalogue import Artist, Label
 from models.profiles import (
+    IMAGE_STATES,
     INSTANCE_ACTOR,
     MAX_LINKS,
     ActorImage,
@@ -125,7 +126,9 @@ async def store_image(
     temporary = storage.temporary_file()
     await asyncio.to_thread(temporary.write_bytes, clean.data)
     await asyncio.to_thread(storage.put, temporary, key)
-    row = ActorImage(actor=owner.actor, role=role, state=ImageState.PENDING, source_key=key)
+    row = ActorImage(
+        actor=owner.actor, role=role, state=IMAGE_STATES.start(ImageState.PENDING), source_key=key
+    )
     session.add(row)
     await session.flush()
     await jobs.enqueue(
@@ -158,7 +161,8 @@ async def run_profile_image(context: JobContext, payload: dict[str, object]) -> 
         await asyncio.to_thread(temporary.write_bytes, fitted.data)
         await asyncio.to_thread(storage.put, temporary, key)
         old_source = row.source_key
-        row.state, row.storage_key, row.source_key = ImageState.READY, key, None
+        row.state = IMAGE_STATES.check(row.state, ImageState.READY)
+        row.storage_key, row.source_key = key, None
         row.mime_type, row.width, row.height = fitted.mime_type, fitted.width, fitted.height
         row.size_bytes, row.sha256, row.ready_at = len(fitted.data), digest, utcnow()
         await session.flush()

@@ -129,7 +129,8 @@ async def _local_actor(session: AsyncSession, kind: str, name: str) -> LocalActo
     return actor
 
 
-def _page() -> int | None:
+def page_number() -> int | None:
+    """The ``page`` query parameter of a paged collection (None: the collection itself)."""
     raw = request.args.get("page")
     if raw is None:
         return None
@@ -202,7 +203,7 @@ async def _count_followers(session: AsyncSession, name: str) -> int:
 async def outbox(kind: str, name: str) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
-    page = _page()
+    page = page_number()
     await _ensure_key(name)
     async with resources.read_sessionmaker() as session:
         actor = await _local_actor(session, kind, name)
@@ -253,7 +254,7 @@ async def following(kind: str, name: str) -> ResponseReturnValue:
 async def _follow_collection(kind: str, name: str, which: str) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
-    page = _page()
+    page = page_number()
     await _ensure_key(name)
     async with resources.read_sessionmaker() as session:
         actor = await _local_actor(session, kind, name)
@@ -291,7 +292,7 @@ async def _follow_collection(kind: str, name: str, which: str) -> ResponseReturn
 async def instance_collection(which: str) -> ResponseReturnValue:
     base = resources_of(current_app).settings.instance.base_url
     uri = f"{base}/actor/{which}"
-    if _page() is None:
+    if page_number() is None:
         return _json(ordered_collection(uri, 0))
     return _json(collection_page(uri, 1, 0, []))
 

@@ -4,35 +4,24 @@ newest first, paged; an ActivityPub request gets an OrderedCollection of their N
 
 from __future__ import annotations
 
-from quart import Blueprint, current_app, request
+from quart import Blueprint, current_app
 from quart.typing import ResponseReturnValue
-from werkzeug.exceptions import BadRequest, NotFound
+from werkzeug.exceptions import NotFound
 
 from federation.objects import PAGE_SIZE, collection_page, ordered_collection, release_note, tag_url
-from server.runtime.values import whole_number
 from server.services.tags import tagged_releases
-from server.web.activitypub import activity_response, html_response, wants_activity
+from server.web.activitypub import activity_response, html_response, page_number, wants_activity
 from server.web.current import resources_of
 from server.web.previews import tag_preview
 
 tags = Blueprint("tags", __name__)
 
 
-def _page() -> int | None:
-    raw = request.args.get("page")
-    if raw is None:
-        return None
-    page = whole_number(raw, low=1, high=100_000)
-    if page is None:
-        raise BadRequest("page must be a number from 1")
-    return page
-
-
 @tags.get("/tags/<tag>")
 async def tag_page(tag: str) -> ResponseReturnValue:
     resources = resources_of(current_app)
     base = resources.settings.instance.base_url
-    page = _page()
+    page = page_number()
     async with resources.read_sessionmaker() as session:
         found = await tagged_releases(session, tag, page or 1, PAGE_SIZE)
     if found is None:

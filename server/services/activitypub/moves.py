@@ -10,7 +10,10 @@ blocker's inbox from that actor; the blocker is not answered.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.moves import move_refusal
 from models.base import utcnow
@@ -67,23 +70,28 @@ async def on_move(incoming: Incoming) -> str:
     async with fed.sessionmaker() as session:
         old = await store_actor(session, origin)
         new = await store_actor(session, target)
-        rows = (
-            await session.scalars(
-                select(Follow)
-                .where(
-                    Follow.followed_actor_id == old.id,
-                    Follow.follower_name.is_not(None),
-                    Follow.state != FollowState.REJECTED,
-                )
-                .order_by(Follow.id)
-            )
-        ).all()
+        rows = await _listeners_following(session, old.id)
         for row in rows:
             assert row.follower_name is not None
             await follow_actor(session, fed, row.follower_name, new)
             await end_follow(session, fed, row)
         await session.commit()
     return f"{len(rows)} follow(s) moved from {origin.id} to {target.id}"
+
+
+async def _listeners_following(session: AsyncSession, actor_id: int) -> Sequence[Follow]:
+    """The follows of the remote actor by listeners here (refused ones aside)."""
+    return (
+        await session.scalars(
+            select(Follow)
+            .where(
+                Follow.followed_actor_id == actor_id,
+                Follow.follower_name.is_not(None),
+                Follow.state != FollowState.REJECTED,
+            )
+            .order_by(Follow.id)
+        )
+    ).all()
 
 
 async def _move_here(incoming: Incoming, target: str) -> str:
@@ -105,17 +113,7 @@ async def _move_here(incoming: Incoming, target: str) -> str:
         raise Ignored(f"the move is not confirmed: {refusal}")
     async with fed.sessionmaker() as session:
         old = await store_actor(session, origin)
-        rows = (
-            await session.scalars(
-                select(Follow)
-                .where(
-                    Follow.followed_actor_id == old.id,
-                    Follow.follower_name.is_not(None),
-                    Follow.state != FollowState.REJECTED,
-                )
-                .order_by(Follow.id)
-            )
-        ).all()
+        rows = await _listeners_following(session, old.id)
         followers = [(row.id, row.follower_name) for row in rows]
         await session.commit()
     for follow_id, username in followers:
