@@ -385,3 +385,24 @@ async def test_a_move_to_an_artist_here_needs_her_alias(
         ("Undo", "lena", [f"{old_uri}/inbox"]),
         ("Undo", "otto", [f"{old_uri}/inbox"]),
     ]
+
+
+async def test_a_move_here_is_checked_against_its_own_actor(
+    app: Quart, client: Client, remote: Server
+) -> None:
+    """alice's server answers her URL with bob's document (bob named the artist here
+    and she lists bob as an alias): the Move from alice is not bob's to make."""
+    base = resources_of(app).settings.instance.base_url
+    old_uri, _ = await following_old(app, remote)
+    await make_account(app, "mira", Role.ARTIST, artist="aurora")
+    here = f"{base}/artists/aurora"
+    bob = actor_document(remote, "bob", movedTo=here)
+    headers = {"Content-Type": "application/activity+json"}
+    remote.routes["/users/alice"] = Reply(200, headers, json.dumps(bob).encode())
+    async with resources_of(app).sessionmaker() as session:
+        session.add(ActorProfile(actor="aurora", links=[], also_known_as=[bob["id"]]))
+        await session.commit()
+    before = await follows(app)
+    document = move(old_uri, here)
+    assert await receive(app, client, document) is InboxState.IGNORED
+    assert await follows(app) == before and await sent(app) == []

@@ -241,6 +241,7 @@ async def test_every_id_we_send_resolves(pair: tuple[Instance, Instance], tmp_pa
                     if plain.status_code == 404:  # not public: for the other server only
                         signed = await get(uri, reader)
                         assert signed.status_code == 200, (uri, signed.text, document)
+                        assert signed.headers["cache-control"] == "private, no-store", uri
                         assert (await get(uri, reader, forged=True)).status_code == 404, uri
                         answered = signed
                     else:

@@ -173,7 +173,8 @@ async def test_a_draft_sampler_is_its_artists_alone(
     release_id = await upload_album(client, artist, tmp_path, count=2, seconds=6)
     await publish(client, artist, release_id)
     await run_worker(app)
-    assert (await client.get(f"/releases/{release_id}/sampler")).status_code == 200
+    public = await client.get(f"/releases/{release_id}/sampler")
+    assert public.status_code == 200 and public.headers["Cache-Control"].startswith("public")
     withdrawn = await client.delete(
         f"/api/v1/releases/{release_id}/publication", headers=artist.headers
     )
@@ -181,6 +182,10 @@ async def test_a_draft_sampler_is_its_artists_alone(
     assert (await client.get(f"/releases/{release_id}/sampler")).status_code == 404
     mine = await client.get(f"/releases/{release_id}/sampler", headers=artist.headers)
     assert mine.status_code == 200
+    # the artist's own view of a draft is never kept by a shared cache, nor its cover
+    assert mine.headers["Cache-Control"] == "private, no-store"
+    cover = await client.get(f"/releases/{release_id}/cover", headers=artist.headers)
+    assert cover.status_code == 200 and cover.headers["Cache-Control"] == "private, no-store"
     assert (await client.get("/releases/999/sampler")).status_code == 404
 
 
@@ -272,3 +277,36 @@ def test_short_previews_are_taken_whole() -> None:
     assert plan.excerpts[0].start == 0 and plan.excerpts[0].length == 4.0
     assert plan.crossfade <= 2.0
     assert plan.seconds == pytest.approx(4.0 + plan.excerpts[1].length - plan.crossfade)
+
+
+async def test_an_unexpected_sampler_failure_still_lets_the_post_out(
+    app: Quart, client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not ffmpeg's failure but anything else (a tag library's error on an odd file, a
+    database error): retried like any job, and on its last attempt the Create goes out
+    with the first preview instead of never."""
+    from server.services.media import transcode
+
+    async def broken(*_args: Any) -> None:
+        raise RuntimeError("something nobody expected")
+
+    monkeypatch.setattr(transcode, "_make_sampler", broken)
+    artist = await make_account(app, "mira", Role.ARTIST, artist="aurora")
+    await follower(app, "aurora")
+    release_id = await upload_album(client, artist, tmp_path, count=2, seconds=6)
+    await run_worker(app)
+    await publish(client, artist, release_id)
+    async with resources_of(app).sessionmaker() as session:
+        job = await session.scalar(select(Job).where(Job.kind == SAMPLER_JOB))
+        assert job is not None
+        job.max_attempts = 1  # its last attempt is the next
+        await session.commit()
+    await run_worker(app)
+
+    async with resources_of(app).sessionmaker() as session:
+        job = await session.scalar(select(Job).where(Job.kind == SAMPLER_JOB))
+    assert job is not None and job.state is JobState.FAILED
+    [(kind, create, _inboxes)] = await sent(app)
+    assert kind == "Create"
+    [attachment] = create["object"]["attachment"]
+    assert attachment["url"].endswith("/preview")

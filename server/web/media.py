@@ -154,20 +154,25 @@ async def preview(track_id: int) -> ResponseReturnValue:
 
 @media.route("/releases/<int:release_id>/cover", methods=["GET", "HEAD"])
 async def cover(release_id: int) -> ResponseReturnValue:
-    file = await _release_file(release_id, FileRole.COVER, "cover")
-    return await send_media(file, cache="public, max-age=86400")
+    file, public = await _release_file(release_id, FileRole.COVER, "cover")
+    return await send_media(file, cache="public, max-age=86400" if public else DRAFT_CACHE)
 
 
 @media.route("/releases/<int:release_id>/sampler", methods=["GET", "HEAD"])
 async def sampler(release_id: int) -> ResponseReturnValue:
     """The release's sampler (excerpts of its tracks' previews): as public as they are.
     Made anew under the same URL when the tracks change, so kept in caches for an hour."""
-    file = await _release_file(release_id, FileRole.SAMPLER, "sampler")
-    return await send_media(file, cache="public, max-age=3600")
+    file, public = await _release_file(release_id, FileRole.SAMPLER, "sampler")
+    return await send_media(file, cache="public, max-age=3600" if public else DRAFT_CACHE)
 
 
-async def _release_file(release_id: int, role: FileRole, what: str) -> MediaFile:
-    """A file of a public release (of a draft, for its artist only), or 404."""
+# a draft's file, seen by its artist alone: never kept by a shared cache
+DRAFT_CACHE = "private, no-store"
+
+
+async def _release_file(release_id: int, role: FileRole, what: str) -> tuple[MediaFile, bool]:
+    """A file of a public release (of a draft, for its artist only), or 404; and whether
+    the release is public."""
     viewer = await current_viewer()
     async with resources_of(current_app).read_sessionmaker() as session:
         row = (
@@ -181,11 +186,10 @@ async def _release_file(release_id: int, role: FileRole, what: str) -> MediaFile
     if row is None:
         raise NotFound(f"release {release_id} has no {what}")
     release, artist, file = row
-    if release.visibility.value != "public" and (
-        viewer is None or viewer.user_id != artist.owner_id
-    ):
+    public = release.visibility.value == "public"
+    if not public and (viewer is None or viewer.user_id != artist.owner_id):
         raise NotFound(f"release {release_id} has no {what}")
-    return file
+    return file, public
 
 
 async def _chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:

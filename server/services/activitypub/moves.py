@@ -106,6 +106,8 @@ async def _move_here(incoming: Incoming, target: str) -> str:
         origin, origin_document = await fetch_actor_with_document(fed, remote_url(fed, act.actor))
     except ResolveError as error:
         raise Ignored(f"the move cannot be checked: {error}") from None
+    if origin.id != act.actor:
+        raise Ignored("the account fetched is not the Move's actor")
     async with fed.read_sessionmaker() as session:
         profile = await session.get(ActorProfile, local[1].lower())
     aliases = {"alsoKnownAs": list(profile.also_known_as) if profile is not None else []}

@@ -208,12 +208,21 @@ async def make_release_sampler(context: JobContext, payload: dict[str, object]) 
         try:
             await _make_sampler(context, storage, inputs)
         except (FfmpegError, OSError, ValueError) as exc:
-            # the post must not wait for ever: it plays the first track's preview
-            async with context.sessionmaker() as session:
-                await queue_published(session, release_id)
-                await session.commit()
+            await _publish_without_sampler(context, release_id)
             raise PermanentJobError(f"sampler of release {release_id} failed: {exc}") from None
+        except Exception:
+            # anything else is retried; on the last attempt the post goes out anyway
+            if context.job.attempts >= context.job.max_attempts:
+                await _publish_without_sampler(context, release_id)
+            raise
     await announce_if_ready(context.sessionmaker, release_id)
+
+
+async def _publish_without_sampler(context: JobContext, release_id: int) -> None:
+    """The post must not wait for ever: it plays the first track's preview instead."""
+    async with context.sessionmaker() as session:
+        await queue_published(session, release_id)
+        await session.commit()
 
 
 async def _make_sampler(context: JobContext, storage: LocalStorage, inputs: SamplerInputs) -> None:
