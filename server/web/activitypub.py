@@ -34,7 +34,7 @@ from federation.objects import (
     track_page_url,
 )
 from federation.royalties import ListenRecord, listen_activity
-from models.catalogue import Favourite, Playlist, Release, Track, Visibility
+from models.catalogue import Favourite, Playlist, Release, Visibility
 from models.federation import Follow, FollowState, Interaction, InteractionKind, RemoteActor
 from models.handles import Handle, HandleKind
 from models.remote_plays import (
@@ -56,7 +56,7 @@ from server.services.activitypub.local import (
     ensure_actor_key,
     load_local_actor,
 )
-from server.services.activitypub.publish import load_release_info
+from server.services.activitypub.publish import load_release_info, load_track_info
 from server.services.local_plays import LOCAL
 from server.web.current import resources_of
 from server.web.previews import actor_preview, newest_cover, release_preview, track_preview
@@ -349,12 +349,8 @@ async def release_page(release_id: int) -> ResponseReturnValue:
 @activitypub.get("/releases/<int:release_id>/album")
 async def release_album_route(release_id: int) -> ResponseReturnValue:
     """The album object playfair peers read: an OrderedCollection of the tracks' Audio."""
-    resources = resources_of(current_app)
-    base = resources.settings.instance.base_url
-    async with resources.read_sessionmaker() as session:
-        info = await load_release_info(session, release_id)
-    if info is None:
-        raise NotFound("the release is not published here")
+    base = resources_of(current_app).settings.instance.base_url
+    info = await _published(release_id)
     if not wants_activity():
         return Response("", 303, {"Location": release_page_url(base, release_id)})
     return _json(release_object(base, info))
@@ -370,12 +366,8 @@ async def _prices(session: AsyncSession, user: User | None, track_ids: list[int]
 
 @activitypub.get("/releases/<int:release_id>/note")
 async def release_note_route(release_id: int) -> ResponseReturnValue:
-    resources = resources_of(current_app)
-    base = resources.settings.instance.base_url
-    async with resources.read_sessionmaker() as session:
-        info = await load_release_info(session, release_id)
-    if info is None:
-        raise NotFound("the release is not published here")
+    base = resources_of(current_app).settings.instance.base_url
+    info = await _published(release_id)
     if not wants_activity():
         return Response("", 303, {"Location": release_page_url(base, release_id)})
     return _with_context(release_note(base, info))
@@ -383,21 +375,24 @@ async def release_note_route(release_id: int) -> ResponseReturnValue:
 
 @activitypub.get("/releases/<int:release_id>/note/create")
 async def release_create_route(release_id: int) -> ResponseReturnValue:
-    resources = resources_of(current_app)
-    async with resources.read_sessionmaker() as session:
-        info = await load_release_info(session, release_id)
-    if info is None:
-        raise NotFound("the release is not published here")
-    return _json(create_release(resources.settings.instance.base_url, info))
+    info = await _published(release_id)
+    return _json(create_release(resources_of(current_app).settings.instance.base_url, info))
 
 
 async def _load_track(session: AsyncSession, track_id: int) -> tuple[ReleaseInfo, TrackInfo]:
-    release_id = await session.scalar(select(Track.release_id).where(Track.id == track_id))
-    info = await load_release_info(session, release_id) if release_id else None
-    track = next((t for t in info.tracks if t.id == track_id), None) if info else None
-    if info is None or track is None:
+    found = await load_track_info(session, track_id)
+    if found is None:
         raise NotFound("there is no such track here")
-    return info, track
+    return found
+
+
+async def _published(release_id: int) -> ReleaseInfo:
+    """The public release, or 404 (for the routes of its ActivityPub objects)."""
+    async with resources_of(current_app).read_sessionmaker() as session:
+        info = await load_release_info(session, release_id)
+    if info is None:
+        raise NotFound("the release is not published here")
+    return info
 
 
 @activitypub.get("/tracks/<int:track_id>")

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from quart import Blueprint, current_app
 from quart.typing import ResponseReturnValue
-from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from federation.objects import channel_album, create_audio
-from models.catalogue import Track
 from server.services.activitypub.channels import artist_type
-from server.services.activitypub.publish import load_release_info
+from server.services.activitypub.publish import load_release_info, load_track_info
 from server.web.activitypub import activity_response
 from server.web.current import resources_of
 
@@ -33,9 +31,8 @@ async def channel_album_route(release_id: int) -> ResponseReturnValue:
 async def channel_upload_route(track_id: int) -> ResponseReturnValue:
     resources = resources_of(current_app)
     async with resources.read_sessionmaker() as session:
-        release_id = await session.scalar(select(Track.release_id).where(Track.id == track_id))
-        info = await load_release_info(session, release_id) if release_id else None
-    track = next((t for t in info.tracks if t.id == track_id), None) if info else None
-    if info is None or track is None or not track.preview_type:
+        found = await load_track_info(session, track_id)
+    if found is None or not found[1].preview_type:
         raise NotFound("there is no such upload here")
+    info, track = found
     return activity_response(create_audio(resources.settings.instance.base_url, info, track))

@@ -28,9 +28,9 @@ from werkzeug.exceptions import NotImplemented as NotImplementedHere
 
 from federation.objects import ReleaseInfo, TrackInfo
 from federation.urls import cover_url, embed_url, page_url, preview_url, stream_url
-from models.catalogue import FileRole, MediaFile, PriceModel, Track
+from models.catalogue import FileRole, MediaFile, PriceModel
 from server.runtime.values import whole_number
-from server.services.activitypub.publish import load_release_info
+from server.services.activitypub.publish import load_release_info, load_track_info
 from server.services.media.storage import LocalStorage
 from server.web.current import resources_of
 from server.web.headers import allow_framing
@@ -55,12 +55,10 @@ def audio_source(track: TrackInfo) -> str | None:
 
 
 async def _release_of_track(session: AsyncSession, track_id: int) -> tuple[ReleaseInfo, TrackInfo]:
-    release_id = await session.scalar(select(Track.release_id).where(Track.id == track_id))
-    info = await load_release_info(session, release_id) if release_id else None
-    track = next((t for t in info.tracks if t.id == track_id), None) if info else None
-    if info is None or track is None:
+    found = await load_track_info(session, track_id)
+    if found is None:
         raise NotFound("there is no such public track here")
-    return info, track
+    return found
 
 
 async def _page(

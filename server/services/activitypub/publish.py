@@ -24,7 +24,7 @@ from federation.objects import (
     delete_release,
     update_release,
 )
-from models.catalogue import FileRole, Label, MediaFile, Release, TrackStatus, Visibility
+from models.catalogue import FileRole, Label, MediaFile, Release, Track, TrackStatus, Visibility
 from models.federation import OutboundActivity
 from server.runtime.worker import JobContext
 from server.services.activitypub.channels import send_channel_uploads
@@ -110,6 +110,16 @@ async def load_release_info(session: AsyncSession, release_id: int) -> ReleaseIn
         cover_blurhash=cover.blurhash if cover else None,
         sampler=files.get(FileRole.SAMPLER),
     )
+
+
+async def load_track_info(
+    session: AsyncSession, track_id: int
+) -> tuple[ReleaseInfo, TrackInfo] | None:
+    """A ready track of a public release, with the release, as the builders need them."""
+    release_id = await session.scalar(select(Track.release_id).where(Track.id == track_id))
+    info = await load_release_info(session, release_id) if release_id is not None else None
+    track = next((t for t in info.tracks if t.id == track_id), None) if info else None
+    return (info, track) if info is not None and track is not None else None
 
 
 log = logging.getLogger(__name__)
