@@ -42,7 +42,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy federation models
+	$(BIN)/mypy federation models subsonic
 	$(BIN)/lint-imports
 
 format: install

@@ -442,7 +442,7 @@ async def test_what_no_route_takes_is_kept_and_ignored_as_before(resources: Reso
 def test_the_dispatcher_imports_no_area() -> None:
     """The contract in pyproject.toml, on the graph itself: the dispatcher and the
     registry reach no area, directly or not; only inbox_routes.py knows them all."""
-    graph = grimp.build_graph("server", "federation", "models")
+    graph = grimp.build_graph("server", "federation", "models", "subsonic")
     areas = (  # what inbox_routes.py assembles
         "server.services.royalties",
         "server.services.activitypub.partners",

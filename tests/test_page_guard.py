@@ -59,6 +59,7 @@ NOT_PAGES = {
     "feeds": "RSS and Atom feeds of public releases, for feed readers and podcast apps",
     "robots": "robots.txt, for crawlers",
     "channel": "the Album and Create{Audio} documents Funkwhale reads of public releases",
+    "subsonic": "the Subsonic API for apps: every call carries its own credentials",
 }
 
 

@@ -48,6 +48,7 @@ PUBLIC_WRITES = {
     "activitypub.instance_inbox": "HTTP signatures",
     "payments_hooks.stripe_webhook": "Stripe's signature",
     "listener.remote_follow": "a visitor's form: sends them to their own server",
+    "subsonic.call": "Subsonic: credentials in the parameters, never a bearer token",
 }
 
 

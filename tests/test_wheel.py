@@ -23,7 +23,7 @@ import pytest
 from tests.processes import PlayfairProcess, playfair_env
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "README.md", "server", "models", "federation")
+SOURCES = ("pyproject.toml", "README.md", "server", "models", "federation", "subsonic")
 
 pytestmark = pytest.mark.slow
 

@@ -55,6 +55,7 @@ from server.web.previews import SITE_TEXT, robots
 from server.web.profile_media import profile_media
 from server.web.sent import sent
 from server.web.sessions import csrf_token, set_csrf_cookie, user_for_session
+from server.web.subsonic import subsonic
 from server.web.tags import tags
 
 HERE = Path(__file__).resolve().parent
@@ -127,7 +128,10 @@ def create_app(settings: Settings) -> Quart:
     async def _check_credentials() -> None:
         # A bad token is refused everywhere (RFC 6750 §3.1), also on public routes. The
         # OAuth endpoints read their own client credentials from the same header.
-        if "Authorization" in request.headers and not request.path.startswith("/oauth/"):
+        # Subsonic's /rest/ reads its own credentials from the parameters.
+        if "Authorization" in request.headers and not request.path.startswith(
+            ("/oauth/", "/rest/")
+        ):
             await current_viewer()
 
     @app.after_request
@@ -223,6 +227,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(profiles_api, url_prefix="/api/v1")
     app.register_blueprint(profile_pages)
     app.register_blueprint(profile_media)
+    app.register_blueprint(subsonic)
     return app
 
 

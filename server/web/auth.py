@@ -97,7 +97,19 @@ async def current_viewer() -> Viewer | None:
     return viewer
 
 
+class TokenRefused(Exception):
+    """An access token that opens nothing; the message says why."""
+
+
 async def _viewer_for_token(token: str) -> Viewer:
+    try:
+        return await viewer_for_token(token)
+    except TokenRefused as refused:
+        raise BearerError(str(refused)) from None
+
+
+async def viewer_for_token(token: str) -> Viewer:
+    """The viewer an access token stands for (bearer tokens, Subsonic's ``apiKey``)."""
     resources = resources_of(current_app)
     now = utcnow()
     async with resources.read_sessionmaker() as session:
@@ -109,14 +121,14 @@ async def _viewer_for_token(token: str) -> Viewer:
             )
         ).first()
     if row is None:
-        raise BearerError("the access token is not valid")
+        raise TokenRefused("the access token is not valid")
     access, user = row
     if user.status is not AccountStatus.ACTIVE:
-        raise BearerError("the account is not active")
+        raise TokenRefused("the account is not active")
     if access.revoked_at is not None:
-        raise BearerError("the access token has been revoked")
+        raise TokenRefused("the access token has been revoked")
     if access.expires_at is not None and access.expires_at <= now:
-        raise BearerError("the access token has expired")
+        raise TokenRefused("the access token has expired")
     if access.last_used_at is None or now - access.last_used_at > timedelta(hours=1):
         async with resources.sessionmaker() as session:  # coarse: a write once an hour
             await session.execute(

@@ -1,0 +1,7 @@
+"""Subsonic methods: playing (being built)."""
+
+from __future__ import annotations
+
+from server.web.subsonic.call import Methods
+
+METHODS: Methods = {}

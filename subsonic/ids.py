@@ -1,0 +1,44 @@
+"""Subsonic ids are opaque strings. Ours say what they name, so that one parameter can
+name an artist, an album or a song (``getMusicDirectory``, ``getCoverArt``, ``star``):
+``ar-12`` an artist, ``al-5`` a release, ``tr-7`` a track (ours or a partner's: they share
+one id space), ``pl-3`` a playlist. Music folders are plain numbers, as the XSD has them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from subsonic.errors import Code, SubsonicError
+
+
+class Kind(StrEnum):
+    ARTIST = "ar"
+    ALBUM = "al"
+    TRACK = "tr"
+    PLAYLIST = "pl"
+
+
+def make(kind: Kind, number: int) -> str:
+    return f"{kind.value}-{number}"
+
+
+def parse(value: str) -> tuple[Kind, int]:
+    prefix, _, number = value.partition("-")
+    try:
+        kind = Kind(prefix)
+        parsed = int(number)
+    except ValueError:
+        raise SubsonicError(Code.NOT_FOUND, f"there is nothing with the id {value!r}") from None
+    if parsed < 1 or str(parsed) != number:
+        raise SubsonicError(Code.NOT_FOUND, f"there is nothing with the id {value!r}")
+    return kind, parsed
+
+
+def parse_as(value: str, *kinds: Kind) -> tuple[Kind, int]:
+    """An id of one of ``kinds``; code 70 for any other."""
+    kind, number = parse(value)
+    if kind not in kinds:
+        raise SubsonicError(
+            Code.NOT_FOUND, f"there is no {' or '.join(k.name.lower() for k in kinds)} {value!r}"
+        )
+    return kind, number
