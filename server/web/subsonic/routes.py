@@ -92,8 +92,8 @@ async def call(name: str) -> ResponseReturnValue:
     except SubsonicError as error:
         return _answer(envelope(server_version(), error=error), format, callback)
     except Refused as refused:
-        error = SubsonicError(REFUSED_CODES.get(refused.status, Code.GENERIC), str(refused))
-        return _answer(envelope(server_version(), error=error), format, callback)
+        mapped = SubsonicError(REFUSED_CODES.get(refused.status, Code.GENERIC), str(refused))
+        return _answer(envelope(server_version(), error=mapped), format, callback)
     except Exception as unexpected:
         request_id = g.get("request_id", "")
         log.error(
@@ -103,10 +103,10 @@ async def call(name: str) -> ResponseReturnValue:
             exc_info=unexpected,
             extra={"fields": {"request_id": request_id}},
         )
-        error = SubsonicError(
+        failure = SubsonicError(
             Code.GENERIC, f"something went wrong on our side; logged as request {request_id}"
         )
-        return _answer(envelope(server_version(), error=error), format, callback, 500)
+        return _answer(envelope(server_version(), error=failure), format, callback, 500)
     if isinstance(result, Response):
         return result
     return _answer(envelope(server_version(), result), format, callback)
