@@ -2,27 +2,27 @@
 
 RSA 2048 for HTTP signatures (what Mastodon and every other server verify) and Ed25519
 for FEP-8b32 integrity proofs. Private keys are encrypted at rest with Fernet under a key
-derived (HKDF-SHA256) from the instance secret, so a copy of the database alone does not
-give away the instance's identity.
+derived (HKDF-SHA256) from the instance secret (``models.sealing``), so a copy of the
+database alone does not give away the instance's identity.
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.fernet import InvalidToken
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.keys import InstanceKey, KeyAlgorithm
+from models.sealing import sealer
 
 RSA_KEY_NAME = "main-key"
 ED25519_KEY_NAME = "ed25519-key"
+KEYS_PURPOSE = b"playfair instance keys"  # the HKDF purpose of their sealing key
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -31,25 +31,18 @@ class KeyDecryptionError(Exception):
     """A stored key cannot be decrypted: the instance secret is not the one it was made with."""
 
 
-def _fernet(secret: str, purpose: bytes) -> Fernet:
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
-        secret.encode()
-    )
-    return Fernet(base64.urlsafe_b64encode(derived))
-
-
 def encrypt_private_key(key: PrivateKey, secret: str) -> bytes:
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    return _fernet(secret, b"playfair instance keys").encrypt(pem)
+    return sealer(secret, KEYS_PURPOSE).encrypt(pem)
 
 
 def decrypt_private_key(blob: bytes, secret: str) -> PrivateKey:
     try:
-        pem = _fernet(secret, b"playfair instance keys").decrypt(blob)
+        pem = sealer(secret, KEYS_PURPOSE).decrypt(blob)
     except InvalidToken:
         raise KeyDecryptionError(
             "the instance keys cannot be decrypted with this instance secret"

@@ -19,6 +19,7 @@ def load_all() -> MetaData:
     """Import every table module, so that the metadata holds the whole schema, and return
     it. Cheap after the first call (Python keeps imported modules)."""
     import models.accounts
+    import models.app_passwords
     import models.catalogue
     import models.federation
     import models.handles

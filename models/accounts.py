@@ -102,14 +102,28 @@ __all__ = [
 ]
 
 
+def _window_start(window: timedelta, now: datetime) -> datetime:
+    seconds = int(window.total_seconds())
+    return datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, tz=UTC)
+
+
+async def attempts_so_far(
+    session: AsyncSession, key: str, window: timedelta, now: datetime | None = None
+) -> int:
+    """The attempts counted for ``key`` in the current fixed window (counting none)."""
+    start = _window_start(window, now or utcnow())
+    count = await session.scalar(
+        select(RateCounter.count).where(RateCounter.key == key, RateCounter.window_start == start)
+    )
+    return int(count or 0)
+
+
 async def count_attempt(
     session: AsyncSession, key: str, window: timedelta, now: datetime | None = None
 ) -> int:
     """Count one attempt for ``key`` in the current fixed window; return the count so far
     (this one included). Commits, so that a refused request is still counted."""
-    now = now or utcnow()
-    seconds = int(window.total_seconds())
-    start = datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, tz=UTC)
+    start = _window_start(window, now or utcnow())
     for _ in range(3):
         counter = await session.scalar(
             select(RateCounter).where(RateCounter.key == key, RateCounter.window_start == start)

@@ -431,6 +431,88 @@ def token_issue(state: State, username: str, scopes: str, name: str) -> None:
     click.echo(secret)
 
 
+@cli.group("app-password")
+def app_password() -> None:
+    """App passwords: what a listener types into a Subsonic app (see Settings, Apps)."""
+
+
+async def _account(session: Any, username: str) -> Any:
+    from models.users import User
+
+    user = await session.scalar(select(User).where(User.username == username.lower()))
+    if user is None:
+        raise CommandFailed(f"there is no account {username!r}")
+    return user
+
+
+@app_password.command("add")
+@click.argument("username")
+@click.option("--name", required=True, help='The app or device it is for, such as "Phone".')
+@pass_state
+@handles_errors
+def app_password_add(state: State, username: str, name: str) -> None:
+    """Make an app password for USERNAME and print it (it is shown only once)."""
+    from server.runtime.instance import read_secret
+    from server.services import app_passwords
+    from server.services.errors import Refused
+
+    settings = state.settings()
+    secret = read_secret(settings)
+
+    async def _run() -> str:
+        async with _session(settings) as session:
+            user = await _account(session, username)
+            try:
+                made = await app_passwords.create(session, user, name, secret)
+            except Refused as refused:
+                raise CommandFailed(str(refused)) from None
+            return made.password
+
+    click.echo(run_async(_run()))
+
+
+@app_password.command("revoke")
+@click.argument("username")
+@click.argument("name")
+@pass_state
+@handles_errors
+def app_password_revoke(state: State, username: str, name: str) -> None:
+    """Revoke USERNAME's app password NAME for good."""
+    from server.services import app_passwords
+
+    settings = state.settings()
+
+    async def _run() -> bool:
+        async with _session(settings) as session:
+            user = await _account(session, username)
+            return await app_passwords.revoke_named(session, user.id, name)
+
+    if not run_async(_run()):
+        raise CommandFailed(f"{username!r} has no app password named {name!r}")
+    click.echo(f"revoked {name!r}")
+
+
+@app_password.command("list")
+@click.argument("username")
+@pass_state
+@handles_errors
+def app_password_list(state: State, username: str) -> None:
+    """USERNAME's app passwords: name, made, last used (tab-separated; never the
+    passwords)."""
+    from server.services import app_passwords
+
+    settings = state.settings()
+
+    async def _run() -> list[Any]:
+        async with _session(settings) as session:
+            user = await _account(session, username)
+            return await app_passwords.list_active(session, user.id)
+
+    for row in run_async(_run()):
+        used = row.last_used_at.isoformat() if row.last_used_at else "never"
+        click.echo(f"{row.name}\t{row.created_at.isoformat()}\t{used}")
+
+
 @cli.group()
 def voucher() -> None:
     """Voucher codes (prepaid tokens)."""

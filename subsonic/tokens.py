@@ -14,7 +14,8 @@ MAX_SALT = 64
 
 def token_matches(password: str, salt: str, token: str) -> bool:
     expected = hashlib.md5((password + salt).encode(), usedforsecurity=False).hexdigest()
-    return hmac.compare_digest(expected, token.strip().lower())
+    # as bytes: compare_digest refuses str with anything but ASCII (a hostile token)
+    return hmac.compare_digest(expected.encode(), token.strip().lower().encode())
 
 
 def check_salt(salt: str) -> None:

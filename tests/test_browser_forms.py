@@ -37,6 +37,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.accounts import Invitation, WebSession, secret_digest
+from models.app_passwords import AppPassword
 from models.catalogue import (
     Artist,
     Favourite,
@@ -160,6 +161,22 @@ CONTROLS: tuple[Control, ...] = (
             request="POST /settings/delete",
             changes="signed out on the home page; no user row; the tokens went to the chosen "
                     "listener", test="test_settings_tokens_export_and_deletion"),
+    Control("make-app-password",
+            "settings.html POST {{ url_for('accounts.make_app_password') }} name",
+            who="listener", page="/settings (Apps)",
+            selector="form[action='/settings/app-passwords'] button",
+            request="POST /settings/app-passwords",
+            changes="the app password shown once; an app_passwords row holding it only sealed; "
+                    "/rest/ping answers it (md5 token and salt)",
+            test="test_settings_app_passwords_for_subsonic_apps"),
+    Control("revoke-app-password",
+            "settings.html POST {{ url_for('accounts.revoke_app_password', "
+            "app_password_id=app.id) }} -",
+            who="listener", page="/settings (Apps)",
+            selector="form[action='/settings/app-passwords/{app_password}/revoke'] button",
+            request="POST /settings/app-passwords/\\d+/revoke",
+            changes="the app password leaves the list; revoked_at is set; /rest/ping refuses it "
+                    "with Subsonic error 40", test="test_settings_app_passwords_for_subsonic_apps"),
     # ---- admin: accounts, membership, vouchers, payouts
     Control("invite", "admin_accounts.html POST {{ url_for('admin.invite') }} role", who="admin",
             page="/admin/accounts", selector="form[action='/admin/invitations'] button",
@@ -1397,6 +1414,49 @@ def test_settings_tokens_export_and_deletion(
     assert db.user("sol") is None
     assert db.wallet("lena") == lena_before + 1022
     expect(page.locator("header nav")).to_contain_text("Log in")
+
+
+def test_settings_app_passwords_for_subsonic_apps(
+    visit: Callable[[Instance], Visit], sites: Sites
+) -> None:
+    """Settings, Apps: what to type into a Subsonic app, an app password made and shown
+    once, used over HTTP the way the apps do (u, t = md5(password + s), s), then revoked
+    and refused with Subsonic error 40."""
+    db, here = sites.here_db, sites.here
+    person = visit(here)
+    page = person.page
+    sign_up(person, "ines")
+    page.goto("/settings")
+    expect(page.locator("#subsonic-server")).to_have_text(here.base)
+    expect(page.locator("#subsonic-user")).to_have_text("ines")
+    person.form("make-app-password").get_by_label("App or device").fill("Phone")
+    person.press("make-app-password", lands=r"/settings/app-passwords$")
+    says(page, "The app password for Phone")
+    password = page.locator("#new-app-password").inner_text().strip()
+    assert re.fullmatch(r"([a-z2-9]{5}-){3}[a-z2-9]{5}", password), password
+    snap(page, "settings-apps")
+    row = db.scalar(select(AppPassword).where(AppPassword.user_id == db.user_id("ines")))
+    assert (row.name, row.revoked_at) == ("Phone", None)
+    assert password.encode() not in row.password_sealed
+
+    def ping(salt: str) -> dict[str, Any]:
+        signed = hashlib.md5((password + salt).encode(), usedforsecurity=False).hexdigest()
+        query = {"u": "ines", "t": signed, "s": salt, "v": "1.16.1", "c": "tests", "f": "json"}
+        answer = httpx.get(f"{here.base}/rest/ping", params=query, timeout=WAIT_MS / 1000)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()["subsonic-response"]
+        return body
+
+    assert ping("a1b2c3")["status"] == "ok"
+    assert ping("d4e5f6g7")["status"] == "ok", "a fresh salt each call"
+    page.goto("/settings")
+    expect(page.locator("#new-app-password")).to_have_count(0)  # shown only once
+    expect(page.locator("#apps li")).to_contain_text("Phone")
+    person.press("revoke-app-password", app_password=row.id, lands=r"/settings(#apps)?$")
+    expect(page.locator(f"form[action='/settings/app-passwords/{row.id}/revoke']")).to_have_count(0)
+    assert db.scalar(select(AppPassword.revoked_at).where(AppPassword.id == row.id)) is not None
+    body = ping("h8j9k0")
+    assert (body["status"], body["error"]["code"]) == ("failed", 40), body
 
 
 def test_the_instance_still_answers_and_its_worker_still_works(

@@ -227,6 +227,7 @@ NAME = "lina_gone"
 EMAIL = "Lina.Gone@Example.ORG"
 PLAYLIST = "Otters at Midnight 7f3a"
 TOKEN_NAME = "linas secret script"
+APP_NAME = "Linas Otter Phone 5e2b"
 
 
 async def _token(client: Client) -> str:
@@ -240,6 +241,21 @@ async def _token(client: Client) -> str:
     )
     found = re.search(r'<code id="new-token">([^<]+)</code>', await page.get_data(as_text=True))
     assert found
+    return found.group(1)
+
+
+async def _app_password(client: Client) -> str:
+    """An app password made in the settings and used once by a Subsonic app."""
+    token = await csrf(client, "/settings")
+    page = await client.post(
+        "/settings/app-passwords", form={"csrf_token": token, "name": APP_NAME}
+    )
+    found = re.search(
+        r'<code id="new-app-password">([^<]+)</code>', await page.get_data(as_text=True)
+    )
+    assert found
+    used = await client.get(f"/rest/ping?f=json&u={NAME}&p={found.group(1)}")
+    assert (await used.get_json())["subsonic-response"]["status"] == "ok"
     return found.group(1)
 
 
@@ -337,11 +353,12 @@ async def _history(app: Quart, client: Client, remote: Server) -> dict[str, Any]
         accepted = await session.get(Follow, follow.id)
         assert accepted is not None and accepted.state is FollowState.ACCEPTED
     await _oauth_grant(app, client)
+    app_password = await _app_password(client)
     async with resources.sessionmaker() as session:
         user = await session.scalar(select(User).where(User.username == NAME))
         assert user is not None
         scope = await account_scope(session, user, base)
-    return {"user": user, "scope": scope, "headers": headers}
+    return {"user": user, "scope": scope, "headers": headers, "app_password": app_password}
 
 
 def _variants(value: str) -> set[bytes]:
@@ -356,7 +373,7 @@ def _needles(user: User) -> dict[bytes, str]:
     values = {
         "name": NAME, "e-mail": EMAIL, "password hash": user.password_hash,
         "password hash (its digest)": hash_tail, "password": PASSWORD,
-        "playlist title": PLAYLIST, "token name": TOKEN_NAME,
+        "playlist title": PLAYLIST, "token name": TOKEN_NAME, "app password name": APP_NAME,
     }  # fmt: skip
     return {needle: what for what, value in values.items() for needle in _variants(value)}
 
@@ -423,6 +440,7 @@ async def test_deleting_a_real_account_leaves_no_trace(
         assert counts[name] >= 1, (name, counts)
     assert counts["plays"] == 1  # a purchase is no play
     assert counts["access_tokens"] == 2  # the personal token and the app's
+    assert counts["app_passwords"] == 1
     assert counts["follows"] == 2 and counts["outbound_activities"] == 1
     assert counts["ledger_entries"] == counts["ledger_transactions"] == 4  # grant, voucher, 2
     [row] = tables["users"]
@@ -430,10 +448,16 @@ async def test_deleting_a_real_account_leaves_no_trace(
     assert tables["playlists"][0]["title"] == PLAYLIST
     assert document["withheld"]["users"] == ["password_hash"]
     assert set(document["withheld"]["access_tokens"]) == {"digest"}
+    [app_row] = tables["app_passwords"]
+    assert (app_row["name"], app_row["password_sealed"]) == (APP_NAME, "withheld")
+    assert app_row["created_at"] and app_row["last_used_at"] and app_row["revoked_at"] is None
+    assert document["withheld"]["app_passwords"] == ["password_sealed"]
     assert document["referenced"]["oauth_clients"] and "Otter Player" in str(document)
     assert all(t["title"] for t in document["referenced"]["tracks"].values())
     exported = json.dumps(document)
     assert user.password_hash not in exported
+    assert history["app_password"] not in exported
+    assert history["app_password"].replace("-", "") not in exported
     async with resources.sessionmaker() as session:
         digests = (await session.scalars(select(AccessToken.digest))).all()
         digests += (await session.scalars(select(RefreshToken.digest))).all()

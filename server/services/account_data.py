@@ -25,8 +25,9 @@ The export document (``export_document``), version 2::
 ``tables`` has one list per table (every table of the map, empty lists included), each
 row with every column under its own name: times in ISO 8601 UTC, enumerations as their
 values, JSON as it is stored. Secrets (the password hash, digests of tokens, private
-keys, the bearer tokens of play sessions) are never given: a secret that is present reads
-``"withheld"`` (one that is not reads ``null``), and ``withheld`` names those columns.
+keys, sealed app passwords, the bearer tokens of play sessions) are never given: a
+secret that is present reads ``"withheld"`` (one that is not reads ``null``), and
+``withheld`` names those columns.
 ``referenced`` gives the titles and names that the rows refer to by id.
 """
 
@@ -44,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.objects import actor_id
 from models import load_all
 from models.accounts import AuditEntry, Invitation, WebSession
+from models.app_passwords import AppPassword
 from models.base import utcnow
 from models.catalogue import (
     Artist,
@@ -78,6 +80,7 @@ SECRET_COLUMNS: Mapping[str, frozenset[str]] = {
     "users": frozenset({"password_hash"}),
     "web_sessions": frozenset({"digest"}),
     "access_tokens": frozenset({"digest"}),
+    "app_passwords": frozenset({"password_sealed"}),
     "oauth_codes": frozenset({"digest"}),
     "oauth_refresh_tokens": frozenset({"digest"}),
     "invitations": frozenset({"digest"}),
@@ -154,6 +157,7 @@ def row_filters(scope: AccountScope) -> dict[str, ColumnElement[bool]]:
         "actor_images": ActorImage.actor.in_(names),
         "web_sessions": WebSession.user_id == uid,
         "access_tokens": AccessToken.user_id == uid,
+        "app_passwords": AppPassword.user_id == uid,
         "oauth_codes": AuthorizationCode.user_id == uid,
         "oauth_refresh_tokens": RefreshToken.user_id == uid,
         "invitations": Invitation.created_by == uid,

@@ -126,13 +126,15 @@ async def export_account(session: AsyncSession, user: User, base_url: str) -> di
 
 
 # Tables whose deleted rows held the account's names or texts (its name, e-mail and
-# password hash, playlist titles, token names, activity documents): PostgreSQL rewrites
-# those it touched (server.services.erasure). The others held only ids.
+# password hash, playlist titles, token and app password names, activity documents):
+# PostgreSQL rewrites those it touched (server.services.erasure). The others held only
+# ids.
 TEXT_TABLES = (
     "users",
     "handles",
     "playlists",
     "access_tokens",
+    "app_passwords",
     "follows",
     "actor_keys",
     "outbound_activities",

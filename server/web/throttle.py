@@ -18,6 +18,15 @@ Log-in (OWASP's "device cookies"):
   no further than from one; the cost is that, while such an attack lasts, the owner
   signs in only from a browser they used before.
 
+Subsonic apps (``/rest/``, app passwords) send their credentials with every call,
+often with a fresh salt each time, so counting every call would lock out plain use.
+There only failures count (:func:`subsonic_failed`), against the address (as above)
+with ``accounts.login_attempts`` per window and against the account name with
+:data:`SUBSONIC_NAME_FACTOR` times that, and a call is refused before its credentials
+are checked once either is full (:func:`subsonic_wait`). Parallel guesses can outrun
+the count by as many as are in flight; app passwords are random (about 99 bits), so the
+throttle is a brake on noise, not what keeps them from being guessed.
+
 Password checks in the settings (change password, delete account) count against the
 browser session that asks, ``accounts.login_attempts`` per window: a stolen session can
 guess that often and no more, and cannot lock the owner's own sessions.
@@ -31,7 +40,7 @@ import secrets
 from quart import Response, current_app, request
 from werkzeug.exceptions import TooManyRequests
 
-from models.accounts import count_attempt, keyed_digest
+from models.accounts import attempts_so_far, count_attempt, keyed_digest
 from server.runtime.net import client_address, parse_networks
 from server.web.current import resources_of
 from server.web.sessions import SESSION_COOKIE
@@ -40,6 +49,10 @@ DEVICE_COOKIE = "pf_device"
 DEVICE_COOKIE_PATH = "/login"
 DEVICES_PER_BROWSER = 5  # accounts one browser is known for (a shared family computer)
 DEVICE_LIFETIME_SECONDS = 180 * 24 * 3600
+# Failed Subsonic log-ins an account name takes per window, in login_attempts: above
+# what one address may fail, so that one app that keeps a revoked password meets its
+# own address's limit first, and a stranger needs many addresses to hold a name off.
+SUBSONIC_NAME_FACTOR = 10
 
 
 def client_ip() -> str:
@@ -60,12 +73,16 @@ def address_bucket(address: str) -> str:
     return str(ip)
 
 
+def _counter_key(kind: str, value: str) -> str:
+    return f"{kind}:{keyed_digest(resources_of(current_app).secret, value)[:32]}"
+
+
 async def limit_attempts(kind: str, value: str, allowed: int) -> None:
     """Count an attempt of ``kind`` by ``value`` (an address, a name, a device); refuse
     it with 429 once more than ``allowed`` were made in this window."""
     resources = resources_of(current_app)
     settings = resources.settings.accounts
-    key = f"{kind}:{keyed_digest(resources.secret, value)[:32]}"
+    key = _counter_key(kind, value)
     async with resources.sessionmaker() as session:
         count = await count_attempt(session, key, settings.rate_window)
     if count > allowed:
@@ -132,3 +149,32 @@ async def limit_password_check() -> None:
     """Count a check of the signed-in account's password in the settings."""
     allowed = resources_of(current_app).settings.accounts.login_attempts
     await limit_attempts("password:session", request.cookies.get(SESSION_COOKIE, ""), allowed)
+
+
+def _subsonic_counters(name: str) -> list[tuple[str, int]]:
+    allowed = resources_of(current_app).settings.accounts.login_attempts
+    return [
+        (_counter_key("subsonic:addr", address_bucket(client_ip())), allowed),
+        (_counter_key("subsonic:user", name), allowed * SUBSONIC_NAME_FACTOR),
+    ]
+
+
+async def subsonic_wait(name: str) -> int | None:
+    """Seconds at most until Subsonic log-ins as ``name`` from this address are checked
+    again, if too many failed in this window; None if they may be checked now."""
+    resources = resources_of(current_app)
+    window = resources.settings.accounts.rate_window
+    async with resources.read_sessionmaker() as session:
+        for key, allowed in _subsonic_counters(name):
+            if await attempts_so_far(session, key, window) >= allowed:
+                return int(window.total_seconds())
+    return None
+
+
+async def subsonic_failed(name: str) -> None:
+    """Count a failed Subsonic log-in as ``name`` from this address."""
+    resources = resources_of(current_app)
+    window = resources.settings.accounts.rate_window
+    async with resources.sessionmaker() as session:
+        for key, _allowed in _subsonic_counters(name):
+            await count_attempt(session, key, window)

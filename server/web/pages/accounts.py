@@ -1,5 +1,6 @@
 """The account pages: sign-up, log-in and out, settings (password, personal access
-tokens, export, deletion). Plain forms that work without JavaScript, CSRF-protected."""
+tokens, app passwords for Subsonic apps, export, deletion). Plain forms that work
+without JavaScript, CSRF-protected."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from models.tokens import (
     token_digest,
 )
 from models.users import AccountStatus, Role, User
+from server.services import app_passwords
 from server.services.account_closing import BalanceChoice
 from server.services.account_closing import preview as closing_preview
 from server.services.account_rules import AccountError
@@ -31,6 +33,7 @@ from server.services.accounts import (
     export_account,
     sign_up,
 )
+from server.services.errors import Refused
 from server.web.auth import page_requires, page_user
 from server.web.current import resources_of
 from server.web.pages.common import render
@@ -131,9 +134,11 @@ async def _settings_page(user: User, status: int = 200, **context: object) -> Re
             )
         ).all()
         closing = await closing_preview(session, user.id)
+        apps = await app_passwords.list_active(session, user.id)
     return await _page(
-        "settings.html", status, user=user, tokens=tokens, closing=closing, **context
-    )
+        "settings.html", status, user=user, tokens=tokens, closing=closing,
+        app_passwords=apps, max_app_passwords=app_passwords.MAX_ACTIVE, **context,
+    )  # fmt: skip
 
 
 @accounts.get("/settings")
@@ -208,6 +213,33 @@ async def revoke_token(token_id: int) -> ResponseReturnValue:
         )
         await session.commit()
     return redirect(url_for("accounts.settings_page"), 303)
+
+
+@accounts.post("/settings/app-passwords")
+@page_requires()
+async def make_app_password() -> ResponseReturnValue:
+    user = page_user()
+    await check_csrf()
+    form = await request.form
+    resources = resources_of(current_app)
+    try:
+        async with resources.sessionmaker() as session:
+            made = await app_passwords.create(session, user, form.get("name", ""), resources.secret)
+    except Refused as refused:
+        return await _settings_page(user, refused.status, error=str(refused))
+    return await _settings_page(
+        user, new_app_password=made.password, new_app_password_name=made.row.name
+    )
+
+
+@accounts.post("/settings/app-passwords/<int:app_password_id>/revoke")
+@page_requires()
+async def revoke_app_password(app_password_id: int) -> ResponseReturnValue:
+    user = page_user()
+    await check_csrf()
+    async with resources_of(current_app).sessionmaker() as session:
+        await app_passwords.revoke(session, user.id, app_password_id)
+    return redirect(url_for("accounts.settings_page") + "#apps", 303)
 
 
 @accounts.get("/settings/export")
