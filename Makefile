@@ -42,7 +42,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy federation models subsonic
+	$(BIN)/mypy federation models subsonic server
 	$(BIN)/lint-imports
 
 format: install

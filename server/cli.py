@@ -352,12 +352,14 @@ def import_command(state: State, path: Path, artist_name: str, draft: bool, free
     if not files:
         raise CommandFailed(f"no audio files under {path}")
 
+    def shown(item: Path | None) -> str:  # typed: click learns the bar's item type from it
+        return item.name if item else ""
+
     async def _run() -> Any:
         async with _database(settings) as sessionmaker:
             await find_artist(sessionmaker, artist_name)
             with click.progressbar(
-                length=len(files), label="importing", file=sys.stderr,
-                item_show_func=lambda p: p.name if p else "",
+                length=len(files), label="importing", file=sys.stderr, item_show_func=shown,
             ) as bar:  # fmt: skip
                 return await import_files(
                     settings, sessionmaker, artist_name, files, publish=not draft,

@@ -62,8 +62,9 @@ async def create_user(
     canonical = normalise_name(name)  # a bad name is reported before the password
     check_password(password)
     try:
-        if name_key is not None and await session.get(
-            RetiredName, keyed_digest(name_key, canonical)
+        if (
+            name_key is not None
+            and await session.get(RetiredName, keyed_digest(name_key, canonical)) is not None
         ):
             raise NameTaken(f"the name {canonical!r} is already taken")
         username = await claim_handle(session, name, HandleKind.USER)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,7 +45,7 @@ async def earnings_of(session: AsyncSession, artist: Artist, settings: MoneySett
         return Earnings(0, 0, 0, [], [])
     credited = (LedgerEntry.account_id == account.id) & (LedgerEntry.amount > 0)
     per_track = [
-        (track_id, title, int(tokens))
+        (cast(int, track_id), title, int(tokens))  # the inner join drops entries without one
         for track_id, title, tokens in await session.execute(
             select(LedgerEntry.track_id, Track.title, func.sum(LedgerEntry.amount))
             .join(Track, Track.id == LedgerEntry.track_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +60,11 @@ class FeedSource:
 async def feed_source(session: AsyncSession, kind: str, name: str) -> FeedSource | None:
     """The artist or label called ``name``, or None when there is none."""
     model = Artist if kind == "artists" else Label
-    row = await session.scalar(select(model).where(model.name == name.lower()))
+    # select() of a union of classes is typed as their common base
+    row = cast(
+        "Artist | Label | None",
+        await session.scalar(select(model).where(model.name == name.lower())),
+    )
     if row is None:
         return None
     return FeedSource(kind, row.name, row.display_name, row.summary, row.created_at)
@@ -80,14 +85,14 @@ async def feed_items(
     return [
         FeedItem(
             track.id, track.title, release.id, release.title, artist.name, artist.display_name,
-            release.description, release.published_at, cover_type, preview.mime_type,
-            preview.size_bytes, preview.duration_ms,
+            release.description, cast(datetime, release.published_at),  # set: see _items_query
+            cover_type, preview.mime_type, preview.size_bytes, preview.duration_ms,
         )
         for track, release, artist, preview, cover_type in rows
     ]  # fmt: skip
 
 
-def _items_query() -> Select[tuple[Track, Release, Artist, MediaFile, str | None]]:
+def _items_query() -> Select[Track, Release, Artist, MediaFile, str | None]:
     preview = aliased(MediaFile)
     cover = aliased(MediaFile)
     public: ColumnElement[bool] = Release.visibility == Visibility.PUBLIC

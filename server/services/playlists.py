@@ -120,7 +120,7 @@ async def view(session: AsyncSession, viewer_id: int | None, playlist_id: int) -
         playlist.visibility is not Visibility.PUBLIC and playlist.user_id != viewer_id
     ):
         raise PlaylistError("there is no such playlist", 404)
-    rows: list[Any] = (
+    rows: Any = (  # Rows of (position, track, release, artist)
         await session.execute(
             select(PlaylistItem.position, Track, Release, Artist)
             .join(Track, Track.id == PlaylistItem.track_id)
@@ -130,4 +130,4 @@ async def view(session: AsyncSession, viewer_id: int | None, playlist_id: int) -
             .order_by(PlaylistItem.position)
         )
     ).all()
-    return PlaylistView(playlist, [tuple(row) for row in rows])  # type: ignore[misc]
+    return PlaylistView(playlist, [tuple(row) for row in rows])

@@ -151,11 +151,11 @@ async def actor_page(kind: str, name: str) -> ResponseReturnValue:
             return _json(local_actor(base, actor.info))
         releases: list[Any] = []
         if actor.artist is not None or actor.label is not None:
-            owned = (
-                Release.artist_id == actor.artist.id
-                if actor.artist is not None
-                else Release.label_id == actor.label.id  # type: ignore[union-attr]
-            )
+            if actor.artist is not None:
+                owned = Release.artist_id == actor.artist.id
+            else:
+                assert actor.label is not None  # one of the two, by the test above
+                owned = Release.label_id == actor.label.id
             releases = list(
                 (
                     await session.scalars(

@@ -15,6 +15,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 from xml.etree import ElementTree
 
 from quart import Blueprint, Response, current_app, request
@@ -121,7 +122,7 @@ def build_rss(
             _add(entry, f"{{{ITUNES_NS}}}duration", duration)
         if item.cover_type:
             _add(entry, f"{{{ITUNES_NS}}}image", href=cover_url(base_url, item.release_id))
-    return ElementTree.tostring(rss, encoding="utf-8", xml_declaration=True)
+    return cast(bytes, ElementTree.tostring(rss, encoding="utf-8", xml_declaration=True))
 
 
 def build_atom(
@@ -160,7 +161,7 @@ def build_atom(
         atom(entry, "link", rel="enclosure", type=item.preview_type,
              length=str(item.preview_bytes), href=preview_url(base_url, item.track_id))  # fmt: skip
         atom(entry, "summary", _item_text(item))
-    return ElementTree.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return cast(bytes, ElementTree.tostring(feed, encoding="utf-8", xml_declaration=True))
 
 
 async def _answer(kind: str | None, name: str | None, fmt: str) -> ResponseReturnValue:

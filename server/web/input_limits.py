@@ -59,6 +59,7 @@ class Int32Converter(BoundedIdConverter):
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         super().__init__(map, *args, **kwargs)
+        assert self.max is not None  # BoundedIdConverter always sets a bound
         self.max = min(self.max, INT32_MAX)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import cast
 from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
@@ -87,7 +88,7 @@ async def authorize() -> ResponseReturnValue:
 
     kind, result = await run_in_session(decide)
     if kind == "consent":
-        client_name, scope, redirect_uri = result  # type: ignore[misc]
+        client_name, scope, redirect_uri = cast(tuple[str, str, str], result)
         # the answer to the consent form is a redirect to the app (see server.web.headers)
         allow_form_target(redirect_uri)
         return await render_template(

@@ -297,7 +297,7 @@ class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post"]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
-        return Revocation.query_token(self, token_string, token_type_hint)  # type: ignore[arg-type]
+        return Revocation.query_token(self, token_string, token_type_hint)
 
     def check_permission(self, token: Any, client: OAuthClient, request: OAuth2Request) -> bool:
         return client.trusted

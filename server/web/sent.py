@@ -50,6 +50,7 @@ async def _sent() -> ResponseReturnValue | None:
         document = found.for_requester(None if found.public else await signed_by())
     if document is None:
         raise NotFound("nothing we sent has that id, or not for you")
+    assert found is not None  # a document is only ever made from what was found
     response = activity_response(document)
     if not found.public:  # shown to one signer: no shared cache may keep it
         response.headers["Cache-Control"] = "private, no-store"

@@ -17,6 +17,7 @@ from datetime import timedelta
 from quart import Response, current_app, g, request
 from sqlalchemy import delete, select, update
 from werkzeug.exceptions import Forbidden
+from werkzeug.sansio.response import Response as BaseResponse
 
 from models.accounts import WebSession, secret_digest
 from models.base import utcnow
@@ -46,7 +47,7 @@ async def start_session(user_id: int) -> str:
     return token
 
 
-def set_session_cookie(response: Response, token: str) -> None:
+def set_session_cookie(response: BaseResponse, token: str) -> None:
     lifetime = resources_of(current_app).settings.accounts.session_lifetime
     response.set_cookie(
         SESSION_COOKIE, token, max_age=int(lifetime.total_seconds()), httponly=True,
@@ -54,7 +55,7 @@ def set_session_cookie(response: Response, token: str) -> None:
     )  # fmt: skip
 
 
-def clear_session_cookie(response: Response) -> None:
+def clear_session_cookie(response: BaseResponse) -> None:
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, secure=_secure(), samesite="Lax"
     )

@@ -37,8 +37,9 @@ from __future__ import annotations
 import ipaddress
 import secrets
 
-from quart import Response, current_app, request
+from quart import current_app, request
 from werkzeug.exceptions import TooManyRequests
+from werkzeug.sansio.response import Response as BaseResponse
 
 from models.accounts import attempts_so_far, count_attempt, keyed_digest
 from server.runtime.net import client_address, parse_networks
@@ -130,7 +131,7 @@ async def limit_login(name: str) -> None:
     await limit_attempts("login:user", name, allowed)
 
 
-def remember_device(response: Response, name: str) -> None:
+def remember_device(response: BaseResponse, name: str) -> None:
     """After a successful sign-in (or sign-up): this browser is known for ``name``."""
     resources = resources_of(current_app)
     if known_device(name) is not None:

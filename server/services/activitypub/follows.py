@@ -4,9 +4,10 @@ of what the followed publish (docs/architecture.md#a-follow-outgoing; issue 6 po
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -166,7 +167,8 @@ async def end_follow(session: AsyncSession, fed: Federation, row: Follow) -> Non
 async def list_follows(
     session: AsyncSession, fed: Federation, username: str
 ) -> list[dict[str, Any]]:
-    rows = (
+    # the outer join gives None for a local follow (SQLAlchemy types the row as not None)
+    rows: Sequence[tuple[Follow, RemoteActor | None]] = (
         await session.execute(
             select(Follow, RemoteActor)
             .outerjoin(RemoteActor, RemoteActor.id == Follow.followed_actor_id)
@@ -307,7 +309,8 @@ async def pending_followers(
     )
     host = fed.base_url.split("://", 1)[1]
     requests = []
-    for follow, actor in rows.all():
+    # the outer join gives None for a local follower (SQLAlchemy types the row as not None)
+    for follow, actor in cast(Sequence[tuple[Follow, RemoteActor | None]], rows.all()):
         if actor is not None:
             requests.append(FollowRequest(follow, actor.uri, remote_handle(actor), actor.name))
         elif follow.follower_name:
@@ -377,7 +380,7 @@ async def reply(fed: Federation, username: str, post_uri: str, text: str) -> str
     author = await _remote_post_author(fed, post_uri)
     me = _user_actor(fed, username)
     note_uri = f"{me}/notes/{uuid.uuid4().hex}"
-    note = {
+    note: dict[str, Any] = {
         "id": note_uri,
         "type": "Note",
         "attributedTo": me,

@@ -82,7 +82,7 @@ async def release_summaries(
 
 
 async def _fetch_page(
-    session: AsyncSession, statement: Select[Any], query: s.PageQuery
+    session: AsyncSession, statement: Select[*tuple[Any, ...]], query: s.PageQuery
 ) -> tuple[list[Any], dict[str, Any]]:
     """One page of rows and the paging fields (total, limit, offset, next) around them."""
     total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
@@ -97,14 +97,14 @@ async def _fetch_page(
 
 
 async def _release_page(
-    session: AsyncSession, statement: Select[Any], query: s.PageQuery
+    session: AsyncSession, statement: Select[*tuple[Any, ...]], query: s.PageQuery
 ) -> s.ReleasePage:
     rows, paging = await _fetch_page(session, statement, query)
     items = await release_summaries(session, [(r, a) for r, a in rows])
     return s.ReleasePage(items=items, **paging)
 
 
-def _releases_query(viewer: Viewer | None) -> Select[Any]:
+def _releases_query(viewer: Viewer | None) -> Select[m.Release, m.Artist]:
     return (
         select(m.Release, m.Artist)
         .join(m.Artist, m.Artist.id == m.Release.artist_id)
@@ -177,7 +177,7 @@ async def artist_releases(name: str, query_args: s.PageQuery) -> s.ReleasePage:
         return await _release_page(session, statement, query_args)
 
 
-def _tracks_query(viewer: Viewer | None) -> Select[Any]:
+def _tracks_query(viewer: Viewer | None) -> Select[m.Track, m.Release, m.Artist]:
     return (
         select(m.Track, m.Release, m.Artist)
         .join(m.Release, m.Release.id == m.Track.release_id)

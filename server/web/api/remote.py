@@ -10,7 +10,8 @@ that is a partner's track here, so that an old client never lands on another tra
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-from quart import Blueprint, Response, current_app, redirect, request
+from quart import Blueprint, current_app, redirect, request
+from quart.typing import ResponseReturnValue
 from quart_schema import deprecate, validate_request, validate_response
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound, UnprocessableEntity
@@ -73,7 +74,7 @@ async def resolve(data: ReleaseRef) -> RemoteTracks:
     )
 
 
-async def _moved(track_id: int, path: str) -> Response:
+async def _moved(track_id: int, path: str) -> ResponseReturnValue:
     async with resources_of(current_app).read_sessionmaker() as session:
         if await session.get(RemoteTrack, track_id) is None:
             raise NotFound("there is no such remote track here")
@@ -84,7 +85,7 @@ async def _moved(track_id: int, path: str) -> Response:
 @remote_api.get("/remote-tracks/<int:track_id>/price")
 @require(Scope.READ)  # as the route it moved to
 @deprecate
-async def price(track_id: int) -> Response:
+async def price(track_id: int) -> ResponseReturnValue:
     """Moved to ``/api/v1/tracks/{id}/price``."""
     return await _moved(track_id, f"/api/v1/tracks/{track_id}/price")
 
@@ -92,7 +93,7 @@ async def price(track_id: int) -> Response:
 @remote_api.post("/remote-tracks/<int:track_id>/plays")
 @require(Scope.PLAY)  # as the route it moved to
 @deprecate
-async def start(track_id: int) -> Response:
+async def start(track_id: int) -> ResponseReturnValue:
     """Moved to ``/api/v1/tracks/{id}/plays``."""
     return await _moved(track_id, f"/api/v1/tracks/{track_id}/plays")
 
@@ -100,7 +101,7 @@ async def start(track_id: int) -> Response:
 @remote_api.post("/remote-tracks/<int:track_id>/buy")
 @require(Scope.PLAY)  # as the route it moved to
 @deprecate
-async def buy_now(track_id: int) -> Response:
+async def buy_now(track_id: int) -> ResponseReturnValue:
     """Moved to ``/api/v1/tracks/{id}/buy``."""
     return await _moved(track_id, f"/api/v1/tracks/{track_id}/buy")
 
@@ -108,7 +109,7 @@ async def buy_now(track_id: int) -> Response:
 @remote_api.post("/remote-plays/<token>/claim")
 @require(Scope.PLAY)  # as the route it moved to
 @deprecate
-async def claim(token: str) -> Response:
+async def claim(token: str) -> ResponseReturnValue:
     """Moved to ``/api/v1/plays/{session}/claim``."""
     async with resources_of(current_app).read_sessionmaker() as session:
         found = await session.scalar(
@@ -121,6 +122,6 @@ async def claim(token: str) -> Response:
 
 @remote_media.route("/remote-tracks/<int:track_id>/stream", methods=["GET", "HEAD"])
 @deprecate
-async def stream(track_id: int) -> Response:
+async def stream(track_id: int) -> ResponseReturnValue:
     """Moved to ``/tracks/{id}/stream``."""
     return await _moved(track_id, f"/tracks/{track_id}/stream")

@@ -4,6 +4,7 @@ shares and their status."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from quart import Blueprint, current_app, redirect, request, url_for
 from quart.typing import ResponseReturnValue
@@ -45,9 +46,8 @@ async def members_page() -> ResponseReturnValue:
 
 
 def _members_page(error: str | None = None) -> ResponseReturnValue:
-    return redirect(
-        url_for("admin_members.members_page", **({"error": error} if error else {})), 303
-    )
+    values: dict[str, Any] = {"error": error} if error else {}
+    return redirect(url_for("admin_members.members_page", **values), 303)
 
 
 @admin_members.post("/members")

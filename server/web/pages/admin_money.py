@@ -68,7 +68,7 @@ async def issue_vouchers_form() -> ResponseReturnValue:
         try:
             codes = await issue_vouchers(session, tokens, count, expires)
         except MoneyError as error:
-            failure = str(error)
+            failure: str | None = str(error)
         else:
             failure = None
     if failure is not None:  # rendered after the session: the page needs one of its own
