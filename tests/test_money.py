@@ -87,6 +87,25 @@ async def ledger_sums_to_zero(resources: Resources) -> None:
         await check_money_invariants(session, resources.settings.money.artist_share_bp)
 
 
+async def test_a_write_only_token_redeems_a_voucher_and_sees_the_balance(
+    app: Quart, client: Client
+) -> None:
+    # Found in review: the answer was made by the wallet route, which checks the read
+    # scope again, so a write-only token spent the voucher and got a 403.
+    resources = resources_of(app)
+    listener = await make_account(app, "lina", Role.LISTENER, scopes="write")
+    async with resources.sessionmaker() as session:
+        [code] = await issue_vouchers(session, 40, 1, None)
+    redeemed = await client.post(
+        "/api/v1/me/vouchers", headers=listener.headers, json={"code": code}
+    )
+    assert redeemed.status_code == 200, await redeemed.get_data(as_text=True)
+    assert (await redeemed.get_json())["balance"] == 40
+    # and the read route still needs the read scope
+    refused = await client.get("/api/v1/me/wallet", headers=listener.headers)
+    assert refused.status_code == 403
+
+
 async def test_a_listener_owns_a_track_after_nine_paid_plays(app: Quart, client: Client) -> None:
     resources = resources_of(app)
     [track_id] = await make_tracks(resources)

@@ -201,13 +201,12 @@ async def buy_now(track_id: int) -> PlayDone:
 @require(Scope.WRITE)
 @validate_request(VoucherIn)
 @validate_response(Wallet)
-async def redeem(data: VoucherIn) -> tuple[Wallet, int, None]:
+async def redeem(data: VoucherIn) -> Wallet:
     viewer = viewer_required()
     money = resources_of(current_app).settings.money
     rate = {"tokens": money.rate_tokens, "cents": money.rate_cents, "currency": money.currency}
     await in_money_transaction(lambda s: redeem_voucher(s, viewer.user_id, data.code, rate))
-    # what wallet's validate_response wrapper answers (typed Any there): model, status, headers
-    return cast(tuple[Wallet, int, None], await wallet())
+    return await wallet_of(viewer.user_id)
 
 
 class CheckoutIn(BaseModel):
@@ -282,21 +281,24 @@ async def me() -> Me:
 async def wallet() -> Wallet:
     """Balance, paid-play history of local tracks with the cost of each, and owned tracks
     (of any origin)."""
-    viewer = viewer_required()
+    return await wallet_of(viewer_required().user_id)
+
+
+async def wallet_of(user_id: int) -> Wallet:
+    """The wallet of one account, as ``wallet`` answers it (also after a voucher, whose
+    token needs no ``read`` scope for it)."""
     async with resources_of(current_app).read_sessionmaker() as session:
-        balance = await ledger.balance(session, ledger.wallet_key(viewer.user_id))
+        balance = await ledger.balance(session, ledger.wallet_key(user_id))
         owned = set()
         for origin in origins(resources_of(current_app)):
             counts, track = origin.rows.counts, origin.rows.count_track
             owned |= set(
                 await session.scalars(
-                    select(track).where(
-                        counts.user_id == viewer.user_id, counts.owned_at.is_not(None)
-                    )
+                    select(track).where(counts.user_id == user_id, counts.owned_at.is_not(None))
                 )
             )
         plays = await session.scalars(
-            select(Play).where(Play.user_id == viewer.user_id).order_by(Play.id.desc()).limit(200)
+            select(Play).where(Play.user_id == user_id).order_by(Play.id.desc()).limit(200)
         )
         return Wallet(
             balance=balance,
