@@ -1,7 +1,12 @@
 """Subsonic ids are opaque strings. Ours say what they name, so that one parameter can
 name an artist, an album or a song (``getMusicDirectory``, ``getCoverArt``, ``star``):
-``ar-12`` an artist, ``al-5`` a release, ``tr-7`` a track (ours or a partner's: they share
-one id space), ``pl-3`` a playlist. Music folders are plain numbers, as the XSD has them.
+``ar-12`` an artist, ``al-5`` a release, ``tr-7`` a track, ``pl-3`` a playlist.
+
+A partner's tracks (``models.remote_plays.RemoteTrack``) are numbered apart from ours, so
+they have kinds of their own: ``ptr-7`` the partner track 7; ``pal-7`` the partner release
+that track 7 belongs to (releases known here have no table: any of its tracks names it, and
+the one shown is its lowest-numbered track); ``par-7`` likewise the partner artist who made
+track 7. Music folders are plain numbers, as the XSD has them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ class Kind(StrEnum):
     ALBUM = "al"
     TRACK = "tr"
     PLAYLIST = "pl"
+    PARTNER_TRACK = "ptr"
+    PARTNER_ALBUM = "pal"
+    PARTNER_ARTIST = "par"
 
 
 def make(kind: Kind, number: int) -> str:
