@@ -305,7 +305,7 @@ async def albums_by_ref(session: AsyncSession, purse: Wallet, refs: Sequence[str
                         RemoteTrack.id.in_(partner)
                     )
                 )
-            ).tuples()
+            ).all()
         )
         loaded = await partner_albums(session, purse, partner)
         by_track = {
@@ -527,7 +527,7 @@ async def _titles(session: AsyncSession, release_ids: list[int]) -> dict[int, st
             await session.execute(
                 select(Release.id, Release.title).where(Release.id.in_(release_ids))
             )
-        ).tuples()
+        ).all()
     )
 
 
@@ -657,7 +657,7 @@ async def partner_artists(
                     RemoteActor.uri.in_([uri for uri, _n, _c in rows])
                 )
             )
-        ).tuples()
+        ).all()
     )
     items = [
         ArtistItem(
