@@ -208,12 +208,9 @@ def index_artist(item: Artist) -> Node:
         {
             "id": item.ref,
             "name": item.name,
-            "artistImageUrl": item.image_url,
             "starred": item.starred,
-            # OpenSubsonic
             "coverArt": item.cover_ref,
-            "albumCount": item.album_count,
-            "sortName": item.sort_name,
+            "artistImageUrl": item.image_url,
         }
     )
 

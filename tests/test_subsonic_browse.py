@@ -25,6 +25,8 @@ from models.users import Role
 from server.web.current import resources_of
 from tests.audio import make_audio, make_cover
 from tests.catalogue_fixtures import Account, make_account, run_worker, upload
+from tests.test_profiles import api_upload
+from tests.test_profiles import picture as make_picture
 
 NS = "{http://subsonic.org/restapi}"
 
@@ -328,6 +330,31 @@ async def test_genres_random_songs_top_and_similar_songs_and_infos(
     assert album_info["largeImageUrl"].endswith(f"/releases/{dawn}/cover")
     assert "notes" in (await ok(client, me, "getAlbumInfo", id=f"al-{dawn}"))["albumInfo"]
 
+    # every method in XML: its element, and the children apps read, in the XSD's order
+    aurora, owl = f"ar-{lib.artists['aurora']}", f"tr-{lib.tracks['Owl']}"
+    shapes: dict[str, tuple[dict[str, Any], str, list[str]]] = {
+        "getMusicFolders": ({}, "musicFolders", ["musicFolder"] * 2),
+        "getIndexes": ({}, "indexes", ["index"] * 2),
+        "getArtist": ({"id": aurora}, "artist", ["album"] * 2),
+        "getSong": ({"id": owl}, "song", []),
+        "getAlbumList": ({"type": "newest"}, "albumList", ["album"] * 3),
+        "getRandomSongs": ({"genre": "Jazz"}, "randomSongs", ["song"]),
+        "getSongsByGenre": ({"genre": "Jazz"}, "songsByGenre", ["song"]),
+        "search2": ({"query": "owl"}, "searchResult2", ["song"]),
+        "getArtistInfo": ({"id": bea}, "artistInfo", ["biography", "similarArtist"]),
+        "getAlbumInfo": ({"id": f"al-{dawn}"}, "albumInfo", ["notes", "smallImageUrl",
+                         "mediumImageUrl", "largeImageUrl"]),
+        "getTopSongs": ({"artist": "Aurora"}, "topSongs", ["song"] * 3),
+        "getSimilarSongs2": ({"id": f"al-{dawn}"}, "similarSongs2", ["song"]),
+        "getSimilarSongs": ({"id": f"al-{dawn}"}, "similarSongs", ["song"]),
+    }  # fmt: skip
+    for method, (params, element, children) in shapes.items():
+        root = await xml(client, me, method, **params)
+        (answer,) = root
+        assert answer.tag == f"{NS}{element}", method
+        listed = [tag for tag in tags_of(answer) if tag in set(children)]
+        assert listed == children, (method, tags_of(answer))
+
 
 async def test_cover_art_at_the_asked_size_and_avatars(
     app: Quart, client: Client, tmp_path: Path
@@ -359,6 +386,27 @@ async def test_cover_art_at_the_asked_size_and_avatars(
     assert (await call(client, me, "getCoverArt"))["error"]["code"] == 10
     assert (await call(client, me, "getAvatar", username="mira"))["error"]["code"] == 70
     assert (await call(client, me, "getAvatar", username="nobody"))["error"]["code"] == 70
+
+    # an artist's avatar: her picture in getAvatar, the artist's cover art, its image URL
+    sent = await api_upload(client, lib.mira, "aurora", "avatar", make_picture("PNG", (900, 600)))
+    assert sent.status_code == 202, await sent.get_data(as_text=True)
+    await run_worker(app)
+    avatar = await client.get(
+        "/rest/getAvatar", query_string={"apiKey": me.token, "username": "mira"}
+    )
+    assert avatar.status_code == 200
+    with Image.open(io.BytesIO(await avatar.get_data())) as shown:
+        assert shown.size == (400, 400)
+    aurora = f"ar-{lib.artists['aurora']}"
+    face = await client.get(
+        "/rest/getCoverArt", query_string={"apiKey": me.token, "id": aurora, "size": 50}
+    )
+    with Image.open(io.BytesIO(await face.get_data())) as shown:
+        assert shown.size == (50, 50)
+    (listed, *_rest) = (await ok(client, me, "getArtists"))["artists"]["index"][0]["artist"]
+    assert listed["coverArt"] == aurora and listed["artistImageUrl"].endswith(".jpg")
+    info = (await ok(client, me, "getArtistInfo2", id=aurora))["artistInfo2"]
+    assert info["largeImageUrl"] == listed["artistImageUrl"]
     # the draft's cover is its artist's to see, and no shared cache keeps it
     secret = await client.get(
         "/rest/getCoverArt",
