@@ -455,6 +455,25 @@ async def test_bad_and_missing_ids_are_subsonic_errors(
             assert body["status"] == "failed" and body["error"]["code"] == 70, (method, ref)
     for method in ("getSongsByGenre", "getTopSongs", "getAvatar"):
         assert (await call(client, me, method))["error"]["code"] == 10, method
+    odd = {
+        "getAlbumList2": {"type": "newest", "offset": 10**20, "size": 10**9},
+        "search3": {"query": "!!!", "songOffset": 10**30, "artistCount": -1},
+        "getRandomSongs": {"fromYear": 0},
+        "getIndexes": {"ifModifiedSince": "yesterday"},
+        "getSongsByGenre": {"genre": "x" * 5000, "offset": 10**25},
+        "getCoverArt": {"id": "al-1", "size": 0},
+        "getArtists": {"musicFolderId": "one"},
+    }
+    for method, params in odd.items():
+        body = await call(client, me, method, **params)  # asserts a 200, never a 500
+        assert body["status"] in ("ok", "failed"), (method, body)
+    codes = {
+        method: (await call(client, me, method, **params)).get("error", {}).get("code")
+        for method, params in odd.items()
+    }
+    assert codes == {"getAlbumList2": None, "search3": 0, "getRandomSongs": 0,
+                     "getIndexes": 0, "getSongsByGenre": None, "getCoverArt": 0,
+                     "getArtists": 0}  # fmt: skip
 
 
 async def test_partners_tracks_are_the_second_folder(

@@ -38,6 +38,7 @@ from subsonic.errors import Code, SubsonicError, not_found
 
 T = TypeVar("T")
 MAX_LIST = 500  # the most items one call lists (album lists, random songs, search pages)
+MAX_OFFSET = 1_000_000  # beyond any catalogue here; keeps the numbers within the database's
 
 
 async def _read(call: Call, work: Callable[[AsyncSession, Wallet], Awaitable[T]]) -> T:
@@ -66,7 +67,7 @@ def _size(call: Call, name: str, default: int) -> int:
 
 
 def _offset(call: Call, name: str = "offset") -> int:
-    value = call.params.integer(name, 0, low=0)
+    value = call.params.integer(name, 0, low=0, high=MAX_OFFSET)
     assert value is not None
     return value
 
