@@ -20,7 +20,7 @@ from models.base import utcnow
 from models.catalogue import Artist, Favourite, Release, Tag, Track, release_tags
 from models.federation import RemoteActor
 from models.plays import Play, PlayOutcome
-from models.remote_plays import RemoteTrack
+from models.remote_plays import RemotePlay, RemoteTrack
 from models.users import Role
 from server.web.current import resources_of
 from tests.audio import make_audio, make_cover
@@ -495,8 +495,15 @@ async def test_partners_tracks_are_the_second_folder(
                 position=position, release_uri="https://far.example/releases/9",
                 release_title="Faraway", stream_url=f"https://far.example/s/{position}",
             ))  # fmt: skip
-        await session.commit()
+        await session.flush()
         first = min(await session.scalars(select(RemoteTrack.id)))
+        two = await session.scalar(select(RemoteTrack.id).where(RemoteTrack.title == "Two"))
+        assert two is not None
+        session.add(
+            RemotePlay(listen_uri="https://here.example/listens/1", user_id=me.user_id,
+                       remote_track_id=two, payee_id=payee.id, listener="p1")
+        )  # fmt: skip
+        await session.commit()
     artists = (await ok(client, me, "getArtists", musicFolderId=2))["artists"]["index"]
     zed = artists[0]["artist"][0]
     assert zed["name"] == "Zed" and zed["id"] == f"par-{first}"
@@ -514,6 +521,9 @@ async def test_partners_tracks_are_the_second_folder(
     assert other["id"] == album["id"]
     listed = await ok(client, me, "getAlbumList2", type="alphabeticalByName")
     assert [a["id"] for a in listed["albumList2"]["album"]] == [album["id"]]
+    recent = (await ok(client, me, "getAlbumList2", type="recent"))["albumList2"]["album"]
+    assert [a["id"] for a in recent] == [album["id"]] and recent[0]["playCount"] == 1
+    assert [(s["title"], s.get("playCount")) for s in whole["song"]] == [("One", None), ("Two", 1)]
     info = (await ok(client, me, "getArtistInfo2", id=zed["id"]))["artistInfo2"]
     assert info["biography"] == "From far away"
     everything = await ok(client, me, "search3", query="")
