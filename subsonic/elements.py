@@ -6,7 +6,7 @@ Attribute names and element order follow the XSD; ``None`` leaves an attribute o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,12 +39,17 @@ class Song:
     comment: str | None = None  # why the listener gets the preview, if they do
     isrc: str | None = None
     path: str | None = None
+    partner: bool = False  # a partner's track (its id is a ``tr-…`` all the same)
+
+    @property
+    def ref(self) -> str:
+        return ids.make(ids.Kind.TRACK, self.id)
 
 
 def song(item: Song) -> Node:
     node = Node(
         {
-            "id": ids.make(ids.Kind.TRACK, item.id),
+            "id": item.ref,
             "parent": item.album_ref,
             "isDir": False,
             "title": item.title,
@@ -195,3 +200,53 @@ def artist(item: Artist, albums: Iterable[Album] | None = None) -> Node:
 
 def genre(name: str, songs: int, albums: int) -> Node:
     return Node({"songCount": songs, "albumCount": albums}, text=name)
+
+
+def index_artist(item: Artist) -> Node:
+    """An artist as ``getIndexes`` lists it (the ``Artist`` type, not ``ArtistID3``)."""
+    return Node(
+        {
+            "id": item.ref,
+            "name": item.name,
+            "starred": item.starred,
+            "coverArt": item.cover_ref,
+            "artistImageUrl": item.image_url,
+        }
+    )
+
+
+def indexed(
+    artists: Iterable[Artist], letter_of: Callable[[Artist], str]
+) -> list[tuple[str, list[Artist]]]:
+    """Artists grouped by index letter, groups in order, as sorted within each."""
+    groups: dict[str, list[Artist]] = {}
+    for item in artists:
+        groups.setdefault(letter_of(item), []).append(item)
+    return sorted(groups.items(), key=lambda pair: (pair[0] == "#", pair[0]))
+
+
+def artist_info(
+    biography: str | None,
+    small: str | None,
+    medium: str | None,
+    large: str | None,
+    similar: Iterable[Node] = (),
+) -> Node:
+    """``ArtistInfo`` / ``ArtistInfo2``: biography, the image URLs, similar artists (Last.fm
+    and MusicBrainz are left out: nothing here knows them)."""
+    node = Node()
+    node.text_child("biography", biography)
+    node.text_child("smallImageUrl", small)
+    node.text_child("mediumImageUrl", medium)
+    node.text_child("largeImageUrl", large)
+    node.many("similarArtist", similar)
+    return node
+
+
+def album_info(notes: str | None, small: str | None, medium: str | None, large: str | None) -> Node:
+    node = Node()
+    node.text_child("notes", notes)
+    node.text_child("smallImageUrl", small)
+    node.text_child("mediumImageUrl", medium)
+    node.text_child("largeImageUrl", large)
+    return node

@@ -1,7 +1,12 @@
 """Subsonic ids are opaque strings. Ours say what they name, so that one parameter can
 name an artist, an album or a song (``getMusicDirectory``, ``getCoverArt``, ``star``):
-``ar-12`` an artist, ``al-5`` a release, ``tr-7`` a track (ours or a partner's: they share
-one id space), ``pl-3`` a playlist. Music folders are plain numbers, as the XSD has them.
+``ar-12`` an artist, ``al-5`` a release, ``tr-7`` a track, ``pl-3`` a playlist.
+
+A partner's tracks (``models.remote_plays.RemoteTrack``) take their ids from the same
+sequence as ours, so ``tr-7`` names one track of either origin. Partners' releases and
+artists have no table here: ``pal-7`` is the partner release that track 7 belongs to (any
+of its tracks names it; the one shown is its lowest-numbered track), ``par-7`` likewise
+the partner artist who made track 7. Music folders are plain numbers, as the XSD has them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ class Kind(StrEnum):
     ALBUM = "al"
     TRACK = "tr"
     PLAYLIST = "pl"
+    PARTNER_ALBUM = "pal"
+    PARTNER_ARTIST = "par"
 
 
 def make(kind: Kind, number: int) -> str:

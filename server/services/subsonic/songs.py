@@ -4,7 +4,7 @@ when their wallet does not cover the next paid play, why they will hear the prev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -27,9 +27,10 @@ from models.catalogue import (
 from models.federation import RemoteActor
 from models.plays import ListenerTrack, Play
 from models.pricing import play_cost
-from models.remote_plays import RemoteListenerTrack, RemoteTrack
+from models.remote_plays import RemoteListenerTrack, RemotePlay, RemoteTrack
 from subsonic import ids
 from subsonic.elements import Song
+from subsonic.errors import SubsonicError
 
 DEFAULT_ROLE = FileRole.STREAM_MP3  # what ``stream`` sends unless asked for another format
 
@@ -163,11 +164,39 @@ async def local_songs(
     return songs
 
 
+async def partner_refs(
+    session: AsyncSession, release_uris: Collection[str], artist_uris: Collection[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The number that names each partner release and artist (``pal-…``, ``par-…``): the
+    lowest id of their tracks known here (see :mod:`subsonic.ids`)."""
+    releases: dict[str, int] = {}
+    artists: dict[str, int] = {}
+    if release_uris:
+        releases = {
+            uri: number
+            for uri, number in await session.execute(
+                select(RemoteTrack.release_uri, func.min(RemoteTrack.id))
+                .where(RemoteTrack.release_uri.in_(list(release_uris)))
+                .group_by(RemoteTrack.release_uri)
+            )
+        }
+    if artist_uris:
+        artists = {
+            uri: number
+            for uri, number in await session.execute(
+                select(RemoteTrack.artist_uri, func.min(RemoteTrack.id))
+                .where(RemoteTrack.artist_uri.in_(list(artist_uris)))
+                .group_by(RemoteTrack.artist_uri)
+            )
+        }
+    return releases, artists
+
+
 async def partner_songs(
     session: AsyncSession, purse: Wallet, track_ids: Sequence[int]
 ) -> dict[int, Song]:
     """Partners' tracks among ``track_ids``, as songs (the artist's name as their server
-    gave it; no album id here)."""
+    gave it)."""
     if not track_ids:
         return {}
     rows = (
@@ -186,6 +215,20 @@ async def partner_songs(
             )
         )
     }
+    plays = {
+        track_id: (count, last)
+        for track_id, count, last in await session.execute(
+            select(RemotePlay.remote_track_id, func.count(), func.max(RemotePlay.at))
+            .where(
+                RemotePlay.user_id == purse.user_id,
+                RemotePlay.remote_track_id.in_([row[0].id for row in rows]),
+            )
+            .group_by(RemotePlay.remote_track_id)
+        )
+    }
+    releases, artists = await partner_refs(
+        session, {row[0].release_uri for row in rows}, {row[0].artist_uri for row in rows}
+    )
     songs = {}
     for remote, artist_name in rows:
         state = counts.get(remote.id)
@@ -194,13 +237,14 @@ async def partner_songs(
         comment = None
         if not (remote.free or owned) and purse.balance < price:
             comment = preview_reason(price, purse.balance)
+        count, last = plays.get(remote.id, (None, None))
         songs[remote.id] = Song(
             id=remote.id,
             title=remote.title,
             album=remote.release_title,
-            album_ref=None,
+            album_ref=ids.make(ids.Kind.PARTNER_ALBUM, releases[remote.release_uri]),
             artist=artist_name or remote.artist_uri,
-            artist_ref=None,
+            artist_ref=ids.make(ids.Kind.PARTNER_ARTIST, artists[remote.artist_uri]),
             track=remote.position,
             disc=None,
             year=None,
@@ -211,16 +255,33 @@ async def partner_songs(
             content_type="audio/mpeg",
             suffix="mp3",
             bitrate_kbps=None,
+            play_count=count,
+            played=last,
             comment=comment,
+            partner=True,
         )
     return songs
 
 
 async def songs(session: AsyncSession, purse: Wallet, track_ids: Sequence[int]) -> list[Song]:
-    """The tracks with these ids (of any origin) the listener may see, in the order given;
-    the others are left out."""
+    """The tracks with these ids, of either origin (they share one id space), that the
+    listener may see, in the order given; the others are left out."""
     local = await local_songs(session, purse, track_ids)
-    rest = [track_id for track_id in track_ids if track_id not in local]
-    partner = await partner_songs(session, purse, rest)
+    partner = await partner_songs(session, purse, [n for n in track_ids if n not in local])
     found = local | partner
-    return [found[track_id] for track_id in track_ids if track_id in found]
+    return [found[n] for n in track_ids if n in found]
+
+
+async def songs_by_ref(session: AsyncSession, purse: Wallet, refs: Sequence[str]) -> list[Song]:
+    """The songs named by Subsonic ids (``tr-…``), in the order given; other ids and songs
+    the listener may not see are left out."""
+    numbers = []
+    for ref in refs:
+        try:
+            kind, number = ids.parse(ref)
+        except SubsonicError:
+            continue
+        if kind is ids.Kind.TRACK:
+            numbers.append(number)
+    found = {song.ref: song for song in await songs(session, purse, numbers)}
+    return [found[ref] for ref in refs if ref in found]
