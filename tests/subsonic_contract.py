@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
+import httpx
 import xmlschema
 from quart.typing import TestClientProtocol as Client
 
@@ -165,3 +166,16 @@ async def call_both(
     json_text = await json_answer.get_data(as_text=True)
     body = assert_same_answer(xml_text, json_text)
     return parse_xml(xml_text), body
+
+
+def call_both_over_http(
+    http: httpx.Client, method: str, params: dict[str, str], credentials: dict[str, str]
+) -> tuple[ElementTree.Element, dict[str, Any]]:
+    """:func:`call_both` against a running instance (``http`` has its base URL)."""
+    query = {**credentials, **params, "c": "contract-test"}
+    xml_answer = http.get(f"/rest/{method}.view", params={**query, "v": API_VERSION})
+    json_answer = http.get(f"/rest/{method}", params={**query, "f": "json"})
+    assert xml_answer.headers["content-type"].startswith("text/xml"), xml_answer.headers
+    assert json_answer.headers["content-type"].startswith("application/json"), json_answer.headers
+    body = assert_same_answer(xml_answer.text, json_answer.text)
+    return parse_xml(xml_answer.text), body

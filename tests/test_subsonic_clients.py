@@ -28,6 +28,7 @@ import pytest
 from tests.audio import make_audio
 from tests.conftest import fresh_database
 from tests.instances import Instance, make_instance
+from tests.subsonic_contract import call_both_over_http
 
 pytestmark = pytest.mark.slow
 
@@ -273,6 +274,28 @@ def test_subsonic_api_under_node(site: Site) -> None:
     site.instance.cli("app-password", "revoke", "omar", "subsonic-api")
     refused = _node("refused", {**config, "password": old, "current": current})
     assert refused == {"wrongPassword": 40, "revoked": 40, "badSalt": 40, "current": "ok"}
+
+
+def test_the_contract_over_http(site: Site) -> None:
+    """What the clients read, valid in both formats as a running instance sends it (the
+    in-process cases of tests/test_subsonic_contract.py cover every method)."""
+    vera = listener(site, "vera", 0, "contract")
+    key = {"apiKey": vera.api_key}
+    classic = {"u": "vera", "p": vera.app_password}
+    with httpx.Client(base_url=site.instance.base, timeout=30) as http:
+        for credentials in (key, classic):
+            _, body = call_both_over_http(http, "ping", {}, credentials)
+            assert body["status"] == "ok", body
+        _, body = call_both_over_http(http, "search3", {"query": PAID_TITLE}, key)
+        [song] = [s for s in body["searchResult3"]["song"] if s["title"] == PAID_TITLE]
+        calls = [("getArtists", {}), ("getAlbumList2", {"type": "newest"}),
+                 ("getSong", {"id": song["id"]}), ("getAlbum", {"id": song["albumId"]}),
+                 ("getArtist", {"id": song["artistId"]})]  # fmt: skip
+        for method, params in calls:
+            _, body = call_both_over_http(http, method, params, key)
+            assert body["status"] == "ok", (method, body)
+        _, body = call_both_over_http(http, "getAlbum", {"id": "al-999999"}, classic)
+        assert body["error"]["code"] == 70, body
 
 
 def test_the_node_client_is_installed_from_the_lock_file() -> None:
