@@ -76,4 +76,4 @@ messages: $(STAMP)
 	@sed -i '/^"POT-Creation-Date: /d' $(MESSAGES)/*/LC_MESSAGES/messages.po
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis tests/node/node_modules
