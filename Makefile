@@ -9,7 +9,9 @@ PYTEST_ARGS ?=
 
 .PHONY: install system-packages run test lint format bench messages clean demo-royalties
 
-install: system-packages $(STAMP)
+NODE_STAMP := tests/node/node_modules/.installed-stamp
+
+install: system-packages $(STAMP) $(NODE_STAMP)
 
 system-packages:
 	@bash tools/system-packages.sh
@@ -19,6 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --editable '.[dev]'
 	@touch $(STAMP)
+
+# The npm Subsonic client the tests drive against a running instance
+# (tests/test_subsonic_clients.py), exactly as the lock file pins it.
+$(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
 
 run: install
 	$(BIN)/playfair init
@@ -68,4 +76,4 @@ messages: $(STAMP)
 	@sed -i '/^"POT-Creation-Date: /d' $(MESSAGES)/*/LC_MESSAGES/messages.po
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis tests/node/node_modules

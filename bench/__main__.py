@@ -10,10 +10,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout, http, inbox, jobs, plays, royalties, search, streaming
+from bench import fanout, http, inbox, jobs, plays, royalties, search, streaming, subsonic
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
-MODULES = (jobs, http, streaming, search, plays, inbox, fanout, royalties)
+MODULES = (jobs, http, streaming, search, plays, inbox, fanout, royalties, subsonic)
 
 
 def machine() -> str:

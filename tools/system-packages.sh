@@ -2,7 +2,8 @@
 # Installs the Debian packages playfair needs, only those missing, so it is cheap to run
 # again: PostgreSQL (the tests start a throwaway server from its binaries), ffmpeg (the
 # worker transcodes with it), runuser (util-linux; to run PostgreSQL as the postgres
-# user when we are root) and Chromium (the browser tests). Extra commands to provide can
+# user when we are root), Chromium (the browser tests) and Node with npm (the Subsonic
+# client tests run the npm subsonic-api client). Extra commands to provide can
 # be named as arguments, each as COMMAND or COMMAND=PACKAGE (`make bench` asks for nginx).
 set -euo pipefail
 
@@ -16,6 +17,9 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v 
 pg_bin || missing+=(postgresql)
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+# Node and npm for the Subsonic client tests (the npm subsonic-api client, tests/node/).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # The browser tests drive Debian's Chromium with Playwright (never a downloaded browser).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
