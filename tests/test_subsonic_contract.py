@@ -353,6 +353,10 @@ async def _binary(client: Client, case: Case, params: dict[str, str],
         assert answer.status_code == 200, await answer.get_data(as_text=True)
         assert answer.content_type.startswith(case.binary), answer.content_type
         assert len(await answer.get_data()) > 0
-    missing = {key: ("tr-999999" if key == "id" else "nobody") for key in params}
+    # what names the thing is replaced by a name of nothing; the other parameters stay
+    missing = {
+        key: {"id": "tr-999999", "username": "nobody"}.get(key, value)
+        for key, value in params.items()
+    }
     _, body = await call_both(client, case.method, missing, credentials=credentials)
     assert body["status"] == "failed" and body["error"]["code"] == 70, body
