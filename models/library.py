@@ -1,6 +1,6 @@
 """What a listener keeps of the catalogue beyond favourites and playlists
 (``models.catalogue``): albums and artists they starred, and the play queue an app saved
-so another app can take it up (docs/architecture.md#the-subsonic-api).
+so another app can take it up (docs/architecture.md, "Where things live"; docs/decisions.md).
 
 Favourites of tracks stay ``favourites`` (the web's and the Subsonic API's alike); these
 tables hold what only the Subsonic API names.
