@@ -1,6 +1,7 @@
 """What a listener keeps of the catalogue beyond favourites and playlists
-(``models.catalogue``): albums and artists they starred, and the play queue an app saved
-so another app can take it up (docs/architecture.md, "Where things live"; docs/decisions.md).
+(``models.catalogue``): albums and artists they starred, the play queue an app saved
+so another app can take it up, and what their apps say they are playing
+(docs/architecture.md, "Where things live"; docs/decisions.md).
 
 Favourites of tracks stay ``favourites`` (the web's and the Subsonic API's alike); these
 tables hold what only the Subsonic API names.
@@ -11,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, JSONDocument, UTCDateTime, utcnow
+from models.base import Base, BigIntId, JSONDocument, UTCDateTime, utcnow
 
 MAX_QUEUE = 1000  # tracks one saved play queue holds
 
@@ -62,3 +63,17 @@ class PlayQueue(Base):
     position_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     changed_by: Mapped[str] = mapped_column(String(100), default="")
+
+
+class NowPlaying(Base):
+    """What an app last said its listener started playing (Subsonic's ``scrobble`` with
+    ``submission=false``), one row per listener and app; the id is the ``playerId``."""
+
+    __tablename__ = "now_playing"
+    __table_args__ = (UniqueConstraint("user_id", "player", name="uq_now_playing_user_player"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    player: Mapped[str] = mapped_column(String(100))  # the app's name, its ``c`` parameter
+    track_id: Mapped[int] = mapped_column(BigInteger)  # ours or a partner's
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

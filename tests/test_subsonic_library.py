@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
+import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, select, update
@@ -19,10 +20,13 @@ from models.base import utcnow
 from models.catalogue import Favourite, Playlist, PlaylistItem, Track
 from models.federation import RemoteActor
 from models.library import AlbumStar, ArtistStar, PlayQueue
+from models.library import NowPlaying as NowPlayingRow
 from models.plays import PlaySession
 from models.remote_plays import RemotePlaySession, RemoteTrack
 from models.users import Role
 from server.services import plays
+from server.services.errors import NotFoundError
+from server.services.subsonic import queue
 from server.web.current import resources_of
 from subsonic.envelope import NAMESPACE
 from tests.audio import make_audio
@@ -396,3 +400,46 @@ async def test_now_playing_shows_only_ones_own_but_all_to_an_admin(
     assert (await ok(client, artist, "getNowPlaying"))["nowPlaying"].get("entry", []) == []
     root = await xml(client, admin, "getNowPlaying")
     assert [e.get("username") for e in root.iter(f"{NS}entry")] == ["lena"]
+
+
+async def test_what_an_app_says_it_plays_names_the_player(
+    app: Quart, client: Client, artist: Account, tmp_path: Path
+) -> None:
+    first, second = await tracks(app, client, artist, tmp_path, 2, "?publish=1")
+    partner = await partner_track(app)
+    lena = await make_account(app, "lena", Role.LISTENER)
+    omar = await make_account(app, "omar", Role.LISTENER)
+    async with resources_of(app).sessionmaker() as session:
+        session.add(RemotePlaySession(token="lena-1", user_id=lena.user_id,
+                                      remote_track_id=int(partner[3:])))  # fmt: skip
+        await session.commit()
+    async with resources_of(app).sessionmaker() as session:
+        await queue.record_now_playing(session, lena.user_id, int(first[3:]), "DSub")
+        await session.commit()
+    async with resources_of(app).sessionmaker() as session:
+        # the app moves on: the same player, a new song
+        await queue.record_now_playing(session, lena.user_id, int(second[3:]), "DSub")
+        await queue.record_now_playing(session, lena.user_id, int(partner[3:]), "Feishin")
+        with pytest.raises(NotFoundError):
+            await queue.record_now_playing(session, lena.user_id, 999_999, "DSub")
+        await session.commit()
+    assert await count_rows(app, NowPlayingRow) == 2
+
+    # what the apps said is newer than the play session: the session is not shown
+    body = (await ok(client, lena, "getNowPlaying"))["nowPlaying"]
+    entries = sorted((e["id"], e["playerName"]) for e in body["entry"])
+    assert entries == sorted([(second, "DSub"), (partner, "Feishin")])
+    assert len({e["playerId"] for e in body["entry"]}) == 2
+    assert all(e["playerId"] > 0 for e in body["entry"])
+    assert (await ok(client, omar, "getNowPlaying"))["nowPlaying"].get("entry", []) == []
+
+    # a report older than its track is over
+    async with resources_of(app).sessionmaker() as session:
+        await session.execute(
+            update(NowPlayingRow)
+            .where(NowPlayingRow.player == "DSub")
+            .values(at=utcnow() - timedelta(seconds=30))
+        )
+        await session.commit()
+    root = await xml(client, lena, "getNowPlaying")
+    assert [e.get("playerName") for e in root.iter(f"{NS}entry")] == ["Feishin"]

@@ -1,12 +1,12 @@
-"""stars of albums and artists, saved play queues, when a playlist last changed
+"""stars of albums and artists, saved play queues, now playing, when a playlist changed
 
 Revision ID: e2b7c91d4f30
 Revises: c4a7e19d3b52
 Create Date: 2026-12-02 15:00:00.000000+00:00
 
 What the Subsonic API's library keeps beyond favourites and playlists: albums and
-artists a listener starred, the play queue an app saved, and the moment a playlist last
-changed (apps sync a playlist again when it moves).
+artists a listener starred, the play queue an app saved, what apps say is playing, and
+the moment a playlist last changed (apps sync a playlist again when it moves).
 """
 
 from collections.abc import Sequence
@@ -68,6 +68,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_play_queues")),
         sqlite_autoincrement=True,
     )
+    op.create_table(
+        "now_playing",
+        sa.Column("id", ID, autoincrement=True, nullable=False),
+        sa.Column("user_id", ID, nullable=False),
+        sa.Column("player", sa.String(length=100), nullable=False),
+        sa.Column("track_id", sa.BigInteger(), nullable=False),
+        sa.Column("at", MOMENT, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_now_playing_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_now_playing")),
+        sa.UniqueConstraint("user_id", "player", name="uq_now_playing_user_player"),
+        sqlite_autoincrement=True,
+    )
     with op.batch_alter_table("playlists") as batch:
         batch.add_column(sa.Column("changed_at", MOMENT, nullable=True))
 
@@ -75,6 +92,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("playlists") as batch:
         batch.drop_column("changed_at")
+    op.drop_table("now_playing")
     op.drop_table("play_queues")
     op.drop_index(op.f("ix_artist_stars_artist_id"), table_name="artist_stars")
     op.drop_table("artist_stars")

@@ -1,7 +1,8 @@
 """The play queue an app saves so another can take it up (``savePlayQueue`` /
 ``getPlayQueue``, one per listener, models.library), and what is being played now
-(``getNowPlaying``): open play sessions of either origin started no longer ago than
-their track lasts.
+(``getNowPlaying``): what apps said they started (``record_now_playing``, for
+``scrobble submission=false``) and open play sessions of either origin, each while no
+longer ago than its track lasts.
 
 Listeners here are pseudonymous to each other, so a listener sees only their own
 plays in ``getNowPlaying``; an admin sees everybody's (docs/decisions.md)."""
@@ -11,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.catalogue import Track
 from models.library import MAX_QUEUE, PlayQueue
+from models.library import NowPlaying as NowPlayingRow
 from models.plays import PlaySession
 from models.remote_plays import RemotePlaySession, RemoteTrack
 from models.users import User
@@ -85,13 +88,56 @@ async def load(session: AsyncSession, viewer: Viewer) -> PlayQueueValue | None:
     )
 
 
+async def record_now_playing(
+    session: AsyncSession, user_id: int, track_id: int, client: str
+) -> None:
+    """An app says its listener started this track (``scrobble`` with
+    ``submission=false``): kept as that app's now playing, in the caller's transaction
+    (the caller commits). A track that is not here is refused (404)."""
+    known = await session.scalar(select(Track.id).where(Track.id == track_id)) or (
+        await session.scalar(select(RemoteTrack.id).where(RemoteTrack.id == track_id))
+    )
+    if known is None:
+        raise NotFoundError(f"there is no song {ids.make(ids.Kind.TRACK, track_id)}")
+    player = client[:CLIENT_NAME]
+    values = {"track_id": track_id, "at": utcnow()}
+    mine = (NowPlayingRow.user_id == user_id) & (NowPlayingRow.player == player)
+    moved = await session.execute(update(NowPlayingRow).where(mine).values(**values))
+    if getattr(moved, "rowcount", 0):
+        return
+    try:
+        async with session.begin_nested():
+            session.add(NowPlayingRow(user_id=user_id, player=player, **values))
+    except IntegrityError:  # the same app said so at the same moment: the later one wins
+        await session.execute(update(NowPlayingRow).where(mine).values(**values))
+
+
 async def now_playing(
     session: AsyncSession, viewer: Viewer, now: datetime | None = None
 ) -> list[NowPlaying]:
-    """For each listener the viewer may see (themselves; everybody for an admin), the
-    newest play session still within its track's length."""
+    """For each listener the viewer may see (themselves; everybody for an admin), what
+    each of their apps said it started, and the newest play session if it is newer than
+    those; each only while within its track's length."""
     now = now or utcnow()
     since = now - NOW_PLAYING_WINDOW
+    others = not viewer.is_admin
+    # (started, track id, username, player id, player name) of each candidate
+    found: list[tuple[datetime, int, str, int, str | None]] = []
+    reported_at: dict[int, datetime] = {}
+    for track_table in (Track, RemoteTrack):
+        reported = (
+            select(NowPlayingRow, track_table.duration_ms, User.username)
+            .join(track_table, track_table.id == NowPlayingRow.track_id)
+            .join(User, User.id == NowPlayingRow.user_id)
+            .where(NowPlayingRow.at >= since)
+        )
+        if others:
+            reported = reported.where(NowPlayingRow.user_id == viewer.user_id)
+        for row, length, username in await session.execute(reported):
+            if row.at + timedelta(milliseconds=length) < now:
+                continue
+            found.append((row.at, row.track_id, username, row.id, row.player or None))
+            reported_at[row.user_id] = max(row.at, reported_at.get(row.user_id, row.at))
     local = (
         select(PlaySession.user_id, PlaySession.track_id, PlaySession.started_at,
                Track.duration_ms, User.username)
@@ -106,7 +152,7 @@ async def now_playing(
         .join(User, User.id == RemotePlaySession.user_id)
         .where(RemotePlaySession.started_at >= since)
     )  # fmt: skip
-    if not viewer.is_admin:
+    if others:
         local = local.where(PlaySession.user_id == viewer.user_id)
         remote = remote.where(RemotePlaySession.user_id == viewer.user_id)
     newest: dict[int, tuple[datetime, int, str]] = {}
@@ -116,19 +162,24 @@ async def now_playing(
                 continue  # over by now
             if user_id not in newest or newest[user_id][0] < started:
                 newest[user_id] = (started, track_id, username)
-    playing = sorted(newest.values(), key=lambda item: item[0], reverse=True)
+    for user_id, (started, track_id, username) in newest.items():
+        if user_id not in reported_at or reported_at[user_id] < started:
+            found.append((started, track_id, username, 0, None))
+    found.sort(key=lambda item: item[0], reverse=True)
     purse = await song_rows.wallet(session, viewer.user_id)
-    found = {
+    songs = {
         entry.id: entry
-        for entry in await song_rows.songs(session, purse, [track for _, track, _ in playing])
+        for entry in await song_rows.songs(session, purse, [item[1] for item in found])
     }
     return [
         NowPlaying(
-            song=found[track_id],
+            song=songs[track_id],
             username=username,
             minutes_ago=int((now - started).total_seconds() // 60),
-            player_id=0,  # a play session does not know which app opened it
+            # a play session does not know which app opened it: player 0
+            player_id=player_id,
+            player_name=player_name,
         )
-        for started, track_id, username in playing
-        if track_id in found
+        for started, track_id, username, player_id, player_name in found
+        if track_id in songs
     ]
