@@ -139,7 +139,7 @@ async def test_stars_are_the_web_favourites_in_xml_and_json(
     lena = await make_account(app, "lena", Role.LISTENER)
     album, performer = await album_of(app, first)
 
-    await ok(client, lena, "star", id=first, albumId=album, artistId=performer)
+    await xml(client, lena, "star", id=first, albumId=album, artistId=performer)
     await ok(client, lena, "star", id=first)  # twice is fine
     body = (await ok(client, lena, "getStarred2"))["starred2"]
     assert [song["id"] for song in body["song"]] == [first]
@@ -170,7 +170,7 @@ async def test_stars_are_the_web_favourites_in_xml_and_json(
     body = (await ok(client, lena, "getStarred2"))["starred2"]
     assert {song["id"] for song in body["song"]} == {first, second}
 
-    await ok(client, lena, "unstar", id=[first, second], albumId=album, artistId=performer)
+    await xml(client, lena, "unstar", id=[first, second], albumId=album, artistId=performer)
     await ok(client, lena, "unstar", id=first)  # not starred: fine
     body = (await ok(client, lena, "getStarred"))["starred"]
     assert body.get("song", []) == [] and body.get("album", []) == []
@@ -263,12 +263,26 @@ async def test_playlists_are_the_web_playlists(
     status, seen = await web_playlist(client, lena, playlist)
     assert [f"tr-{item['track_id']}" for item in seen["items"]] == [songs[0]]
 
-    # a playlist made on the web is one the apps list
+    # a playlist made on the web is one the apps list; one made in XML, the web's too
     answer = await client.post("/api/v1/me/playlists", headers=lena.headers, json={"title": "Web"})
     assert answer.status_code == 201
+    root = await xml(client, lena, "createPlaylist", name="Night", songId=songs[4])
+    night = root.find(f"{NS}playlist")
+    assert [e.get("id") for e in night.findall(f"{NS}entry")] == [songs[4]]
+    status, seen = await web_playlist(client, lena, night.get("id"))
+    assert status == 200 and seen["title"] == "Night"
     listed = (await ok(client, lena, "getPlaylists"))["playlists"]["playlist"]
-    assert [item["name"] for item in listed] == ["Evening", "Web"]
+    assert [item["name"] for item in listed] == ["Evening", "Web", "Night"]
 
+    # read-only credentials change nothing
+    reader = await make_account(app, "lena_reads", Role.LISTENER, scopes="read")
+    await refused(client, reader, 50, "createPlaylist", name="No")
+    await refused(client, reader, 50, "deletePlaylist", id=playlist)
+    await refused(client, reader, 50, "savePlayQueue", id=songs[0])
+
+    await xml(client, lena, "updatePlaylist", playlistId=night.get("id"), name="Late")
+    assert (await web_playlist(client, lena, night.get("id")))[1]["title"] == "Late"
+    await xml(client, lena, "deletePlaylist", id=night.get("id"))
     await ok(client, lena, "deletePlaylist", id=playlist)
     status, _ = await web_playlist(client, lena, playlist)
     assert status == 404
@@ -360,6 +374,10 @@ async def test_play_queue_round_trip(
         row = await session.get(PlayQueue, lena.user_id)
         assert row is not None and len(row.track_ids) == 4 and row.position_ms == 61_500
 
+    await xml(client, lena, "savePlayQueue", id=songs[0])
+    assert [e["id"] for e in (await ok(client, lena, "getPlayQueue"))["playQueue"]["entry"]] == [
+        songs[0]
+    ]  # fmt: skip
     await ok(client, lena, "savePlayQueue")  # no ids: forget it
     assert "playQueue" not in await ok(client, lena, "getPlayQueue")
     assert await count_rows(app, PlayQueue) == 0
