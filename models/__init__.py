@@ -26,6 +26,7 @@ def load_all() -> MetaData:
     import models.jobs
     import models.keys
     import models.ledger
+    import models.library
     import models.membership
     import models.oauth
     import models.plays

@@ -247,6 +247,9 @@ class Playlist(Base):
         str_enum(Visibility, 16), default=Visibility.DRAFT
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the last change of its title, visibility or tracks (None: none since it was made);
+    # apps of the Subsonic API sync a playlist again when this moves
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class PlaylistItem(Base):

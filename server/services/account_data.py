@@ -62,6 +62,7 @@ from models.catalogue import (
 from models.federation import ActorKey, Delivery, Follow, InboxItem, Interaction, OutboundActivity
 from models.handles import Handle
 from models.ledger import AccountKind, LedgerAccount, LedgerEntry, LedgerTransaction, Payout
+from models.library import AlbumStar, ArtistStar, NowPlaying, PlayQueue
 from models.membership import Member, ShareTransaction
 from models.oauth import AuthorizationCode, OAuthClient, RefreshToken
 from models.plays import ListenerTrack, Play, PlaySession
@@ -175,6 +176,10 @@ def row_filters(scope: AccountScope) -> dict[str, ColumnElement[bool]]:
         "favourites": Favourite.user_id == uid,
         "playlists": Playlist.user_id == uid,
         "playlist_items": PlaylistItem.playlist_id.in_(playlists),
+        "album_stars": AlbumStar.user_id == uid,
+        "artist_stars": ArtistStar.user_id == uid,
+        "play_queues": PlayQueue.user_id == uid,
+        "now_playing": NowPlaying.user_id == uid,
         "listener_tracks": ListenerTrack.user_id == uid,
         "play_sessions": PlaySession.user_id == uid,
         "plays": Play.user_id == uid,

@@ -10,7 +10,7 @@ from urllib.parse import quote_plus, urlsplit
 
 from quart import Blueprint, current_app, redirect, request, url_for
 from quart.typing import ResponseReturnValue
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import BadRequest, NotFound
 
@@ -34,6 +34,7 @@ from models.remote_plays import RemoteTrack
 from models.search import DocumentKind, search
 from models.users import User
 from server.runtime.values import whole_number
+from server.services import favourites as favourite_tracks
 from server.services import playlists, plays
 from server.services.activitypub import follows as following
 from server.services.activitypub.context import federation_of
@@ -124,15 +125,10 @@ async def toggle_favourite(track_id: int) -> ResponseReturnValue:
         track = await session.get(Track, track_id)
         if track is None:
             raise NotFound(_("There is no such track."))
-        existing = await session.get(Favourite, (user.id, track_id))
-        if existing is None:
-            session.add(Favourite(user_id=user.id, track_id=track_id))
+        if await favourite_tracks.is_favourite(session, user.id, track_id):
+            await favourite_tracks.remove(session, user.id, [track_id])
         else:
-            await session.execute(
-                delete(Favourite).where(
-                    Favourite.user_id == user.id, Favourite.track_id == track_id
-                )
-            )
+            await favourite_tracks.add(session, user.id, [track_id])
         await session.commit()
     return redirect(back(f"/tracks/{track_id}"))
 
