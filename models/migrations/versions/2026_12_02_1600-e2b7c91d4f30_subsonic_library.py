@@ -1,7 +1,7 @@
 """stars of albums and artists, saved play queues, now playing, when a playlist changed
 
 Revision ID: e2b7c91d4f30
-Revises: c4a7e19d3b52
+Revises: a7c3e5f1b9d2
 Create Date: 2026-12-02 15:00:00.000000+00:00
 
 What the Subsonic API's library keeps beyond favourites and playlists: albums and
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 import models.base
 
 revision: str = "e2b7c91d4f30"
-down_revision: str | None = "c4a7e19d3b52"
+down_revision: str | None = "a7c3e5f1b9d2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
