@@ -19,6 +19,7 @@ from sqlalchemy import event, select, update
 from models.base import utcnow
 from models.catalogue import Artist, Favourite, Release, Tag, Track, release_tags
 from models.federation import RemoteActor
+from models.library import AlbumStar
 from models.plays import Play, PlayOutcome
 from models.remote_plays import RemotePlay, RemoteTrack
 from models.users import Role
@@ -192,6 +193,8 @@ async def test_album_lists_of_every_type_with_paging(
     now = utcnow()
     async with resources_of(app).sessionmaker() as session:
         session.add(Favourite(user_id=me.user_id, track_id=lib.tracks["Shine"]))
+        # a starred album is a star of its own; a favourite track does not star its album
+        session.add(AlbumStar(user_id=me.user_id, release_id=lib.releases["Éclat"]))
         session.add(Favourite(user_id=lib.mira.user_id, track_id=lib.tracks["Shine"]))
         session.add(Favourite(user_id=lib.mira.user_id, track_id=lib.tracks["Owl"]))
         for minutes, title in ((30, "Owl"), (20, "Owl"), (10, "Morning")):
@@ -308,6 +311,9 @@ async def test_genres_random_songs_top_and_similar_songs_and_infos(
                 release_tags.insert().values(release_id=lib.releases[title], tag_id=tag.id)
             )
         await session.commit()
+    # Noon is a favourite now, which does not star its album
+    listed = await ok(client, me, "getAlbumList2", type="starred")
+    assert listed["albumList2"] == {"album": []}
     top = (await ok(client, me, "getTopSongs", artist="aurora"))["topSongs"]["song"]
     assert [s["title"] for s in top][:1] == ["Noon"] and len(top) == 3
     assert (await ok(client, me, "getTopSongs", artist="nobody"))["topSongs"] == {"song": []}

@@ -36,6 +36,7 @@ from models.catalogue import (
     release_tags,
 )
 from models.federation import RemoteActor
+from models.library import AlbumStar, ArtistStar
 from models.plays import Play
 from models.profiles import ActorImage, ImageRole, ImageState
 from models.remote_plays import RemotePlay, RemoteTrack
@@ -178,10 +179,9 @@ async def local_albums(
     starred = {
         release_id: at
         for release_id, at in await session.execute(
-            select(Track.release_id, func.max(Favourite.created_at))
-            .join(Favourite, Favourite.track_id == Track.id)
-            .where(Favourite.user_id == purse.user_id, Track.release_id.in_(found))
-            .group_by(Track.release_id)
+            select(AlbumStar.release_id, AlbumStar.created_at).where(
+                AlbumStar.user_id == purse.user_id, AlbumStar.release_id.in_(found)
+            )
         )
     }
     plays = {
@@ -466,13 +466,10 @@ async def _local_entries(
             return [((-c, -_ts(at), n), ref(n)) for n, c, at in rows]
         return [((-_ts(at), n), ref(n)) for n, _c, at in rows]
     if kind is ListType.STARRED:
-        last = func.max(Favourite.created_at)
         rows = await session.execute(
-            select(Track.release_id, last)
-            .join(Favourite, Favourite.track_id == Track.id)
-            .where(Favourite.user_id == user_id, Track.release_id.in_(shown))
-            .group_by(Track.release_id)
-            .order_by(last.desc(), Track.release_id)
+            select(AlbumStar.release_id, AlbumStar.created_at)
+            .where(AlbumStar.user_id == user_id, AlbumStar.release_id.in_(shown))
+            .order_by(AlbumStar.created_at.desc(), AlbumStar.release_id)
             .limit(window)
         )
         return [((-_ts(at), n), ref(n)) for n, at in rows]
@@ -618,6 +615,15 @@ async def local_artists(
         query = query.where(Artist.id.in_(list(artist_ids)))
     rows = (await session.execute(query)).all()
     pictures = await avatars(session, [artist.name for artist, _n in rows])
+    starred = {
+        artist_id: at
+        for artist_id, at in await session.execute(
+            select(ArtistStar.artist_id, ArtistStar.created_at).where(
+                ArtistStar.user_id == user_id,
+                ArtistStar.artist_id.in_([artist.id for artist, _n in rows]),
+            )
+        )
+    }
     items = []
     for artist, count in rows:
         picture = pictures.get(artist.name)
@@ -631,6 +637,7 @@ async def local_artists(
                 if picture
                 else None,
                 sort_name=sort_name(artist.display_name),
+                starred=starred.get(artist.id),
             )
         )
     return sorted(items, key=lambda item: (item.sort_name or "", item.ref))

@@ -8,34 +8,27 @@ listener may see refuses the whole call."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.catalogue import (
     Artist,
     Favourite,
-    FileRole,
-    MediaFile,
     Release,
-    Tag,
     Track,
     TrackStatus,
     Visibility,
-    release_tags,
 )
 from models.library import AlbumStar, ArtistStar
 from models.remote_plays import RemoteTrack
 from server.services import favourites
 from server.services.errors import NotFoundError, Refused
+from server.services.subsonic import catalogue
 from server.services.subsonic import songs as song_rows
-from server.services.subsonic.songs import Wallet, cover_ref
+from server.services.subsonic.songs import Wallet
 from subsonic import ids
-from subsonic.elements import Album
-from subsonic.elements import Artist as ArtistValue
 from subsonic.library import Starred
 
 PARTNER_TRACK = (
@@ -153,104 +146,9 @@ async def unstar(session: AsyncSession, user_id: int, targets: Targets) -> None:
     await session.commit()
 
 
-async def albums(
-    session: AsyncSession, user_id: int, release_ids: Sequence[int],
-    starred: dict[int, datetime] | None = None,
-) -> list[Album]:  # fmt: skip
-    """The releases among ``release_ids`` the listener may see, as albums, in that order
-    (their songs' count and length count ready tracks)."""
-    if not release_ids:
-        return []
-    rows = {
-        release.id: (release, artist)
-        for release, artist in await session.execute(
-            select(Release, Artist)
-            .join(Artist, Artist.id == Release.artist_id)
-            .where(Release.id.in_(release_ids), visible_release(user_id))
-        )
-    }
-    totals = {
-        release_id: (count, length)
-        for release_id, count, length in await session.execute(
-            select(Track.release_id, func.count(), func.coalesce(func.sum(Track.duration_ms), 0))
-            .where(Track.release_id.in_(rows), Track.status == TrackStatus.READY)
-            .group_by(Track.release_id)
-        )
-    }
-    covers = set(
-        await session.scalars(
-            select(MediaFile.release_id).where(
-                MediaFile.release_id.in_(rows), MediaFile.role == FileRole.COVER
-            )
-        )
-    )
-    tags: dict[int, list[str]] = {}
-    for release_id, name in await session.execute(
-        select(release_tags.c.release_id, Tag.name)
-        .join(Tag, Tag.id == release_tags.c.tag_id)
-        .where(release_tags.c.release_id.in_(rows))
-        .order_by(Tag.name)
-    ):
-        tags.setdefault(release_id, []).append(name)
-    found = []
-    for release_id in release_ids:
-        if release_id not in rows:
-            continue
-        release, artist = rows[release_id]
-        count, length = totals.get(release_id, (0, 0))
-        found.append(
-            Album(
-                ref=ids.make(ids.Kind.ALBUM, release.id),
-                name=release.title,
-                artist=artist.display_name,
-                artist_ref=ids.make(ids.Kind.ARTIST, artist.id),
-                cover_ref=cover_ref(release.id, release.id in covers),
-                song_count=int(count),
-                duration_ms=int(length),
-                created=release.published_at or release.created_at,
-                year=release.release_date.year if release.release_date else None,
-                genres=tags.get(release.id, []),
-                starred=(starred or {}).get(release.id),
-                release_date=release.release_date.isoformat() if release.release_date else None,
-                kind=release.kind.value,
-            )
-        )
-    return found
-
-
-async def artists(
-    session: AsyncSession, user_id: int, artist_ids: Sequence[int],
-    starred: dict[int, datetime] | None = None,
-) -> list[ArtistValue]:  # fmt: skip
-    """These artists, in that order, with the count of their releases the listener may see."""
-    if not artist_ids:
-        return []
-    rows = {
-        artist.id: artist
-        for artist in await session.scalars(select(Artist).where(Artist.id.in_(artist_ids)))
-    }
-    counts = {
-        artist_id: count
-        for artist_id, count in await session.execute(
-            select(Release.artist_id, func.count())
-            .where(Release.artist_id.in_(rows), visible_release(user_id))
-            .group_by(Release.artist_id)
-        )
-    }
-    return [
-        ArtistValue(
-            ref=ids.make(ids.Kind.ARTIST, artist_id),
-            name=rows[artist_id].display_name,
-            album_count=int(counts.get(artist_id, 0)),
-            starred=(starred or {}).get(artist_id),
-        )
-        for artist_id in artist_ids
-        if artist_id in rows
-    ]
-
-
-async def starred(session: AsyncSession, purse: Wallet) -> Starred:
-    """Everything the listener starred, the newest star first."""
+async def starred(session: AsyncSession, purse: Wallet, base_url: str) -> Starred:
+    """Everything the listener starred, the newest star first (albums and artists as
+    browsing shows them, ``server.services.subsonic.catalogue``)."""
     user_id = purse.user_id
     track_ids = list(
         await session.scalars(
@@ -273,24 +171,19 @@ async def starred(session: AsyncSession, purse: Wallet) -> Starred:
             .order_by(ArtistStar.created_at.desc(), ArtistStar.artist_id)
         )
     ).all()
+    artist_ids = [artist_id for artist_id, _ in artist_rows]
+    artists = {
+        item.ref: item
+        for item in await catalogue.local_artists(session, user_id, base_url, artist_ids)
+    }
+    release_ids = [release_id for release_id, _ in album_rows]
+    albums = await catalogue.local_albums(session, purse, release_ids)
     return Starred(
-        artists=await artists(
-            session, user_id, [a for a, _ in artist_rows], {a: at for a, at in artist_rows}
-        ),
-        albums=await albums(
-            session, user_id, [r for r, _ in album_rows], {r: at for r, at in album_rows}
-        ),
+        artists=[
+            artists[ids.make(ids.Kind.ARTIST, n)]
+            for n in artist_ids
+            if ids.make(ids.Kind.ARTIST, n) in artists
+        ],
+        albums=[albums[n] for n in release_ids if n in albums],
         songs=await song_rows.songs(session, purse, track_ids),
-    )
-
-
-async def starred_release_ids(session: AsyncSession, user_id: int) -> list[int]:
-    """The releases the listener starred, the newest star first (getAlbumList's
-    ``type=starred`` lists these)."""
-    return list(
-        await session.scalars(
-            select(AlbumStar.release_id)
-            .where(AlbumStar.user_id == user_id)
-            .order_by(AlbumStar.created_at.desc(), AlbumStar.release_id)
-        )
     )

@@ -56,7 +56,7 @@ async def unstar(call: Call) -> Node:
 async def _starred(call: Call) -> Starred:
     async with call.resources.read_sessionmaker() as session:
         purse = await song_rows.wallet(session, call.listener.user_id)
-        return await stars.starred(session, purse)
+        return await stars.starred(session, purse, call.resources.settings.instance.base_url)
 
 
 async def get_starred(call: Call) -> Node:
