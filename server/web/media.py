@@ -99,10 +99,23 @@ async def stream(track_id: int) -> ResponseReturnValue:
     audio = await track.origin.audio(track, mp3=_wants_mp3(), resources=resources)
     if token is None:
         return await send_media(audio.file, cache="private, max-age=3600")
+    gated_for = viewer.user_id if decision.gated and viewer is not None else None
+    return await send_session_audio(audio, here, token, gated_for)
+
+
+async def send_session_audio(
+    audio: plays.Audio, here: plays.Origins, token: str, gated_for: int | None
+) -> ResponseReturnValue:
+    """The audio of the play session ``token`` to its listener, once ``access.may_stream``
+    allowed it: gated (``models.stream_gate``) while its play is not charged, the play
+    charged to ``gated_for`` when the stream passes the free part; in full otherwise
+    (``gated_for`` None). The web player's stream and Subsonic's ``stream`` both send
+    through here."""
     gate = None
-    if decision.gated and viewer is not None:
-        gate = Gate(await _timeline(audio), _charger(here, token, viewer.user_id), resources.clock)
-    # a session's URL is for its listener alone: kept out of shared caches and history
+    if gated_for is not None:
+        resources = resources_of(current_app)
+        gate = Gate(await _timeline(audio), _charger(here, token, gated_for), resources.clock)
+    # a session's audio is for its listener alone: kept out of shared caches and history
     return await send_media(audio.file, cache="private, no-store", gate=gate)
 
 

@@ -1,0 +1,424 @@
+"""Stream-to-own through the Subsonic API (``stream``, ``download``, ``scrobble``), in
+process on both databases with real audio: the same rule as the web player, one charge
+per listening however an app re-requests, seeks or opens a track twice, the preview for
+a thin wallet, downloads only of what the listener owns, scrobbles that claim only once
+enough has been heard, and never a byte past the free part without a charge.
+
+The pacing of the free part runs on the app's clock, which these tests move on as soon as
+it is asked to wait (``FastClock``, as tests/test_stream_gate.py does); the time a
+listening takes on the wall clock (what the play sessions' starts are compared with) is
+played by moving the sessions' start back.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+from sqlalchemy import func, select
+
+from models import ledger
+from models.catalogue import Artist, FileRole, MediaFile
+from models.ledger import AccountKind
+from models.plays import ListenerTrack, Play, PlaySession
+from models.stream_gate import FreePart, free_part
+from models.users import Role
+from server.services import plays
+from server.services.media.gated import StreamCut
+from server.services.media.timeline import timeline_of
+from server.services.money import issue_vouchers, redeem_voucher
+from server.services.subsonic.playing import (
+    Rendition,
+    continues,
+    download_refusal,
+    preview_reason,
+    wants_mp3,
+)
+from server.web.current import resources_of
+from tests.audio import make_audio
+from tests.catalogue_fixtures import Account, make_account, run_worker, upload
+from tests.money_invariants import check_money_invariants
+from tests.test_stream_gate import FastClock
+
+TRACK_SECONDS = 56
+CURVE = [2 << n for n in range(9)]  # 2, 4 … 512
+
+
+class Scene:
+    def __init__(self, app: Quart, client: Client, paid: int, free: int, artist: Account,
+                 listener: Account) -> None:  # fmt: skip
+        self.app, self.client = app, client
+        self.paid, self.free = paid, free
+        self.artist, self.listener = artist, listener
+        self.clock = FastClock()
+        resources_of(app).clock = self.clock
+
+    async def rest(
+        self, method: str, account: Account | None = None, *, params: Sequence[tuple[str, str]]
+        = (), headers: dict[str, str] | None = None,
+    ) -> Any:  # fmt: skip
+        who = account or self.listener
+        query = urlencode([("apiKey", who.token), ("f", "json"), ("c", "test"), *params])
+        return await self.client.get(f"/rest/{method}?{query}", headers=headers or {})
+
+    async def stream(self, account: Account | None = None, *, track: int | None = None,
+                     range_: str | None = None, **params: str) -> Any:  # fmt: skip
+        track_id = self.paid if track is None else track
+        return await self.rest(
+            "stream", account, params=[("id", f"tr-{track_id}"), *params.items()],
+            headers={"Range": range_} if range_ else None,
+        )  # fmt: skip
+
+    async def scrobble(self, submission: bool = True, account: Account | None = None) -> Any:
+        flag = "true" if submission else "false"
+        params = [("id", f"tr-{self.paid}"), ("submission", flag)]
+        answer = await self.rest("scrobble", account, params=params)
+        assert (await answer.get_json())["subsonic-response"]["status"] == "ok"
+        return answer
+
+    async def file(self, role: FileRole, track: int | None = None) -> bytes:
+        async with resources_of(self.app).sessionmaker() as session:
+            file = await session.scalar(
+                select(MediaFile).where(MediaFile.track_id == (track or self.paid),
+                                        MediaFile.role == role)
+            )  # fmt: skip
+        assert file is not None
+        return (resources_of(self.app).settings.media_dir / file.storage_key).read_bytes()
+
+    async def balance(self, key: str | None = None) -> int:
+        async with resources_of(self.app).sessionmaker() as session:
+            return await ledger.balance(session, key or ledger.wallet_key(self.listener.user_id))
+
+    async def count(self, model: type, account: Account | None = None) -> int:
+        who = account or self.listener
+        async with resources_of(self.app).sessionmaker() as session:
+            return (
+                await session.scalar(
+                    select(func.count()).select_from(model).where(model.user_id == who.user_id)  # type: ignore[attr-defined]
+                )
+                or 0
+            )
+
+    async def age_sessions(self, seconds: float = TRACK_SECONDS + 60) -> None:
+        """The wall clock moves on as a listening takes its time."""
+        async with resources_of(self.app).sessionmaker() as session:
+            for row in await session.scalars(select(PlaySession)):
+                row.started_at -= timedelta(seconds=seconds)
+            await session.commit()
+
+    async def invariants(self) -> None:
+        resources = resources_of(self.app)
+        async with resources.sessionmaker() as session:
+            await check_money_invariants(session, resources.settings.money.artist_share_bp)
+
+
+async def give(app: Quart, account: Account, tokens: int) -> None:
+    async with resources_of(app).sessionmaker() as session:
+        [code] = await issue_vouchers(session, tokens, 1, None)
+        await redeem_voucher(session, account.user_id, code)
+
+
+@pytest.fixture
+async def scene(app: Quart, client: Client, tmp_path: Path) -> Scene:
+    artist = await make_account(app, "mira", Role.ARTIST, artist="aurora")
+    long = make_audio(tmp_path / "long.flac", "flac", seconds=TRACK_SECONDS,
+                      tags={"title": "Long Tone"})  # fmt: skip
+    short = make_audio(tmp_path / "free.flac", "flac", seconds=3, frequency=550,
+                       tags={"title": "Free Tone"})  # fmt: skip
+    paid = await (await upload(client, artist, long, query="?publish=1")).get_json()
+    free = await (await upload(client, artist, short, query="?publish=1&free=1")).get_json()
+    await run_worker(app)
+    listener = await make_account(app, "lina", Role.LISTENER)
+    await give(app, listener, 1100)
+    return Scene(app, client, int(paid["track"]["id"]), int(free["track"]["id"]), artist,
+                 listener)  # fmt: skip
+
+
+async def audio_of(answer: Any) -> bytes:
+    body = await answer.get_data()
+    assert answer.status_code in (200, 206), body[:300]
+    assert answer.content_type.startswith("audio/"), answer.content_type
+    return bytes(body)
+
+
+def mp3_free_part(content: bytes) -> FreePart:
+    return free_part(timeline_of(content, "audio/mpeg"))
+
+
+async def test_free_owned_and_own_tracks_stream_in_full(scene: Scene) -> None:
+    mp3 = await scene.file(FileRole.STREAM_MP3)
+    # the artist's own track, a free track, and (once bought) an owned one: the whole
+    # file at once, nothing charged, nothing paced
+    assert await audio_of(await scene.stream(scene.artist)) == mp3
+    free_mp3 = await scene.file(FileRole.STREAM_MP3, scene.free)
+    assert await audio_of(await scene.stream(track=scene.free)) == free_mp3
+    bought = await scene.client.post(f"/api/v1/tracks/{scene.paid}/buy",
+                                     headers=scene.listener.headers)  # fmt: skip
+    assert bought.status_code == 200
+    before = await scene.balance()
+    assert await audio_of(await scene.stream()) == mp3
+    assert await audio_of(await scene.stream(range_="bytes=1000-")) == mp3[1000:]
+    assert await scene.balance() == before == 1100 - 1022
+    assert scene.clock.waited == 0
+    assert await scene.count(Play) == 0
+    await scene.invariants()
+
+
+async def test_a_paid_stream_gives_the_free_part_then_charges_once(scene: Scene) -> None:
+    mp3 = await scene.file(FileRole.STREAM_MP3)
+    async with resources_of(scene.app).sessionmaker() as session:
+        artist_id = await session.scalar(select(Artist.id).where(Artist.name == "aurora"))
+    artist_key = ledger.artist_key(int(artist_id or 0))
+    answer = await scene.stream()
+    assert answer.headers["Content-Length"] == str(len(mp3))
+    assert answer.headers["Cache-Control"] == "private, no-store"
+    assert await audio_of(answer) == mp3
+    # the free part took listening time; past it the play was charged, once
+    assert scene.clock.waited >= 45 - 0.5
+    assert await scene.balance() == 1100 - 2
+    assert (await scene.balance(artist_key), await scene.balance("instance")) == (1, 1)
+    assert await scene.count(Play) == 1
+    # the app continues or seeks (Range), or asks for the start again mid-listening: the
+    # same listening, nothing more to pay
+    waited = scene.clock.waited
+    assert await audio_of(await scene.stream(range_="bytes=5000-")) == mp3[5000:]
+    assert await audio_of(await scene.stream(range_="bytes=0-")) == mp3
+    assert await audio_of(await scene.stream()) == mp3
+    assert scene.clock.waited == waited
+    assert (await scene.balance(), await scene.count(Play)) == (1100 - 2, 1)
+    assert await scene.count(PlaySession) == 1
+    # a new listening, from byte 0 once the last one has had its time: the next play
+    await scene.age_sessions()
+    assert await audio_of(await scene.stream()) == mp3
+    assert (await scene.balance(), await scene.count(Play)) == (1100 - 2 - 4, 2)
+    await scene.invariants()
+
+
+async def test_concurrent_opens_and_range_continuations_charge_once(scene: Scene) -> None:
+    import asyncio
+
+    mp3 = await scene.file(FileRole.STREAM_MP3)
+    free = mp3_free_part(mp3)
+    # an app opens the track twice at once and prefetches from several offsets
+    ranges = [None, "bytes=0-", "bytes=0-1", None] + [
+        f"bytes={free.mark + step * 1999}-" for step in range(8)
+    ]
+    answers = await asyncio.gather(*(scene.stream(range_=r) for r in ranges))
+    for answer, asked in zip(answers, ranges, strict=True):
+        body = await audio_of(answer)
+        start = int(asked.split("=")[1].split("-")[0]) if asked else 0
+        assert body == mp3[start : start + len(body)]
+    assert await scene.count(PlaySession) == 1, "one listening, one session"
+    assert (await scene.balance(), await scene.count(Play)) == (1100 - 2, 1)
+    await scene.invariants()
+
+
+async def test_ten_listenings_own_the_track_and_the_eleventh_is_free(scene: Scene) -> None:
+    mp3 = await scene.file(FileRole.STREAM_MP3)
+    for number in range(10):
+        assert await audio_of(await scene.stream()) == mp3
+        await scene.age_sessions()
+        await scene.scrobble()  # the app's claim too: never a second charge
+        paid = min(number + 1, 9)
+        assert await scene.balance() == 1100 - sum(CURVE[:paid]), number
+    assert await scene.balance() == 1100 - 1022
+    async with resources_of(scene.app).sessionmaker() as session:
+        state = await session.get(ListenerTrack, (scene.listener.user_id, scene.paid))
+        assert state is not None and state.owned_at is not None and state.paid_plays == 9
+        tokens = list(await session.scalars(select(Play.tokens).order_by(Play.id)))
+    assert tokens == [*CURVE, 0]  # the tenth, owned, is a free play (claimed by its scrobble)
+    waited = scene.clock.waited
+    assert await audio_of(await scene.stream()) == mp3  # owned: at once, for nothing
+    assert scene.clock.waited == waited
+    assert await scene.balance() == 1100 - 1022
+    await scene.invariants()
+
+
+async def test_a_thin_wallet_gets_the_preview_and_no_charge(scene: Scene, app: Quart) -> None:
+    thin = await make_account(app, "omar", Role.LISTENER)
+    await give(app, thin, 1)
+    preview = await scene.file(FileRole.PREVIEW_MP3)
+    mp3 = await scene.file(FileRole.STREAM_MP3)
+    answer = await scene.stream(thin)
+    assert answer.status_code == 200 and answer.content_type == "audio/mpeg"
+    assert await audio_of(answer) == preview != mp3[: len(preview)]
+    # a player's probe and its continuation: ranges of the same preview
+    probe = await scene.stream(thin, range_="bytes=0-1")
+    assert probe.status_code == 206
+    assert probe.headers["Content-Range"] == f"bytes 0-1/{len(preview)}"
+    assert await audio_of(await scene.stream(thin, range_="bytes=100-")) == preview[100:]
+    assert (await scene.count(PlaySession, thin), await scene.count(Play, thin)) == (0, 0)
+    async with resources_of(app).sessionmaker() as session:
+        assert await ledger.balance(session, ledger.wallet_key(thin.user_id)) == 1
+
+
+async def test_download_only_what_the_listener_owns(scene: Scene) -> None:
+    answer = await scene.rest("download", params=[("id", f"tr-{scene.paid}")])
+    error = (await answer.get_json())["subsonic-response"]["error"]
+    assert error["code"] == 50
+    assert "own this track first: 1022 tokens" in error["message"]
+    free_mp3 = await scene.file(FileRole.STREAM_MP3, scene.free)
+    answer = await scene.rest("download", params=[("id", f"tr-{scene.free}")])
+    assert await audio_of(answer) == free_mp3
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="Free Tone.mp3"'
+    bought = await scene.client.post(f"/api/v1/tracks/{scene.paid}/buy",
+                                     headers=scene.listener.headers)  # fmt: skip
+    assert bought.status_code == 200
+    mp3 = await scene.file(FileRole.STREAM_MP3)
+    answer = await scene.rest("download", params=[("id", f"tr-{scene.paid}")])
+    assert await audio_of(answer) == mp3  # the best we have: MP3 at 192k over Opus at 128k
+    assert await scene.balance() == 1100 - 1022
+    assert await scene.count(PlaySession) == 0  # downloads open no play
+
+
+async def test_scrobble_claims_only_after_the_threshold_and_once(scene: Scene) -> None:
+    nothing = await scene.scrobble()  # no session yet: nothing to claim, and ok
+    assert (await nothing.get_json())["subsonic-response"]["status"] == "ok"
+    assert await scene.count(PlaySession) == 0
+    await audio_of(await scene.stream(range_="bytes=0-99"))  # the listening starts
+    await scene.scrobble()  # too early by the server's clock: nothing charged
+    assert (await scene.balance(), await scene.count(Play)) == (1100, 0)
+    await scene.age_sessions(46)
+    await scene.scrobble(submission=False)  # "now playing" charges nothing
+    assert await scene.balance() == 1100
+    for _ in range(3):
+        await scene.scrobble()
+    assert (await scene.balance(), await scene.count(Play)) == (1100 - 2, 1)
+    # the stream of the same listening is paid: the rest comes at once
+    waited = scene.clock.waited
+    mp3 = await scene.file(FileRole.STREAM_MP3)
+    assert await audio_of(await scene.stream(range_="bytes=100-")) == mp3[100:]
+    assert scene.clock.waited == waited
+    assert await scene.balance() == 1100 - 2
+    await scene.invariants()
+
+
+async def test_another_listeners_credentials_never_reach_a_session(
+    scene: Scene, app: Quart
+) -> None:
+    mp3 = await scene.file(FileRole.STREAM_MP3)
+    free = mp3_free_part(mp3)
+    await audio_of(await scene.stream(range_="bytes=0-99"))  # lina's listening, uncharged
+    await scene.age_sessions(46)
+    omar = await make_account(app, "omar", Role.LISTENER)
+    # omar's scrobble finds no session of his: lina's stays unclaimed
+    await scene.scrobble(account=omar)
+    assert (await scene.balance(), await scene.count(Play)) == (1100, 0)
+    # his stream, even a seek past the free part, is never lina's session: with no
+    # balance he gets the preview, and lina pays nothing
+    preview = await scene.file(FileRole.PREVIEW_MP3)
+    answer = await scene.stream(omar, range_=f"bytes={free.mark}-")
+    if free.mark < len(preview):
+        assert await audio_of(answer) == preview[free.mark :]
+    else:  # the preview is shorter than the free part: nothing there
+        assert answer.status_code == 416
+        assert answer.headers["Content-Range"] == f"bytes */{len(preview)}"
+    assert await audio_of(await scene.stream(omar)) == preview
+    assert (await scene.balance(), await scene.count(Play)) == (1100, 0)
+    # with a balance of his own, his seek charges him, in a session of his own
+    await give(app, omar, 10)
+    assert (
+        await audio_of(await scene.stream(omar, range_=f"bytes={free.mark}-")) == mp3[free.mark :]
+    )
+    async with resources_of(app).sessionmaker() as session:
+        assert await ledger.balance(session, ledger.wallet_key(omar.user_id)) == 8
+        owners = list(await session.scalars(select(PlaySession.user_id).order_by(PlaySession.id)))
+    assert owners == [scene.listener.user_id, omar.user_id]
+    assert (await scene.balance(), await scene.count(Play)) == (1100, 0)
+    # and an apiKey without the play scope streams nothing
+    reader = await make_account(app, "rhea", Role.LISTENER, scopes="read")
+    refused = await (await scene.stream(reader)).get_json()
+    assert refused["subsonic-response"]["error"]["code"] == 50
+    await scene.invariants()
+
+
+async def test_nothing_past_the_free_part_without_a_charge(scene: Scene) -> None:
+    """The session opened while the balance covered the play; the wallet is emptied
+    before the mark. A client reading the whole file as fast as it can and one that asks
+    for many ranges at random offsets never get a byte at or past the free part's mark;
+    a new request from byte 0 gets the preview."""
+    mp3 = await scene.file(FileRole.STREAM_MP3)
+    free = mp3_free_part(mp3)
+    assert 0 < free.mark < len(mp3)
+    fast = bytearray()
+    query = urlencode([("apiKey", scene.listener.token), ("id", f"tr-{scene.paid}")])
+
+    async def read_fast() -> None:
+        async with scene.client.request(f"/rest/stream?{query}") as http:
+            await http.send_complete()
+            fast.extend(await http.receive())
+            await empty_wallet(scene)
+            while len(fast) < free.mark:
+                fast.extend(await http.receive())
+
+    with pytest.raises(StreamCut):  # the connection is cut short of its Content-Length
+        await read_fast()
+    assert bytes(fast) == mp3[: free.mark]
+    assert (await scene.count(Play), await scene.balance()) == (0, 0)
+    seed = random.randrange(10**6)  # noqa: S311 (offsets, not a secret)
+    print("seed", seed)
+    chance = random.Random(seed)  # noqa: S311
+    received: set[int] = set()
+    for _ in range(40):
+        start = chance.randrange(1, len(mp3))
+        end = chance.choice([None, start + chance.randrange(1, 200_000)])
+        answer = await scene.stream(range_=f"bytes={start}-{'' if end is None else end}")
+        if answer.content_type.startswith("audio/"):
+            body = await answer.get_data()
+            assert answer.status_code == 206
+            assert body == mp3[start : start + len(body)]
+            received.update(range(start, start + len(body)))
+        else:  # past the mark: the charge is refused, a Subsonic error and no audio
+            error = (await answer.get_json())["subsonic-response"]["error"]
+            assert start >= free.mark and "balance is too low" in error["message"]
+    assert received and max(received) < free.mark
+    preview = await scene.file(FileRole.PREVIEW_MP3)
+    assert await audio_of(await scene.stream()) == preview
+    assert (await scene.count(Play), await scene.balance()) == (0, 0)
+    await scene.invariants()
+
+
+async def empty_wallet(scene: Scene) -> None:
+    """Spend the listener's balance elsewhere (a balanced ledger transaction)."""
+    async with resources_of(scene.app).sessionmaker() as session:
+        wallet = await ledger.account(session, ledger.wallet_key(scene.listener.user_id),
+                                      AccountKind.WALLET, scene.listener.user_id)  # fmt: skip
+        grants = await ledger.account(session, "grants", AccountKind.GRANTS)
+        tokens = wallet.balance
+        await ledger.post(session, "test", "spent", [(wallet, -tokens), (grants, tokens)])
+        await session.commit()
+
+
+def test_which_rendition_a_request_gets() -> None:
+    both = [Rendition(FileRole.STREAM_MP3, 192_000), Rendition(FileRole.STREAM_OPUS, 128_000)]
+    assert wants_mp3(both, None, None) and wants_mp3(both, "mp3", 64)
+    assert not wants_mp3(both, "opus", None) and not wants_mp3(both, "ogg", None)
+    assert wants_mp3(both, "raw", None) and wants_mp3(both, "flac", None)
+    assert not wants_mp3(both, None, 160)  # only Opus fits 160 kbps
+    assert wants_mp3(both, None, 320) and wants_mp3(both, None, 0)
+    assert wants_mp3(both, None, 96)  # nothing fits: the default
+    assert wants_mp3([], "opus", None) is False and wants_mp3([], None, None)
+
+
+def test_which_requests_continue_a_listening() -> None:
+    assert not continues(None) and not continues("bytes=0-") and not continues("bytes=0-1")
+    assert continues("bytes=1-") and continues("bytes=5000-6000") and continues("bytes=-500")
+    assert not continues("items=5-") and not continues("bytes=abc-")
+
+
+def test_the_reasons_a_listener_is_given() -> None:
+    short = plays.Quote(price=8, paid_plays=2, plays_until_owned=7, owned=False, free=False,
+                        balance=3)  # fmt: skip
+    assert preview_reason(short) == "Preview only: the next play costs 8 tokens; the wallet holds 3"
+    assert preview_reason(plays.Quote(8, 2, 7, False, False, 8)) is None
+    assert download_refusal(short) == (
+        "own this track first: 1016 tokens buy it now, or 7 more paid plays make it yours"
+    )
+    assert download_refusal(plays.Quote(0, 9, 0, True, False, 0)) is None
