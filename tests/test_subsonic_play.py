@@ -12,6 +12,7 @@ played by moving the sessions' start back.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Sequence
 from datetime import timedelta
@@ -25,13 +26,17 @@ from quart.typing import TestClientProtocol as Client
 from sqlalchemy import func, select
 
 from models import ledger
+from models.base import utcnow
 from models.catalogue import Artist, FileRole, MediaFile
-from models.ledger import AccountKind
+from models.federation import RemoteActor
+from models.ledger import AccountKind, LedgerTransaction
 from models.plays import ListenerTrack, Play, PlaySession
+from models.remote_plays import RemotePlay, RemotePlaySession, RemoteTrack
 from models.stream_gate import FreePart, free_part
 from models.users import Role
 from server.services import plays
 from server.services.media.gated import StreamCut
+from server.services.media.storage import LocalStorage
 from server.services.media.timeline import timeline_of
 from server.services.money import issue_vouchers, redeem_voucher
 from server.services.subsonic.playing import (
@@ -422,3 +427,62 @@ def test_the_reasons_a_listener_is_given() -> None:
         "own this track first: 1016 tokens buy it now, or 7 more paid plays make it yours"
     )
     assert download_refusal(plays.Quote(0, 9, 0, True, False, 0)) is None
+
+
+async def test_a_partners_track_plays_through_the_same_calls(
+    app: Quart, client: Client, tmp_path: Path
+) -> None:
+    """A partner's track (cached here): its stream is gated and charged like ours, in its
+    own tables with a Listen for the partner; a thin wallet is sent to its preview."""
+    resources = resources_of(app)
+    audio = make_audio(tmp_path / "tone.mp3", "mp3", seconds=3).read_bytes()
+    digest = hashlib.sha256(audio).hexdigest()
+    storage = LocalStorage(resources.settings.media_dir)
+    temporary = storage.temporary_file()
+    temporary.write_bytes(audio)
+    storage.put(temporary, f"remote/{digest[:2]}/{digest}")
+    async with resources.sessionmaker() as session:
+        payee = RemoteActor(uri="https://partner.example/actor", domain="partner.example",
+                            type="Application", inbox="https://partner.example/inbox",
+                            preferred_username="partner.example")  # fmt: skip
+        session.add(payee)
+        await session.flush()
+        remote = RemoteTrack(
+            id=await plays.new_track_id(session), uri="https://partner.example/tracks/9",
+            payee_id=payee.id, artist_uri="https://partner.example/artists/tide", title="Ebb",
+            duration_ms=3000, release_uri="https://partner.example/releases/3",
+            release_title="Tide Tables", stream_url="https://partner.example/tracks/9/stream",
+            preview_url="https://partner.example/tracks/9/preview",
+            cache_key=f"remote/{digest[:2]}/{digest}", cache_bytes=len(audio),
+            cache_sha256=digest, cache_type="audio/mpeg", cached_at=utcnow(),
+        )  # fmt: skip
+        session.add(remote)
+        await session.commit()
+        track_id = remote.id
+    listener = await make_account(app, "lena", Role.LISTENER)
+    await give(app, listener, 10)
+    thin = await make_account(app, "omar", Role.LISTENER)
+    clock = FastClock()
+    resources.clock = clock
+
+    async def stream(who: Account, range_: str | None = None) -> Any:
+        query = urlencode([("apiKey", who.token), ("id", f"tr-{track_id}"), ("f", "json")])
+        return await client.get(f"/rest/stream?{query}",
+                                headers={"Range": range_} if range_ else {})  # fmt: skip
+
+    assert await audio_of(await stream(listener)) == audio
+    assert await audio_of(await stream(listener, "bytes=100-")) == audio[100:]
+    assert clock.waited > 2  # the free part at listening speed
+    preview = await stream(thin)
+    assert preview.status_code == 302
+    assert preview.headers["Location"] == "https://partner.example/tracks/9/preview"
+    async with resources.sessionmaker() as session:
+        assert await ledger.balance(session, ledger.wallet_key(listener.user_id)) == 8
+        sessions = list(await session.scalars(select(RemotePlaySession.user_id)))
+        played = list(await session.scalars(select(RemotePlay.tokens)))
+        kinds = select(LedgerTransaction.kind).where(LedgerTransaction.kind == "remote-play")
+        postings = list(await session.scalars(kinds))
+        assert (sessions, played, postings) == ([listener.user_id], [2], ["remote-play"])
+        await check_money_invariants(session, resources.settings.money.artist_share_bp)
+    refused = await client.get(f"/rest/download?f=json&apiKey={listener.token}&id=tr-{track_id}")
+    assert (await refused.get_json())["subsonic-response"]["error"]["code"] == 50
