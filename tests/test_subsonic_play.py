@@ -12,6 +12,7 @@ played by moving the sessions' start back.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
@@ -27,18 +29,19 @@ from sqlalchemy import func, select
 
 from models import ledger
 from models.base import utcnow
-from models.catalogue import Artist, FileRole, MediaFile
+from models.catalogue import Artist, FileRole, MediaFile, Track
 from models.federation import RemoteActor
 from models.ledger import AccountKind, LedgerTransaction
 from models.plays import ListenerTrack, Play, PlaySession
 from models.remote_plays import RemotePlay, RemotePlaySession, RemoteTrack
 from models.stream_gate import FreePart, free_part
+from models.tokens import AccessToken, new_token, token_digest
 from models.users import Role
 from server.services import plays
 from server.services.media.gated import StreamCut
 from server.services.media.storage import LocalStorage
 from server.services.media.timeline import timeline_of
-from server.services.money import issue_vouchers, redeem_voucher
+from server.services.money import grant_starter_balance, issue_vouchers, redeem_voucher
 from server.services.subsonic.playing import (
     Rendition,
     continues,
@@ -47,9 +50,11 @@ from server.services.subsonic.playing import (
     wants_mp3,
 )
 from server.web.current import resources_of
+from tests import test_money_races as races
 from tests.audio import make_audio
 from tests.catalogue_fixtures import Account, make_account, run_worker, upload
 from tests.money_invariants import check_money_invariants
+from tests.test_money_races import albums, site  # noqa: F401 (the race's instance)
 from tests.test_stream_gate import FastClock
 
 TRACK_SECONDS = 56
@@ -207,8 +212,6 @@ async def test_a_paid_stream_gives_the_free_part_then_charges_once(scene: Scene)
 
 
 async def test_concurrent_opens_and_range_continuations_charge_once(scene: Scene) -> None:
-    import asyncio
-
     mp3 = await scene.file(FileRole.STREAM_MP3)
     free = mp3_free_part(mp3)
     # an app opens the track twice at once and prefetches from several offsets
@@ -486,3 +489,126 @@ async def test_a_partners_track_plays_through_the_same_calls(
         await check_money_invariants(session, resources.settings.money.artist_share_bp)
     refused = await client.get(f"/rest/download?f=json&apiKey={listener.token}&id=tr-{track_id}")
     assert (await refused.get_json())["subsonic-response"]["error"]["code"] == 50
+
+
+# -- the race, over real HTTP against real server processes -----------------------------------
+
+RACE_ROUNDS = 11
+
+
+async def _race_stream(http: httpx.AsyncClient, url: str, range_: str | None) -> tuple[str, bytes]:
+    """One app's stream: ``audio`` (the body came whole) or ``cut`` (closed at the free
+    part: the play could not be charged), with the bytes received."""
+    received = bytearray()
+    try:
+        async with http.stream("GET", url, headers={"Range": range_} if range_ else {}) as got:
+            assert got.status_code in (200, 206), (got.status_code, await got.aread())
+            assert got.headers["content-type"].startswith("audio/"), got.headers
+            async for chunk in got.aiter_raw():
+                received.extend(chunk)
+    except httpx.RemoteProtocolError:
+        return "cut", bytes(received)
+    return "audio", bytes(received)
+
+
+@pytest.mark.slow
+async def test_fifty_apps_streaming_and_scrobbling_at_once(site: races.Site) -> None:  # noqa: F811
+    """Rounds of 50 Subsonic calls at once (two server processes on PostgreSQL), streams
+    from byte 0 and continued with Range and scrobbles, by one listener who can pay for
+    every play, one who can pay for three and five who can pay for four, of one paid
+    track: every answer is audio (the whole track, its preview, or a stream cut at the
+    free part) or an ok scrobble; afterwards the ledger holds every money invariant, each
+    wallet moved exactly the curve's prices of its paid plays, and the first listener owns
+    the track after exactly nine."""
+    track = site.tracks[3]
+    artist = await _artist_of(site, track)
+    rich, thin, *several = await races.add_listeners(site, 7, 0)
+    start = {rich[0]: 1022 + 50, thin[0]: 14, **{uid: 30 for uid, _h in several}}
+    async with races.database_of(site.instance) as session:
+        for uid, tokens in start.items():
+            await grant_starter_balance(session, uid, tokens)
+        await session.commit()
+    async with races.http_client() as http:
+        full = (await http.get(f"{site.base(0)}/tracks/{track}/stream?format=mp3",
+                               headers=artist)).content  # fmt: skip
+        preview = (await http.get(f"{site.base(0)}/tracks/{track}/preview")).content
+        mark = mp3_free_part(full).mark
+        calls = [(rich, 30), (thin, 10), *((listener, 2) for listener in several)]
+        outcomes: list[tuple[str, str | None, bytes]] = []
+        for _round in range(RACE_ROUNDS):
+            jobs = []
+            client = 0
+            for (_uid, headers), count in calls:
+                key = headers["Authorization"].split(" ", 1)[1]
+                for number in range(count):
+                    client += 1
+                    base = site.base(client)
+                    query = urlencode([("apiKey", key), ("id", f"tr-{track}"), ("c", "race")])
+                    if number % 6 == 5:
+                        jobs.append(_race_scrobble(http, f"{base}/rest/scrobble?f=json&{query}"))
+                        continue
+                    range_ = "bytes=300-" if number % 6 == 4 else None
+                    jobs.append(_tagged(range_, _race_stream(http, f"{base}/rest/stream?{query}",
+                                                             range_)))  # fmt: skip
+            outcomes += [o for o in await asyncio.gather(*jobs) if o is not None]
+            await _listened(site)
+    assert len(outcomes) >= 40 * RACE_ROUNDS
+    assert any(range_ is None and body == preview for _k, range_, body in outcomes), "no preview"
+    for kind, range_, body in outcomes:
+        offset = int(range_.split("=")[1].rstrip("-")) if range_ else 0
+        end = offset + len(body)
+        if kind == "cut":  # nothing past the free part without a charge
+            assert body == full[offset:end] and end <= mark
+        elif body != preview[offset:]:
+            # the whole rest (charged, or charged on the way), or a ranged answer that
+            # stopped before the mark (a 206 shorter than asked: the play is not charged)
+            assert body == full[offset:end], (kind, range_, len(body))
+            assert end == len(full) or (range_ is not None and end == mark), (range_, end)
+    async with races.database_of(site.instance) as session:
+        await check_money_invariants(session)
+        for uid, tokens in start.items():
+            state = await session.get(ListenerTrack, (uid, track))
+            paid = state.paid_plays if state else 0
+            charged = await session.scalar(
+                select(func.count()).where(Play.user_id == uid, Play.tokens > 0)
+            )
+            balance = await ledger.balance(session, ledger.wallet_key(uid))
+            assert charged == paid and balance == tokens - sum(CURVE[:paid]) >= 0, uid
+            if uid == rich[0]:
+                assert paid == 9 and state is not None and state.owned_at is not None
+                assert state.owned_via == "plays" and balance == 50
+            else:
+                assert state is None or state.owned_at is None
+        assert (await session.get(ListenerTrack, (thin[0], track))).paid_plays == 3  # type: ignore[union-attr]
+
+
+async def _tagged(range_: str | None, streaming: Any) -> tuple[str, str | None, bytes]:
+    kind, body = await streaming
+    return kind, range_, body
+
+
+async def _race_scrobble(http: httpx.AsyncClient, url: str) -> None:
+    answer = await http.get(url)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["subsonic-response"]["status"] == "ok", answer.text
+
+
+async def _listened(where: races.Site) -> None:
+    """The wall clock moves on between rounds: each round is a new listening."""
+    async with races.database_of(where.instance) as session:
+        for row in await session.scalars(select(PlaySession)):
+            row.started_at -= timedelta(seconds=60)
+        await session.commit()
+
+
+async def _artist_of(where: races.Site, track: int) -> dict[str, str]:
+    """The artist who owns the track, with an apiKey of their own: they hear it in full."""
+    async with races.database_of(where.instance) as session:
+        owner = await session.scalar(
+            select(Artist.owner_id).join(Track, Track.artist_id == Artist.id)
+            .where(Track.id == track)
+        )  # fmt: skip
+        token = new_token()
+        session.add(AccessToken(user_id=owner, digest=token_digest(token), scopes="read"))
+        await session.commit()
+    return {"Authorization": f"Bearer {token}"}
