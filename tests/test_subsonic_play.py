@@ -612,3 +612,28 @@ async def _artist_of(where: races.Site, track: int) -> dict[str, str]:
         session.add(AccessToken(user_id=owner, digest=token_digest(token), scopes="read"))
         await session.commit()
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_bad_input_is_a_subsonic_error_and_changes_nothing(scene: Scene) -> None:
+    cases: list[tuple[str, list[tuple[str, str]], int]] = [
+        ("stream", [], 10),
+        ("stream", [("id", "ar-1")], 70),
+        ("stream", [("id", "tr-0")], 70),
+        ("stream", [("id", "tr-999999")], 70),
+        ("stream", [("id", f"tr-{scene.paid}"), ("maxBitRate", "fast")], 0),
+        ("stream", [("id", f"tr-{scene.paid}"), ("maxBitRate", "-5")], 0),
+        ("stream", [("id", f"tr-{scene.paid}"), ("estimateContentLength", "maybe")], 0),
+        ("download", [("id", "al-1")], 70),
+        ("scrobble", [], 10),
+        ("scrobble", [("id", "tr-999999")], 70),
+        ("scrobble", [("id", f"tr-{scene.paid}"), ("time", "yesterday")], 0),
+        ("scrobble", [("id", f"tr-{scene.paid}"), ("submission", "perhaps")], 0),
+    ]
+    for method, params, code in cases:
+        answer = await scene.rest(method, params=params)
+        assert answer.status_code == 200, (method, params)
+        body = (await answer.get_json())["subsonic-response"]
+        assert (body["status"], body["error"]["code"]) == ("failed", code), (method, params, body)
+    malformed = await scene.stream(range_="bytes=9999999999-")
+    assert malformed.status_code == 416
+    assert (await scene.balance(), await scene.count(Play)) == (1100, 0)
