@@ -42,10 +42,12 @@ from server.services.media.gated import StreamCut
 from server.services.media.storage import LocalStorage
 from server.services.media.timeline import timeline_of
 from server.services.money import grant_starter_balance, issue_vouchers, redeem_voucher
+from server.services.origins import origins
 from server.services.subsonic.playing import (
     Rendition,
     continues,
     download_refusal,
+    listening,
     preview_reason,
     wants_mp3,
 )
@@ -637,3 +639,28 @@ async def test_bad_input_is_a_subsonic_error_and_changes_nothing(scene: Scene) -
     malformed = await scene.stream(range_="bytes=9999999999-")
     assert malformed.status_code == 416
     assert (await scene.balance(), await scene.count(Play)) == (1100, 0)
+
+
+async def test_requests_of_one_listening_at_once_open_one_session(scene: Scene) -> None:
+    """The decision itself, raced: requests from byte 0 at once, each in a transaction of
+    its own that has begun before any decides, find or open one session between them (on
+    SQLite the writing transactions take turns anyway: nothing to interleave there)."""
+    resources = resources_of(scene.app)
+    async with resources.read_sessionmaker() as session:
+        track = await plays.find(session, origins(resources), scene.paid, None)
+    postgres = resources.engine.dialect.name == "postgresql"
+    count = 8 if postgres else 4
+    begun = asyncio.Barrier(count if postgres else 1)
+
+    async def decide() -> str | None:
+        async with resources.sessionmaker() as session:
+            await session.execute(select(1))  # its connection and transaction are open
+            await begun.wait()
+            return await listening(
+                session, track, scene.listener.user_id, continuing=False, affordable=True,
+                now=utcnow(), lifetime=timedelta(hours=2),
+            )  # fmt: skip
+
+    tokens = await asyncio.gather(*(decide() for _ in range(count)))
+    assert len(set(tokens)) == 1 and None not in tokens
+    assert await scene.count(PlaySession) == 1
