@@ -664,3 +664,32 @@ async def test_requests_of_one_listening_at_once_open_one_session(scene: Scene) 
     tokens = await asyncio.gather(*(decide() for _ in range(count)))
     assert len(set(tokens)) == 1 and None not in tokens
     assert await scene.count(PlaySession) == 1
+
+
+async def test_a_time_offset_starts_at_the_frame_and_a_late_one_charges_first(
+    scene: Scene, app: Quart
+) -> None:
+    """OpenSubsonic's transcodeOffset: ``timeOffset`` seconds in, the MP3 from the frame
+    playing then; past the free part it is a seek, charged before any byte."""
+    mp3 = await scene.file(FileRole.STREAM_MP3)
+    timeline = timeline_of(mp3, "audio/mpeg")
+    free = free_part(timeline)
+    at_10, at_52 = timeline.offset_at(10_000), timeline.offset_at(52_000)
+    assert 0 < at_10 < free.mark <= at_52
+    own = await scene.stream(scene.artist, timeOffset="10")
+    assert own.status_code == 200 and own.headers["Content-Length"] == str(len(mp3) - at_10)
+    assert await audio_of(own) == mp3[at_10:]
+    ranged = await scene.stream(scene.artist, timeOffset="10", range_="bytes=0-99")
+    assert ranged.headers["Content-Range"] == f"bytes 0-99/{len(mp3) - at_10}"
+    assert await audio_of(ranged) == mp3[at_10 : at_10 + 100]
+    # a listener seeking past the free part: charged first, at once
+    assert await audio_of(await scene.stream(timeOffset="52", format="opus")) == mp3[at_52:]
+    assert (await scene.balance(), await scene.count(Play), scene.clock.waited) == (1098, 1, 0)
+    # another starting inside it: the free part at listening speed, then the charge
+    omar = await make_account(app, "omar", Role.LISTENER)
+    await give(app, omar, 2)
+    assert await audio_of(await scene.stream(omar, timeOffset="10")) == mp3[at_10:]
+    assert scene.clock.waited >= 45 - 10 - 0.5
+    async with resources_of(app).sessionmaker() as session:
+        assert await ledger.balance(session, ledger.wallet_key(omar.user_id)) == 0
+    await scene.invariants()

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.catalogue import FileRole, MediaFile
 from models.pricing import buy_now_cost
+from models.stream_gate import Timeline
 from models.users import User
 from server.runtime.resources import Resources
 from server.services import plays
@@ -67,6 +68,14 @@ async def renditions(session: AsyncSession, track: plays.Playable) -> list[Rendi
         )
     )
     return [Rendition(role, bitrate) for role, bitrate in rows.all()]
+
+
+def start_byte(timeline: Timeline, seconds: int) -> int:
+    """Where an MP3 started ``seconds`` in begins: the frame that plays then (every byte
+    before it plays earlier); the header before the first frame is left out too."""
+    if seconds <= 0 or timeline.kind != "mp3":
+        return 0
+    return timeline.offset_at(seconds * 1000)
 
 
 def continues(range_header: str | None) -> bool:

@@ -25,7 +25,7 @@ from server.services.media.access import may_stream
 from server.services.origins import origins
 from server.services.remote_plays import PartnerTrack
 from server.services.subsonic import playing
-from server.web.media import send_media, send_session_audio
+from server.web.media import audio_timeline, send_media, send_session_audio
 from server.web.subsonic.call import Call, Method, Methods
 from subsonic import ids
 from subsonic.envelope import Node
@@ -51,12 +51,15 @@ async def _track(
 async def stream(call: Call) -> Response:
     """The track for this listener: in full when it is free, theirs or owned; when its
     next play is affordable, a play session's stream (gated until the play is charged);
-    otherwise the preview (200, never an error)."""
+    otherwise the preview (200, never an error). ``timeOffset`` (seconds) starts the MP3
+    at the frame playing then, a continuation of the listening: past the free part it
+    charges first, as any seek does."""
     listener = call.listener
     track, quote, available = await _track(call, call.params.required("id"))
-    mp3 = playing.wants_mp3(
-        available, call.params.get("format"), call.params.integer("maxBitRate", low=0)
-    )
+    # OpenSubsonic's transcodeOffset: start at the MP3 frame playing then
+    seconds = call.params.integer("timeOffset", 0, low=0) or 0
+    limit = call.params.integer("maxBitRate", low=0)
+    mp3 = seconds > 0 or playing.wants_mp3(available, call.params.get("format"), limit)
     call.params.boolean("estimateContentLength")  # Content-Length is always sent
     resources = call.resources
     lifetime = resources.settings.money.play_session_lifetime
@@ -65,7 +68,7 @@ async def stream(call: Call) -> Response:
             session,
             track,
             listener.user_id,
-            continuing=playing.continues(request.headers.get("Range")),
+            continuing=seconds > 0 or playing.continues(request.headers.get("Range")),
             affordable=quote.affordable,
             now=utcnow(),
             lifetime=lifetime,
@@ -80,9 +83,13 @@ async def stream(call: Call) -> Response:
     if not decision.allowed:
         raise Refused(decision.reason, decision.status)
     audio = await track.origin.audio(track, mp3=mp3, resources=resources)
+    skip = 0
+    if seconds:
+        timeline = await audio_timeline(audio)
+        skip = playing.start_byte(timeline, seconds) if timeline is not None else 0
     here = origins(resources)
     gated_for = listener.user_id if decision.gated else None
-    return await _audio(send_session_audio(audio, here, token, gated_for))
+    return await _audio(send_session_audio(audio, here, token, gated_for, skip=skip))
 
 
 async def _preview(call: Call, track: plays.Playable) -> Response:
