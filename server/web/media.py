@@ -99,11 +99,24 @@ async def stream(track_id: int) -> ResponseReturnValue:
     audio = await track.origin.audio(track, mp3=_wants_mp3(), resources=resources)
     if token is None:
         return await send_media(audio.file, cache="private, max-age=3600")
+    gated_for = viewer.user_id if decision.gated and viewer is not None else None
+    return await send_session_audio(audio, here, token, gated_for)
+
+
+async def send_session_audio(
+    audio: plays.Audio, here: plays.Origins, token: str, gated_for: int | None, *, skip: int = 0
+) -> ResponseReturnValue:
+    """The audio of the play session ``token`` to its listener, once ``access.may_stream``
+    allowed it: gated (``models.stream_gate``) while its play is not charged, the play
+    charged to ``gated_for`` when the stream passes the free part; in full otherwise
+    (``gated_for`` None); from byte ``skip`` on (``send_media``). The web player's stream
+    and Subsonic's ``stream`` both send through here."""
     gate = None
-    if decision.gated and viewer is not None:
-        gate = Gate(await _timeline(audio), _charger(here, token, viewer.user_id), resources.clock)
-    # a session's URL is for its listener alone: kept out of shared caches and history
-    return await send_media(audio.file, cache="private, no-store", gate=gate)
+    if gated_for is not None:
+        resources = resources_of(current_app)
+        gate = Gate(await audio_timeline(audio), _charger(here, token, gated_for), resources.clock)
+    # a session's audio is for its listener alone: kept out of shared caches and history
+    return await send_media(audio.file, cache="private, no-store", gate=gate, skip=skip)
 
 
 HTTP_ERRORS: dict[int, type[HTTPException]] = {
@@ -128,7 +141,7 @@ def _charger(here: plays.Origins, token: str, user_id: int) -> Charger:
     return charge
 
 
-async def _timeline(audio: plays.Audio) -> Timeline | None:
+async def audio_timeline(audio: plays.Audio) -> Timeline | None:
     """The file's timeline: kept with it, made from it on first use."""
 
     async def keep(timeline: Timeline) -> None:
@@ -208,18 +221,22 @@ async def _chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
 
 
 async def send_media(
-    file: MediaFile, *, cache: str, gate: Gate | None = None
+    file: MediaFile, *, cache: str, gate: Gate | None = None, skip: int = 0
 ) -> ResponseReturnValue:
     """The file with ranges, conditional requests and HEAD. With a ``gate`` (a play
     session not charged yet) the body follows ``models.stream_gate``: free bytes as asked,
-    the free part at listening speed, the rest once the play is charged."""
+    the free part at listening speed, the rest once the play is charged. ``skip``: the
+    representation is the file from that byte on (an MP3 started at a frame: Subsonic's
+    ``timeOffset``), ranges are of it, and the gate sees the file's own offsets."""
     settings = resources_of(current_app).settings.media
     path = storage().path(file.storage_key)
     try:
         size = (await asyncio.to_thread(path.stat)).st_size
     except FileNotFoundError:
         raise NotFound("the file is missing from the media store") from None
-    etag = f'"{file.sha256[:32]}"'
+    skip = min(max(skip, 0), size)
+    size -= skip
+    etag = f'"{file.sha256[:32]}-{skip}"' if skip else f'"{file.sha256[:32]}"'
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": etag,
@@ -230,6 +247,8 @@ async def send_media(
         # caching our audio can check what it stored.
         "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(file.sha256)).decode()}:",
     }
+    if skip:  # not the whole file: its digest is not this representation's
+        del headers["Repr-Digest"]
     if not_modified(
         etag, file.created_at, request.headers.get("If-None-Match"),
         request.headers.get("If-Modified-Since"),
@@ -246,14 +265,15 @@ async def send_media(
         start, length, status = byte_range.start, byte_range.length, 206
     body: bytes | AsyncIterator[bytes] = b""
     if request.method != "HEAD":
-        body = _chunks(path, start, length)
+        body = _chunks(path, skip + start, length)
     if gate is not None and request.method != "HEAD":
-        gated = await gated_body(gate, path, start, start + length - 1, ranged=bool(byte_range))
+        first = skip + start
+        gated = await gated_body(gate, path, first, first + length - 1, ranged=bool(byte_range))
         if gated.last is not None and byte_range is not None:
-            byte_range = ByteRange(start, gated.last)
+            byte_range = ByteRange(start, gated.last - skip)
             length = byte_range.length
-        body = gated.body or _chunks(path, start, length)
-    elif settings.x_accel_redirect and gate is None:
+        body = gated.body or _chunks(path, first, length)
+    elif settings.x_accel_redirect and gate is None and not skip:
         headers["X-Accel-Redirect"] = settings.x_accel_redirect + file.storage_key
         return Response(b"", 200, headers)
     if byte_range is not None:
