@@ -461,3 +461,16 @@ async def test_what_an_app_says_it_plays_names_the_player(
         await session.commit()
     root = await xml(client, lena, "getNowPlaying")
     assert [e.get("playerName") for e in root.iter(f"{NS}entry")] == ["Feishin"]
+
+
+async def test_a_now_playing_scrobble_shows_with_the_app_name(
+    app: Quart, client: Client, artist: Account, tmp_path: Path
+) -> None:
+    (song,) = await tracks(app, client, artist, tmp_path, 1, "?publish=1")
+    lena = await make_account(app, "lena", Role.LISTENER)
+    await ok(client, lena, "scrobble", id=song, submission="false")
+    body = (await ok(client, lena, "getNowPlaying"))["nowPlaying"]
+    assert [(e["id"], e["playerName"]) for e in body["entry"]] == [(song, "Tester")]
+    # an unknown song is refused and recorded nowhere
+    await refused(client, lena, 70, "scrobble", id="tr-999999", submission="false")
+    assert await count_rows(app, NowPlayingRow) == 1

@@ -93,16 +93,6 @@ def continues(range_header: str | None) -> bool:
     return first.isdigit() and int(first) > 0
 
 
-def preview_reason(quote: plays.Quote) -> str | None:
-    """Why this listener gets the preview of a track, or None when they get it all (for a
-    song's ``comment``)."""
-    if quote.affordable:
-        return None
-    return (
-        f"Preview only: the next play costs {quote.price} tokens; the wallet holds {quote.balance}"
-    )
-
-
 def download_refusal(quote: plays.Quote) -> str | None:
     """Why this listener may not download a track (only free, owned and own tracks are
     downloaded), or None."""

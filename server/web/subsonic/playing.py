@@ -24,7 +24,7 @@ from server.services.errors import Refused
 from server.services.media.access import may_stream
 from server.services.origins import origins
 from server.services.remote_plays import PartnerTrack
-from server.services.subsonic import playing
+from server.services.subsonic import playing, queue
 from server.web.media import audio_timeline, send_media, send_session_audio
 from server.web.subsonic.call import Call, Method, Methods
 from subsonic import ids
@@ -170,6 +170,11 @@ async def scrobble(call: Call) -> Node:
         here = origins(call.resources)
         for track, _quote, _available in found:
             await playing.scrobble(call.resources, here, track, listener.user_id, utcnow())
+    else:  # "now playing": what getNowPlaying shows of this app
+        async with call.resources.sessionmaker() as session:
+            for track, _quote, _available in found:
+                await queue.record_now_playing(session, listener.user_id, track.id, call.client)
+            await session.commit()
     return Node()
 
 

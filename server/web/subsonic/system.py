@@ -16,6 +16,7 @@ from subsonic.users import user_node
 EXTENSIONS: dict[str, list[int]] = {
     "apiKeyAuthentication": [1],
     "formPost": [1],
+    "transcodeOffset": [1],
 }
 
 
