@@ -112,19 +112,22 @@ def _json_normal(value: Any) -> Any:
     return value
 
 
-def _same(xml: Any, json_value: Any, path: str) -> None:
+def _same(xml: Any, json_value: Any, path: str, differ: frozenset[str] = frozenset()) -> None:
+    if path in differ:  # made anew by each call (a new playlist's id): the type only
+        assert type(xml) is type(json_value), f"{path}: {xml!r} in XML, {json_value!r} in JSON"
+        return
     if isinstance(xml, dict):
         assert isinstance(json_value, dict), f"{path}: {json_value!r} is not an object"
         assert set(xml) == set(json_value), (
             f"{path}: XML has {sorted(xml)}, JSON has {sorted(json_value)}"
         )
         for key in xml:
-            _same(xml[key], json_value[key], f"{path}.{key}")
+            _same(xml[key], json_value[key], f"{path}.{key}", differ)
     elif isinstance(xml, list):
         assert isinstance(json_value, list), f"{path}: {json_value!r} is not an array"
         assert len(xml) == len(json_value), f"{path}: {len(xml)} in XML, {len(json_value)} in JSON"
         for index, (a, b) in enumerate(zip(xml, json_value, strict=True)):
-            _same(a, b, f"{path}[{index}]")
+            _same(a, b, f"{path}[{index}]", differ)
     elif isinstance(xml, str) and not isinstance(json_value, str):
         # an attribute the schema leaves open (OpenSubsonic's lax ones) decodes untyped
         rendered = json.dumps(json_value) if isinstance(json_value, bool) else str(json_value)
@@ -138,33 +141,46 @@ def _same(xml: Any, json_value: Any, path: str) -> None:
         )
 
 
-def assert_same_answer(xml_text: str, json_text: str) -> dict[str, Any]:
-    """Both formats of one call: valid, OpenSubsonic, and the same content. Returns the
-    JSON answer's inside."""
+def assert_same_answer(
+    xml_text: str, json_text: str, differ: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Both formats of one call: valid, OpenSubsonic, and the same content (but for the
+    paths in ``differ``, such as ``subsonic-response.playlist.id``, which a call that makes
+    something makes anew). Returns the JSON answer's inside."""
     assert_valid_xml(xml_text)
     body = assert_opensubsonic_json(json.loads(json_text))
-    _same(xml_as_json(xml_text), _json_normal(body), "subsonic-response")
+    _same(xml_as_json(xml_text), _json_normal(body), "subsonic-response", differ)
     return body
 
 
 async def call_both(
     client: Client, method: str, params: dict[str, str | int | list[str]] | None = None,
     *, credentials: dict[str, str] | None = None,
+    json_params: dict[str, str | int | list[str]] | None = None,
+    differ: frozenset[str] = frozenset(),
 ) -> tuple[ElementTree.Element, dict[str, Any]]:  # fmt: skip
     """Calls ``method`` in XML and in JSON over the in-process ``client`` and checks both
-    answers (:func:`assert_same_answer`). Returns the XML root and the JSON inside."""
-    base = [(key, str(value)) for key, value in (credentials or {}).items()]
-    for key, value in (params or {}).items():
-        for item in value if isinstance(value, list) else [value]:
-            base.append((key, str(item)))
-    base.append(("c", "contract-test"))
-    xml_answer = await client.get(f"/rest/{method}.view?{urlencode([*base, ('v', API_VERSION)])}")
-    json_answer = await client.get(f"/rest/{method}?{urlencode([*base, ('f', 'json')])}")
+    answers (:func:`assert_same_answer`). Returns the XML root and the JSON inside. A
+    call that uses up what it names (a deletion) gets ``json_params`` for its second
+    call."""
+
+    def query(chosen: dict[str, str | int | list[str]] | None) -> list[tuple[str, str]]:
+        base = [(key, str(value)) for key, value in (credentials or {}).items()]
+        for key, value in (chosen or {}).items():
+            for item in value if isinstance(value, list) else [value]:
+                base.append((key, str(item)))
+        return [*base, ("c", "contract-test")]
+
+    second = query(params if json_params is None else json_params)
+    xml_answer = await client.get(
+        f"/rest/{method}.view?{urlencode([*query(params), ('v', API_VERSION)])}"
+    )
+    json_answer = await client.get(f"/rest/{method}?{urlencode([*second, ('f', 'json')])}")
     assert xml_answer.content_type.startswith("text/xml"), xml_answer.content_type
     assert json_answer.content_type.startswith("application/json"), json_answer.content_type
     xml_text = await xml_answer.get_data(as_text=True)
     json_text = await json_answer.get_data(as_text=True)
-    body = assert_same_answer(xml_text, json_text)
+    body = assert_same_answer(xml_text, json_text, differ)
     return parse_xml(xml_text), body
 
 
