@@ -14,6 +14,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from subsonic.errors import Code, SubsonicError
+from subsonic.params import INT64_MAX
 
 
 class Kind(StrEnum):
@@ -36,7 +37,7 @@ def parse(value: str) -> tuple[Kind, int]:
         parsed = int(number)
     except ValueError:
         raise SubsonicError(Code.NOT_FOUND, f"there is nothing with the id {value!r}") from None
-    if parsed < 1 or str(parsed) != number:
+    if not 1 <= parsed <= INT64_MAX or str(parsed) != number:
         raise SubsonicError(Code.NOT_FOUND, f"there is nothing with the id {value!r}")
     return kind, parsed
 

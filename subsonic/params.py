@@ -11,6 +11,7 @@ from subsonic.errors import Code, SubsonicError, missing
 TRUE = {"true", "1", "yes"}
 FALSE = {"false", "0", "no"}
 MAX_VALUES = 1000  # repeated parameters (ids of a playlist, say) one call may carry
+INT64_MAX = 2**63 - 1  # what the database's integers hold
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,12 @@ class Params:
         text = self.get(name)
         if text is None or text == "":
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            raise SubsonicError(Code.GENERIC, f"{name!r} must be an integer") from None
+        digits = text.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(INT64_MAX)):
+            raise SubsonicError(Code.GENERIC, f"{name!r} must be an integer")
+        value = int(text)
+        if abs(value) > INT64_MAX:
+            raise SubsonicError(Code.GENERIC, f"{name!r} is out of range")
         if low is not None and value < low:
             raise SubsonicError(Code.GENERIC, f"{name!r} must be at least {low}")
         return min(value, high) if high is not None else value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 from pathlib import Path
@@ -282,6 +283,25 @@ async def test_demo_makes_a_living_catalogue(initialised: dict[str, str]) -> Non
             redeemed = await browser.post("/api/v1/me/vouchers", json={"code": voucher.group(1)},
                                           headers={"X-CSRF-Token": csrf.group(1)})  # fmt: skip
             assert redeemed.json()["balance"] == 128 + 1022
+        # and can point a music app at the instance with the printed app password
+        app = re.search(r"demo music app \(Subsonic\): server \S+, user demo_listener, "
+                        r"app password (\S+)", result.stdout)  # fmt: skip
+        assert app, result.stdout
+        salt = "demo-salt"
+        token = hashlib.md5((app.group(1) + salt).encode(), usedforsecurity=False).hexdigest()
+        ping = httpx.get(
+            f"{address}/rest/ping",
+            timeout=30,
+            params={
+                "u": "demo_listener",
+                "t": token,
+                "s": salt,
+                "f": "json",
+                "v": "1.16.1",
+                "c": "t",
+            },
+        )
+        assert ping.json()["subsonic-response"]["status"] == "ok", ping.text
     finally:
         assert process.stop() == 0
 

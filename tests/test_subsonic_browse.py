@@ -4,6 +4,7 @@ XML and JSON, paging, every album list, search, cover art, drafts and bad ids.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -14,10 +15,19 @@ from typing import Any
 from PIL import Image
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 
 from models.base import utcnow
-from models.catalogue import Artist, Favourite, Release, Tag, Track, release_tags
+from models.catalogue import (
+    Artist,
+    Favourite,
+    FileRole,
+    MediaFile,
+    Release,
+    Tag,
+    Track,
+    release_tags,
+)
 from models.federation import RemoteActor
 from models.library import AlbumStar
 from models.plays import Play, PlayOutcome
@@ -409,7 +419,7 @@ async def test_cover_art_at_the_asked_size_and_avatars(
         "/rest/getCoverArt", query_string={"apiKey": me.token, "id": aurora, "size": 50}
     )
     with Image.open(io.BytesIO(await face.get_data())) as shown:
-        assert shown.size == (50, 50)
+        assert shown.size == (64, 64)  # 50 is made at its step: 64
     (listed, *_rest) = (await ok(client, me, "getArtists"))["artists"]["index"][0]["artist"]
     assert listed["coverArt"] == aurora and listed["artistImageUrl"].endswith(".jpg")
     info = (await ok(client, me, "getArtistInfo2", id=aurora))["artistInfo2"]
@@ -541,3 +551,28 @@ async def test_partners_tracks_are_the_second_folder(
     by_year = await ok(client, me, "getAlbumList2", type="byYear", fromYear=1900,
                        toYear=2999)  # fmt: skip
     assert by_year["albumList2"]["album"] == []
+
+
+async def test_found_in_review_odd_input_and_races(
+    app: Quart, client: Client, tmp_path: Path
+) -> None:
+    """Each of these was a 500: years past 9999, a cover gone from the media store, and
+    two apps starring the same song at once (an insert race on PostgreSQL)."""
+    lib = await library(app, client, tmp_path)
+    me = lib.listener
+    for params in ({"type": "byYear", "fromYear": 20000, "toYear": 30000},
+                   {"type": "byYear", "fromYear": 0, "toYear": 10000}):  # fmt: skip
+        assert (await call(client, me, "getAlbumList2", **params))["status"] == "ok", params
+    assert (await call(client, me, "getRandomSongs", fromYear=10000))["status"] == "ok"
+    song = f"tr-{lib.tracks['Shine']}"
+    answers = await asyncio.gather(*(call(client, me, "star", id=song) for _ in range(8)))
+    assert {answer["status"] for answer in answers} == {"ok"}
+    async with resources_of(app).sessionmaker() as session:
+        stars = await session.scalar(
+            select(func.count()).select_from(Favourite).where(Favourite.user_id == me.user_id)
+        )
+        cover = await session.scalar(select(MediaFile).where(MediaFile.role == FileRole.COVER))
+    assert stars == 1 and cover is not None
+    (resources_of(app).settings.media_dir / cover.storage_key).unlink()
+    gone = await call(client, me, "getCoverArt", id=f"al-{cover.release_id}", size=40)
+    assert gone["error"]["code"] == 70

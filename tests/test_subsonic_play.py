@@ -310,6 +310,35 @@ async def test_scrobble_claims_only_after_the_threshold_and_once(scene: Scene) -
     await scene.invariants()
 
 
+async def test_a_late_scrobble_charges_nothing(scene: Scene) -> None:
+    # Found in review: apps queue scrobbles while offline and send them in a batch; one
+    # that comes long after a listening that was skipped early must not charge it.
+    await audio_of(await scene.stream(range_="bytes=0-99"))  # ten seconds, then a skip
+    await scene.age_sessions(TRACK_SECONDS + 3 * 60)  # the app comes back online
+    await scene.scrobble()
+    assert (await scene.balance(), await scene.count(Play)) == (1100, 0)
+    await scene.invariants()
+
+
+async def test_a_scrobble_that_charges_needs_the_play_scope(scene: Scene, app: Quart) -> None:
+    # Found in review: a token for syncing stars (write, not play) could charge a play.
+    await audio_of(await scene.stream(range_="bytes=0-99"))
+    await scene.age_sessions(46)
+    token = new_token()
+    async with resources_of(app).sessionmaker() as session:
+        session.add(AccessToken(user_id=scene.listener.user_id, digest=token_digest(token),
+                                scopes="read write"))  # fmt: skip
+        await session.commit()
+    syncer = Account(scene.listener.user_id, token)
+    params = [("id", f"tr-{scene.paid}"), ("submission", "true")]
+    refused = await (await scene.rest("scrobble", syncer, params=params)).get_json()
+    assert refused["subsonic-response"]["error"]["code"] == 50
+    assert (await scene.balance(), await scene.count(Play)) == (1100, 0)
+    # "now playing" changes no money: write is enough for it
+    await scene.scrobble(submission=False, account=syncer)
+    assert await scene.balance() == 1100
+
+
 async def test_another_listeners_credentials_never_reach_a_session(
     scene: Scene, app: Quart
 ) -> None:
@@ -631,6 +660,10 @@ async def test_bad_input_is_a_subsonic_error_and_changes_nothing(scene: Scene) -
         ("scrobble", [("id", "tr-999999")], 70),
         ("scrobble", [("id", f"tr-{scene.paid}"), ("time", "yesterday")], 0),
         ("scrobble", [("id", f"tr-{scene.paid}"), ("submission", "perhaps")], 0),
+        # found in review: each of these was a 500
+        ("stream", [("id", "tr-99999999999999999999")], 70),
+        ("scrobble", [("id", f"tr-{scene.paid}"), ("time", "²")], 0),
+        ("stream", [("id", f"tr-{scene.paid}"), ("maxBitRate", "9" * 30)], 0),
     ]
     for method, params, code in cases:
         answer = await scene.rest(method, params=params)
@@ -639,6 +672,8 @@ async def test_bad_input_is_a_subsonic_error_and_changes_nothing(scene: Scene) -
         assert (body["status"], body["error"]["code"]) == ("failed", code), (method, params, body)
     malformed = await scene.stream(range_="bytes=9999999999-")
     assert malformed.status_code == 416
+    odd = await scene.stream(range_="bytes=²-")  # not a continuation, not a 500
+    assert odd.status_code in (200, 206, 416), odd.status_code
     assert (await scene.balance(), await scene.count(Play)) == (1100, 0)
 
 

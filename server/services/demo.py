@@ -15,6 +15,8 @@ from models.catalogue import Artist, ArtistKind, PriceModel, Release
 from models.pricing import FULL_PRICE
 from models.users import Role, User
 from server.runtime.config import Settings
+from server.runtime.instance import read_secret
+from server.services import app_passwords
 from server.services.account_rules import create_user, generate_password
 from server.services.catalogue import create_artist
 from server.services.importer import import_files
@@ -118,7 +120,7 @@ async def add_demo_content(
     async with sessionmaker() as session:
         if only_if_empty and await session.scalar(select(func.count()).select_from(Release)):
             return ["the catalogue has releases already; no demo content added"]
-        lines = await _accounts(session, settings.money.starter_balance)
+        lines = await _accounts(session, settings)
         owner = await session.scalar(select(User).where(User.username == "demo_artist"))
         assert owner is not None
         todo = []
@@ -164,9 +166,11 @@ async def add_demo_content(
     return lines
 
 
-async def _accounts(session: AsyncSession, starter_balance: int) -> list[str]:
+async def _accounts(session: AsyncSession, settings: Settings) -> list[str]:
     """The demo accounts; the listener starts like anyone who signs up, and a voucher of
-    one track's worth of tokens is printed, to try the wallet and stream-to-own with."""
+    one track's worth of tokens is printed, to try the wallet and stream-to-own with, and
+    an app password, to try a Subsonic music app with."""
+    starter_balance = settings.money.starter_balance
     lines = []
     for name, role in DEMO_ACCOUNTS:
         if await session.scalar(select(User.id).where(User.username == name)):
@@ -174,9 +178,14 @@ async def _accounts(session: AsyncSession, starter_balance: int) -> list[str]:
             continue
         password = generate_password()
         starter = starter_balance if role is Role.LISTENER else 0
-        await create_user(session, name, password, role, starter_balance=starter)
+        user = await create_user(session, name, password, role, starter_balance=starter)
         lines.append(f"demo {role} {name}, password {password}")
         if role is Role.LISTENER:
             [code] = await issue_vouchers(session, FULL_PRICE, 1, None)
             lines.append(f"demo voucher {code}: {FULL_PRICE} tokens, to redeem on /wallet")
+            made = await app_passwords.create(session, user, "Music app", read_secret(settings))
+            lines.append(
+                f"demo music app (Subsonic): server {settings.instance.base_url}, user {name}, "
+                f"app password {made.password}"
+            )
     return lines

@@ -41,7 +41,7 @@ from models.plays import Play
 from models.profiles import ActorImage, ImageRole, ImageState
 from models.remote_plays import RemotePlay, RemoteTrack
 from models.search import DocumentKind, fold, search
-from models.users import User
+from models.users import AccountStatus, User
 from server.services.catalogue import normalise_tag
 from server.services.subsonic.songs import (
     Wallet,
@@ -432,8 +432,8 @@ def year_bounds(from_year: int | None, to_year: int | None) -> tuple[date, date,
     """The dates between the two years, and whether the list runs backwards (from > to)."""
     low, high = from_year or 1, to_year or 9999
     backwards = low > high
-    low, high = min(low, high), max(low, high)
-    return date(max(low, 1), 1, 1), date(min(high, 9999), 12, 31), backwards
+    low, high = (min(max(year, 1), 9999) for year in (min(low, high), max(low, high)))
+    return date(low, 1, 1), date(high, 12, 31), backwards
 
 
 async def _local_entries(
@@ -1169,7 +1169,7 @@ async def picture(session: AsyncSession, user_id: int, ref: str) -> Picture | No
 async def user_avatar(session: AsyncSession, username: str) -> Picture | None:
     """The avatar of a user: their own, else that of the first artist or label they run."""
     user = await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
-    if user is None:
+    if user is None or user.status is not AccountStatus.ACTIVE:
         return None
     names = [user.username.lower()]
     names += list(

@@ -33,6 +33,10 @@ FORMATS = {"mp3": FileRole.STREAM_MP3, "opus": FileRole.STREAM_OPUS, "ogg": File
 RAW = "raw"
 
 
+# how long after a listening could have ended a scrobble still claims it
+SCROBBLE_GRACE = timedelta(minutes=2)
+
+
 @dataclass(frozen=True)
 class Rendition:
     role: FileRole
@@ -90,7 +94,7 @@ def continues(range_header: str | None) -> bool:
         return False
     if first == "":
         return "-" in spec
-    return first.isdigit() and int(first) > 0
+    return first.isascii() and first.isdigit() and int(first) > 0
 
 
 def download_refusal(quote: plays.Quote) -> str | None:
@@ -191,16 +195,21 @@ async def scrobble(
     user_id: int,
     now: datetime,
 ) -> plays.ClaimResult | None:
-    """A player's "played" for a track: the claim of the listener's latest open session
+    """A player's "played" for a track: the claim of the listener's latest session
     (``plays.claim``: charged once min(45 s, length) has passed since it opened, by the
-    server's clock, and once only). Nothing when there is no such session, or when the
-    claim is refused (too early, too low a balance, expired): a scrobble is a report,
-    never a failure."""
+    server's clock, and once only), if that listening could still be going on: it began
+    no longer ago than the track lasts plus :data:`SCROBBLE_GRACE`. Apps queue scrobbles
+    while offline and send them later; a late one must not charge a listening that was
+    skipped after a few seconds. Nothing when there is no such session, or when the claim
+    is refused (too early, too low a balance, expired): a scrobble is a report, never a
+    failure."""
     settings = resources.settings.money
+    window = min(
+        settings.play_session_lifetime,
+        timedelta(milliseconds=track.duration_ms) + SCROBBLE_GRACE,
+    )
     async with resources.read_sessionmaker() as session:
-        token = await open_session_token(
-            session, track, user_id, now=now, lifetime=settings.play_session_lifetime
-        )
+        token = await open_session_token(session, track, user_id, now=now, lifetime=window)
     if token is None:
         return None
     try:

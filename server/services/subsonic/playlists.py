@@ -88,7 +88,10 @@ async def _value(
     session: AsyncSession, viewer: Viewer, playlist: Playlist, owner: str
 ) -> PlaylistValue:
     purse = await song_rows.wallet(session, viewer.user_id)
-    shown = await _shown(session, purse, playlist.id)
+    return _made(playlist, owner, await _shown(session, purse, playlist.id))
+
+
+def _made(playlist: Playlist, owner: str, shown: list[tuple[int, Song]]) -> PlaylistValue:
     return PlaylistValue(
         id=playlist.id,
         name=playlist.title,
@@ -115,12 +118,28 @@ async def lists(
     if username is not None and username.lower() != viewer.username.lower():
         user = await session.scalar(select(User).where(User.username == username.lower()))
         if user is None:
-            raise NotFoundError(f"there is no user {username!r}")
+            return []  # as for a user without public playlists: names are not told apart
         owner_id, owner = user.id, user.username
         if not viewer.is_admin:
             query = query.where(Playlist.visibility == Visibility.PUBLIC)
-    found = await session.scalars(query.where(Playlist.user_id == owner_id).order_by(Playlist.id))
-    return [await _value(session, viewer, playlist, owner) for playlist in found]
+    found = list(
+        await session.scalars(query.where(Playlist.user_id == owner_id).order_by(Playlist.id))
+    )
+    # every list's items, and their songs, in one go each (not a query per playlist)
+    items: dict[int, list[tuple[int, int]]] = {playlist.id: [] for playlist in found}
+    for playlist_id, position, track_id in await session.execute(
+        select(PlaylistItem.playlist_id, PlaylistItem.position, PlaylistItem.track_id)
+        .where(PlaylistItem.playlist_id.in_(list(items)))
+        .order_by(PlaylistItem.playlist_id, PlaylistItem.position)
+    ):
+        items[playlist_id].append((position, track_id))
+    purse = await song_rows.wallet(session, viewer.user_id)
+    wanted = sorted({track for entries in items.values() for _, track in entries})
+    songs = {entry.id: entry for entry in await song_rows.songs(session, purse, wanted)}
+    return [
+        _made(playlist, owner, [(p, songs[t]) for p, t in items[playlist.id] if t in songs])
+        for playlist in found
+    ]
 
 
 async def one(session: AsyncSession, viewer: Viewer, playlist_id: int) -> PlaylistValue:

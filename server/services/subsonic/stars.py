@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.catalogue import (
@@ -101,7 +102,19 @@ async def _check(
 
 
 async def star(session: AsyncSession, user_id: int, targets: Targets) -> None:
-    """Star all of them, or nothing; starring what is starred already changes nothing."""
+    """Star all of them, or nothing; starring what is starred already changes nothing,
+    also when two calls star the same thing at once (the one that loses the insert race
+    finds the other's rows and tries again)."""
+    for _ in range(3):
+        try:
+            await _star(session, user_id, targets)
+            return
+        except IntegrityError:
+            await session.rollback()
+    raise Refused("the stars changed meanwhile: try again", 409)
+
+
+async def _star(session: AsyncSession, user_id: int, targets: Targets) -> None:
     found = await _check(session, user_id, targets, starring=True)
     await favourites.add(session, user_id, found.tracks)
     there = set(

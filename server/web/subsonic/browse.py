@@ -477,9 +477,14 @@ async def _send_picture(
     if picture is None:
         raise SubsonicError(Code.NOT_FOUND, "there is no picture of that")
     settings = call.resources.settings
-    found = await pictures.sized(
-        LocalStorage(settings.media_dir), settings.instance.data_dir, picture, size
-    )
+    try:
+        found = await pictures.sized(
+            LocalStorage(settings.media_dir), settings.instance.data_dir, picture, size
+        )
+    except pictures.PictureUnavailable:
+        raise SubsonicError(
+            Code.NOT_FOUND, "the picture cannot be read from the media store"
+        ) from None
     cache = "public, max-age=86400" if picture.public else "private, no-store"
     headers = {"ETag": found.etag, "Cache-Control": cache, "Content-Type": found.mime_type}
     if found.etag in request.headers.get("If-None-Match", ""):

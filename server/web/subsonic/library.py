@@ -7,6 +7,7 @@ draw the answer."""
 from __future__ import annotations
 
 from models.tokens import Scope
+from server.runtime.values import whole_number
 from server.services.subsonic import playlists, queue, stars
 from server.services.subsonic import songs as song_rows
 from server.web.subsonic.call import Call, Method, Methods
@@ -15,7 +16,7 @@ from subsonic.envelope import Node
 from subsonic.errors import Code, SubsonicError, missing
 from subsonic.library import Playlist, Starred, now_playing, play_queue, playlist, starred, starred2
 from subsonic.library import playlists as playlists_node
-from subsonic.params import Params
+from subsonic.params import MAX_VALUES, Params
 
 Kind = ids.Kind
 
@@ -110,9 +111,10 @@ async def create_playlist(call: Call) -> Node:
 def _indexes(params: Params, name: str) -> list[int]:
     found = []
     for value in params.all(name):
-        if not value.isdigit():
+        index = whole_number(value, high=MAX_VALUES)
+        if index is None:
             raise SubsonicError(Code.GENERIC, f"{name!r} must be an index from 0")
-        found.append(int(value))
+        found.append(index)
     return found
 
 

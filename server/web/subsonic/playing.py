@@ -86,7 +86,11 @@ async def stream(call: Call) -> Response:
     skip = 0
     if seconds:
         timeline = await audio_timeline(audio)
-        skip = playing.start_byte(timeline, seconds) if timeline is not None else 0
+        if timeline is None or timeline.kind != "mp3":
+            raise SubsonicError(
+                Code.GENERIC, "this track cannot start at an offset here: ask without timeOffset"
+            )
+        skip = playing.start_byte(timeline, seconds)
     here = origins(resources)
     gated_for = listener.user_id if decision.gated else None
     return await _audio(send_session_audio(audio, here, token, gated_for, skip=skip))
@@ -131,9 +135,11 @@ async def download(call: Call) -> Response:
     )
     response = await _audio(send_media(audio.file, cache="private, no-store"))
     extension = "mp3" if audio.file.mime_type == "audio/mpeg" else "opus"
-    name = "".join(c if c.isalnum() or c in " -_." else "_" for c in track.title)[:100]
+    # an ASCII name for every client, and the title itself (RFC 6266) for those that read it
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in " -_.") else "_" for c in track.title)
     response.headers["Content-Disposition"] = (
-        f'attachment; filename="{name or "track"}.{extension}"'
+        f'attachment; filename="{plain[:100] or "track"}.{extension}"; '
+        f"filename*=UTF-8''{quote(track.title[:100] + '.' + extension, safe='')}"
     )
     return response
 
@@ -162,9 +168,11 @@ async def scrobble(call: Call) -> Node:
     if not values:
         raise SubsonicError(Code.MISSING_PARAMETER, "required parameter 'id' is missing")
     # when the app says each was heard: checked, but the server's clock decides
-    if any(not value.isdigit() for value in call.params.all("time")):
+    if any(not (value.isascii() and value.isdecimal()) for value in call.params.all("time")):
         raise SubsonicError(Code.GENERIC, "'time' must be milliseconds since 1970")
     submission = call.params.boolean("submission", default=True)
+    if submission:  # a claim moves tokens, as the web player's claim does: it needs play
+        call.need(Scope.PLAY)
     found = [await _track(call, value) for value in values]
     if submission:
         here = origins(call.resources)
