@@ -41,9 +41,11 @@ class Params:
         if text is None or text == "":
             return default
         digits = text.removeprefix("-")
-        if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(INT64_MAX)):
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 100:
             raise SubsonicError(Code.GENERIC, f"{name!r} must be an integer")
         value = int(text)
+        if high is not None and value > high:
+            return high  # a page size or offset past the cap reads as the cap
         if abs(value) > INT64_MAX:
             raise SubsonicError(Code.GENERIC, f"{name!r} is out of range")
         if low is not None and value < low:

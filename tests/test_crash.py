@@ -443,7 +443,10 @@ def test_a_worker_killed_while_ffmpeg_runs_leaves_no_orphan_and_no_stray_file(
         if p.is_file() and not (p.name == LOCK_NAME and p.parent.parent == media / "incoming")
     )
     assert on_disk == sorted(key for _role, key, _size in files)  # nothing stray anywhere
-    assert query(a, lambda s: _jobs_of(s, "media.transcode")) == [(JobState.SUCCEEDED, 2)]
+    # the worker logs "ready" and then records the job's outcome: wait for that, bounded
+    done = [(JobState.SUCCEEDED, 2)]
+    wait_until(lambda: query(a, lambda s: _jobs_of(s, "media.transcode")) == done, 30,
+               "the transcode job to be recorded as succeeded")  # fmt: skip
     outputs = killed.output + "\n" + a.process.output
     assert outputs.count("track 1 ready") == 1
     a.wait_for(r"release 1 announced")

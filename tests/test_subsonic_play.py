@@ -277,7 +277,9 @@ async def test_download_only_what_the_listener_owns(scene: Scene) -> None:
     free_mp3 = await scene.file(FileRole.STREAM_MP3, scene.free)
     answer = await scene.rest("download", params=[("id", f"tr-{scene.free}")])
     assert await audio_of(answer) == free_mp3
-    assert answer.headers["Content-Disposition"] == 'attachment; filename="Free Tone.mp3"'
+    assert answer.headers["Content-Disposition"] == (
+        "attachment; filename=\"Free Tone.mp3\"; filename*=UTF-8''Free%20Tone.mp3"
+    )
     bought = await scene.client.post(f"/api/v1/tracks/{scene.paid}/buy",
                                      headers=scene.listener.headers)  # fmt: skip
     assert bought.status_code == 200

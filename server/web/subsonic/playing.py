@@ -10,6 +10,7 @@ request belongs to is ``server.services.subsonic.playing.listening``.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from urllib.parse import quote as percent_encoded
 
 from quart import Response, request
 from quart.typing import ResponseReturnValue
@@ -139,7 +140,7 @@ async def download(call: Call) -> Response:
     plain = "".join(c if c.isascii() and (c.isalnum() or c in " -_.") else "_" for c in track.title)
     response.headers["Content-Disposition"] = (
         f'attachment; filename="{plain[:100] or "track"}.{extension}"; '
-        f"filename*=UTF-8''{quote(track.title[:100] + '.' + extension, safe='')}"
+        f"filename*=UTF-8''{percent_encoded(track.title[:100] + '.' + extension, safe='')}"
     )
     return response
 
