@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 NODE_DIR = Path(__file__).parent / "node"
 PAID_TITLE = "Tone"
-PAID_SECONDS = 3  # short: a play counts after min(45 s, length), heard in real time
+PAID_SECONDS = 1  # short: a play counts after min(45 s, length), heard in real time
 FREE_TITLE = "Open Air"
 ARTIST = "Aurora"
 COST_OF_OWNING = sum(2**n for n in range(1, 10))  # 2 + 4 + … + 512
