@@ -49,6 +49,8 @@ from server.services.subsonic.songs import (
     local_songs,
     partner_refs,
     partner_songs,
+    tag_names,
+    with_covers,
 )
 from subsonic import ids
 from subsonic.elements import Album, Song
@@ -153,21 +155,8 @@ async def local_albums(
             .group_by(Track.release_id)
         )
     }
-    covers = set(
-        await session.scalars(
-            select(MediaFile.release_id).where(
-                MediaFile.release_id.in_(found), MediaFile.role == FileRole.COVER
-            )
-        )
-    )
-    tags: dict[int, list[str]] = {}
-    for release_id, name in await session.execute(
-        select(release_tags.c.release_id, Tag.name)
-        .join(Tag, Tag.id == release_tags.c.tag_id)
-        .where(release_tags.c.release_id.in_(found))
-        .order_by(Tag.name)
-    ):
-        tags.setdefault(release_id, []).append(name)
+    covers = await with_covers(session, found)
+    tags = await tag_names(session, found)
     track_genres: dict[int, list[str]] = {}
     for release_id, name in await session.execute(
         select(Track.release_id, Track.genre)

@@ -59,6 +59,30 @@ def cover_ref(release_id: int, has_cover: bool) -> str | None:
     return ids.make(ids.Kind.ALBUM, release_id) if has_cover else None
 
 
+async def with_covers(session: AsyncSession, release_ids: Collection[int]) -> set[int]:
+    """Which of these releases have a cover."""
+    return set(
+        await session.scalars(
+            select(MediaFile.release_id).where(
+                MediaFile.release_id.in_(list(release_ids)), MediaFile.role == FileRole.COVER
+            )
+        )
+    )
+
+
+async def tag_names(session: AsyncSession, release_ids: Collection[int]) -> dict[int, list[str]]:
+    """Each release's tags, by name."""
+    tags: dict[int, list[str]] = {}
+    for release_id, name in await session.execute(
+        select(release_tags.c.release_id, Tag.name)
+        .join(Tag, Tag.id == release_tags.c.tag_id)
+        .where(release_tags.c.release_id.in_(list(release_ids)))
+        .order_by(Tag.name)
+    ):
+        tags.setdefault(release_id, []).append(name)
+    return tags
+
+
 async def local_songs(
     session: AsyncSession, purse: Wallet, track_ids: Sequence[int]
 ) -> dict[int, Song]:
@@ -85,21 +109,8 @@ async def local_songs(
             select(MediaFile).where(MediaFile.track_id.in_(found), MediaFile.role == DEFAULT_ROLE)
         )
     }
-    covers = set(
-        await session.scalars(
-            select(MediaFile.release_id).where(
-                MediaFile.release_id.in_(release_ids), MediaFile.role == FileRole.COVER
-            )
-        )
-    )
-    tags: dict[int, list[str]] = {}
-    for release_id, name in await session.execute(
-        select(release_tags.c.release_id, Tag.name)
-        .join(Tag, Tag.id == release_tags.c.tag_id)
-        .where(release_tags.c.release_id.in_(release_ids))
-        .order_by(Tag.name)
-    ):
-        tags.setdefault(release_id, []).append(name)
+    covers = await with_covers(session, release_ids)
+    tags = await tag_names(session, release_ids)
     starred = {
         track_id: at
         for track_id, at in await session.execute(
