@@ -33,8 +33,9 @@ ERASE_JOB = "accounts.erase"
 LOCK_TIMEOUT = "5s"
 
 
-class EraseIncomplete(Exception):
-    """The log could not be reset or a table not rewritten yet; the job retries."""
+class EraseIncomplete(jobs.TransientJobError):
+    """The log could not be reset or a table not rewritten yet; the job retries (an
+    expected wait, so the worker logs one line, not a traceback)."""
 
 
 async def queue_erase(session: AsyncSession, tables: Iterable[str]) -> None:
