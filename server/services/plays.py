@@ -227,19 +227,26 @@ class Quote:
         return self.free or self.owned or self.balance >= self.price
 
 
-async def quote(session: AsyncSession, user_id: int, track: Playable) -> Quote:
-    state = await session.get(track.origin.rows.counts, (user_id, track.id))
+def quote_of(state: Any | None, *, free: bool, balance: int) -> Quote:
+    """The quote from a listener's count row of a track (None: never played), whether the
+    track is free to them, and their balance: the one price rule, also for callers that
+    read many rows at once."""
     paid = state.paid_plays if state else 0
     owned = bool(state and state.owned_at)
-    free = track.free_for(user_id)
     return Quote(
         0 if (free or owned) else play_cost(paid),
         paid,
         plays_until_owned(paid),
         owned,
         free,
-        await ledger.balance(session, ledger.wallet_key(user_id)),
+        balance,
     )
+
+
+async def quote(session: AsyncSession, user_id: int, track: Playable) -> Quote:
+    state = await session.get(track.origin.rows.counts, (user_id, track.id))
+    balance = await ledger.balance(session, ledger.wallet_key(user_id))
+    return quote_of(state, free=track.free_for(user_id), balance=balance)
 
 
 async def quotes(

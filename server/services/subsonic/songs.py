@@ -26,8 +26,8 @@ from models.catalogue import (
 )
 from models.federation import RemoteActor
 from models.plays import ListenerTrack, Play
-from models.pricing import play_cost
 from models.remote_plays import RemoteListenerTrack, RemotePlay, RemoteTrack
+from server.services.plays import Quote, quote_of
 from subsonic import ids
 from subsonic.elements import Song
 from subsonic.errors import SubsonicError
@@ -49,6 +49,11 @@ def preview_reason(price: int, balance: int) -> str:
         f"Preview only: the next play costs {price} tokens and your wallet holds {balance}. "
         "Top up on the web to hear it in full."
     )
+
+
+def _comment(quote: Quote) -> str | None:
+    """A song's comment: why the listener will hear its preview, if they will."""
+    return None if quote.affordable else preview_reason(quote.price, quote.balance)
 
 
 async def wallet(session: AsyncSession, user_id: int) -> Wallet:
@@ -140,11 +145,7 @@ async def local_songs(
         file = files.get(track.id)
         state = counts.get(track.id)
         free = track.price_model is PriceModel.FREE or artist.owner_id == purse.user_id
-        owned = bool(state and state.owned_at)
-        price = play_cost(state.paid_plays if state else 0)
-        comment = None
-        if not (free or owned) and purse.balance < price:
-            comment = preview_reason(price, purse.balance)
+        comment = _comment(quote_of(state, free=free, balance=purse.balance))
         genres = [track.genre] if track.genre else tags.get(release.id, [])
         count, last = plays.get(track.id, (None, None))
         songs[track.id] = Song(
@@ -243,11 +244,7 @@ async def partner_songs(
     songs = {}
     for remote, artist_name in rows:
         state = counts.get(remote.id)
-        owned = bool(state and state.owned_at)
-        price = play_cost(state.paid_plays if state else 0)
-        comment = None
-        if not (remote.free or owned) and purse.balance < price:
-            comment = preview_reason(price, purse.balance)
+        comment = _comment(quote_of(state, free=remote.free, balance=purse.balance))
         count, last = plays.get(remote.id, (None, None))
         songs[remote.id] = Song(
             id=remote.id,
