@@ -10,10 +10,21 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout, http, inbox, jobs, plays, royalties, search, streaming, subsonic
+from bench import (
+    fanout,
+    footprint,
+    http,
+    inbox,
+    jobs,
+    plays,
+    royalties,
+    search,
+    streaming,
+    subsonic,
+)
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
-MODULES = (jobs, http, streaming, search, plays, inbox, fanout, royalties, subsonic)
+MODULES = (jobs, http, footprint, streaming, search, plays, inbox, fanout, royalties, subsonic)
 
 
 def machine() -> str:
