@@ -11,6 +11,8 @@ release) has one row in ``search_documents`` with a title and a body, both folde
   index, ranked by ``ts_rank``.
 
 Every query word matches as a prefix ("aur" finds "Aurora"), and all words must match.
+At most ``CANDIDATES`` whole-word matches and as many prefix matches are ranked, so a
+search costs the same however much of the catalogue a short prefix matches.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, BigIntId, str_enum
 
 MAX_QUERY_WORDS = 8
+# Matches ranked per query, so that a short prefix matching much of the catalogue costs
+# the same as a rare word; whole-word matches are gathered first and rank above prefixes.
+CANDIDATES = 500
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -97,28 +102,46 @@ async def search(
     if not words or not kinds:
         return []
     kind_values = [kind.value for kind in kinds]
+    cap = max(CANDIDATES, offset + limit)
     if session.get_bind().dialect.name == "postgresql":
         statement = text(
-            "SELECT kind, object_id, ts_rank(search_vector, query) AS rank "
-            "FROM search_documents, to_tsquery('simple', :tsquery) AS query "
-            "WHERE search_vector @@ query AND kind = ANY(:kinds) "
+            "WITH candidates AS (("
+            "SELECT id, kind, object_id, search_vector, 1 AS whole FROM search_documents "
+            "WHERE search_vector @@ to_tsquery('simple', :exact) AND kind = ANY(:kinds) "
+            "LIMIT :cap) UNION ("
+            "SELECT id, kind, object_id, search_vector, 0 AS whole FROM search_documents "
+            "WHERE search_vector @@ to_tsquery('simple', :tsquery) AND kind = ANY(:kinds) "
+            "LIMIT :cap)) "
+            "SELECT kind, object_id, max(whole) + "
+            "max(ts_rank(search_vector, to_tsquery('simple', :tsquery))) AS rank "
+            "FROM candidates GROUP BY id, kind, object_id "
             "ORDER BY rank DESC, id LIMIT :limit OFFSET :offset"
         )
-        params = {
+        params: dict[str, object] = {
+            "exact": " & ".join(words),
             "tsquery": " & ".join(f"{word}:*" for word in words),
             "kinds": kind_values,
         }
     else:
         placeholders = ", ".join(f":kind{i}" for i in range(len(kind_values)))
+        candidates = (
+            "SELECT f.rowid AS id, {whole} AS whole, -bm25(search_fts, 10.0, 1.0) AS score "  # noqa: S608
+            "FROM search_fts AS f JOIN search_documents AS d ON d.id = f.rowid "
+            f"WHERE search_fts MATCH {{match}} AND d.kind IN ({placeholders}) LIMIT :cap"
+        )
         statement = text(
-            "SELECT d.kind, d.object_id, -bm25(search_fts, 10.0, 1.0) AS rank "  # noqa: S608
-            "FROM search_fts JOIN search_documents AS d ON d.id = search_fts.rowid "
-            f"WHERE search_fts MATCH :match AND d.kind IN ({placeholders}) "
-            "ORDER BY rank DESC, d.id LIMIT :limit OFFSET :offset"
+            "WITH candidates AS ("  # noqa: S608
+            f"SELECT * FROM ({candidates.format(whole=1, match=':exact')}) UNION ALL "
+            f"SELECT * FROM ({candidates.format(whole=0, match=':match')})) "
+            "SELECT d.kind, d.object_id, max(c.whole) + max(c.score) AS rank "
+            "FROM candidates AS c JOIN search_documents AS d ON d.id = c.id "
+            "GROUP BY d.id ORDER BY rank DESC, d.id LIMIT :limit OFFSET :offset"
         )
         params = {
+            "exact": " ".join(f'"{word}"' for word in words),
             "match": " ".join(f'"{word}"*' for word in words),
             **{f"kind{i}": value for i, value in enumerate(kind_values)},
         }
+    params = {**params, "cap": cap}
     rows = await session.execute(statement, {**params, "limit": limit, "offset": offset})
     return [Hit(DocumentKind(kind), int(object_id), float(rank)) for kind, object_id, rank in rows]
