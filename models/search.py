@@ -30,7 +30,8 @@ from models.base import Base, BigIntId, str_enum
 
 MAX_QUERY_WORDS = 8
 # Matches ranked per query, so that a short prefix matching much of the catalogue costs
-# the same as a rare word; whole-word matches are gathered first and rank above prefixes.
+# the same as a rare word; whole-word matches are gathered first and come before prefix
+# matches (then by the text score: bm25 on SQLite, ts_rank on PostgreSQL).
 CANDIDATES = 500
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -112,10 +113,10 @@ async def search(
             "SELECT id, kind, object_id, search_vector, 0 AS whole FROM search_documents "
             "WHERE search_vector @@ to_tsquery('simple', :tsquery) AND kind = ANY(:kinds) "
             "LIMIT :cap)) "
-            "SELECT kind, object_id, max(whole) + "
+            "SELECT kind, object_id, "
             "max(ts_rank(search_vector, to_tsquery('simple', :tsquery))) AS rank "
             "FROM candidates GROUP BY id, kind, object_id "
-            "ORDER BY rank DESC, id LIMIT :limit OFFSET :offset"
+            "ORDER BY max(whole) DESC, rank DESC, id LIMIT :limit OFFSET :offset"
         )
         params: dict[str, object] = {
             "exact": " & ".join(words),
@@ -133,9 +134,10 @@ async def search(
             "WITH candidates AS ("  # noqa: S608
             f"SELECT * FROM ({candidates.format(whole=1, match=':exact')}) UNION ALL "
             f"SELECT * FROM ({candidates.format(whole=0, match=':match')})) "
-            "SELECT d.kind, d.object_id, max(c.whole) + max(c.score) AS rank "
+            "SELECT d.kind, d.object_id, max(c.score) AS rank "
             "FROM candidates AS c JOIN search_documents AS d ON d.id = c.id "
-            "GROUP BY d.id ORDER BY rank DESC, d.id LIMIT :limit OFFSET :offset"
+            "GROUP BY d.id ORDER BY max(c.whole) DESC, rank DESC, d.id "
+            "LIMIT :limit OFFSET :offset"
         )
         params = {
             "exact": " ".join(f'"{word}"' for word in words),

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
+from models import search as search_model
 from models.base import utcnow
 from models.catalogue import (
     Artist,
@@ -19,6 +20,7 @@ from models.catalogue import (
     Track,
     TrackStatus,
 )
+from models.search import DocumentKind, SearchDocument
 from models.users import Role, User
 from server.services.account_rules import create_user
 from server.services.catalogue import create_artist, create_label, publish_release, set_tags
@@ -194,3 +196,29 @@ async def test_openapi_document_lists_the_core_routes(client: Client) -> None:
     assert document["info"]["title"] == "playfair API"
     search_params = {p["name"] for p in document["paths"]["/api/v1/search"]["get"]["parameters"]}
     assert {"q", "kind", "limit", "offset"} <= search_params
+
+
+async def test_search_ranks_a_whole_word_first_when_a_prefix_matches_many(app: Quart) -> None:
+    """Only a bounded set of candidates is ranked (models.search.CANDIDATES): the one
+    title that is the query word itself still comes first when more documents than that
+    match it as a prefix, and a kind filter still finds its rarer kind."""
+    many = search_model.CANDIDATES * 2 + 1
+    async with resources_of(app).sessionmaker() as session:
+        await session.execute(
+            insert(SearchDocument),
+            [{"kind": DocumentKind.TRACK, "object_id": n, "title": f"nightfall {n}", "body": ""}
+             for n in range(1, many + 1)],
+        )  # fmt: skip
+        await search_model.index_document(session, DocumentKind.TRACK, many + 1, "Night")
+        await search_model.index_document(session, DocumentKind.ARTIST, 1, "Nightingale")
+        await session.commit()
+    async with resources_of(app).read_sessionmaker() as session:
+        hits = await search_model.search(session, "night", kinds=(DocumentKind.TRACK,))
+        artists = await search_model.search(session, "night", kinds=(DocumentKind.ARTIST,))
+        past_the_cap = await search_model.search(
+            session, "nightfall", kinds=(DocumentKind.TRACK,), limit=5, offset=many - 3
+        )
+    assert (hits[0].kind, hits[0].object_id) == (DocumentKind.TRACK, many + 1)
+    assert len(hits) == 20
+    assert [(hit.kind, hit.object_id) for hit in artists] == [(DocumentKind.ARTIST, 1)]
+    assert len(past_the_cap) == 3  # paging past the cap still reaches the last matches
