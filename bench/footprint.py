@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.subsonic import PASSWORD, _supysonic_venv
+from bench.subsonic import PASSWORD, supysonic_venv
 from tests.postgres import free_port
 from tests.processes import ROOT, playfair_env
 
@@ -113,7 +113,7 @@ def _playfair(folder: Path) -> tuple[float, float]:
 
 
 def _supysonic(folder: Path) -> tuple[float, float]:
-    bin_dir = _supysonic_venv()
+    bin_dir = supysonic_venv()
     home = folder / "supysonic"
     (home / "cache").mkdir(parents=True)
     (home / "supysonic.conf").write_text(

@@ -136,7 +136,7 @@ def _playfair(folder: Path, music: Path) -> Figures:
         instance.stop()
 
 
-def _supysonic_venv() -> Path:
+def supysonic_venv() -> Path:
     """supysonic and waitress in a virtual environment of their own (made once)."""
     bin_dir = VENV / "bin"
     if not (bin_dir / "supysonic-server").exists():
@@ -147,7 +147,7 @@ def _supysonic_venv() -> Path:
 
 
 def _supysonic(folder: Path, music: Path) -> Figures:
-    bin_dir = _supysonic_venv()
+    bin_dir = supysonic_venv()
     home = folder / "supysonic"
     (home / "cache").mkdir(parents=True)
     # supysonic reads supysonic.conf from the folder it runs in
