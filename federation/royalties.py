@@ -54,7 +54,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from federation import urls
 from federation.discovery import DATA_INTEGRITY_CONTEXT
@@ -240,15 +240,25 @@ def _type(document: dict[str, Any], expected: Set[str], error: type[InvalidRoyal
     return value
 
 
-def _ids(value: Any, what: str, error: type[InvalidRoyaltyDocument]) -> tuple[str, ...]:
-    """The ids of an embedded ``OrderedCollection`` (``totalItems`` must match)."""
+def _ids(
+    value: Any, what: str, error: type[InvalidRoyaltyDocument], *, urls_checked_later: bool = False
+) -> tuple[str, ...]:
+    """The ids of an embedded ``OrderedCollection`` (``totalItems`` must match), each an
+    acceptable URL; with ``urls_checked_later`` only strings, for a caller that checks
+    each id itself (a statement's Listen ids: ``check_statement``, once per id)."""
     collection = _object(value, what, error)
     if collection.get("type") != "OrderedCollection":
         raise error(f"the {what} must be an OrderedCollection")
     items = collection.get("orderedItems")
     if not isinstance(items, list):
         raise error(f"the {what} has no orderedItems list")
-    ids = tuple(_url(id_of(item), f"an item of the {what}", error) for item in items)
+    if urls_checked_later:
+        found = [id_of(item) for item in items]
+        if None in found:
+            raise error(f"an item of the {what} is missing")
+        ids = tuple(cast(list[str], found))
+    else:
+        ids = tuple(_url(id_of(item), f"an item of the {what}", error) for item in items)
     total = _int(collection.get("totalItems"), f"the {what}' totalItems", error)
     if total != len(ids):
         raise error(f"the {what} say totalItems {total} but list {len(ids)}")
@@ -703,7 +713,8 @@ def parse_statement(document: Any) -> Statement:
         total_plays=_int(body.get("totalPlays"), "totalPlays", error),
         total_charged=_int(body.get("totalCharged"), "totalCharged", error),
         total_owed=_int(body.get("totalOwed"), "totalOwed", error),
-        listen_ids=_ids(body.get("listens"), "listens", error),
+        # each id is checked by check_statement below, once
+        listen_ids=_ids(body.get("listens"), "listens", error, urls_checked_later=True),
         listens_digest=digest,
         previous=None if previous is None else _url(previous, "the previous statement", error),
         artist_share_bp=_int(body.get("artistShareBasisPoints"), "the artist share", error),

@@ -396,6 +396,8 @@ L1, L2, L3, L4 = (f"{A}/listens/{n}" for n in (1, 2, 3, 4))
         (_ids([L1, L2, L3, "https://user@a.example/listens/4"]), "absolute http"),
         (_ids([L1, L2, L3, "https://a.example/listens/4\t"]), "absolute http"),
         (_ids([L1, L2, L3, "https://a.examplf/listens/4"]), "not on the payer's host"),
+        (_ids([L1, L2, L3, 42], digest=False), "an item of the listens is missing"),
+        (_ids([L1, L2, L3, {"type": "Listen"}], digest=False), "an item of the listens is missing"),
         (_swap_lines, "not in sorted order"),
         (_double_line, "appears twice"),
         (_set("endTime", "2026-03-01T00:00:00Z"), "end after it starts"),
