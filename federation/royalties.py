@@ -44,6 +44,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import itertools
@@ -53,7 +54,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from federation import urls
 from federation.discovery import DATA_INTEGRITY_CONTEXT
@@ -156,6 +157,52 @@ def _url(value: Any, what: str, error: type[InvalidRoyaltyDocument]) -> str:
     return str(value)
 
 
+# An id in the one shape our own ids take: https, a lower-case DNS host, the default port,
+# and a path of unreserved characters only. Such an id is an acceptable remote URL whose
+# origin is ("https", host, 443) without parsing it; anything else gets the full check.
+_FAST_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+_FAST_PATH = "[A-Za-z0-9._~/-]*"
+
+
+@functools.lru_cache(maxsize=64)
+def _fast_shape(owner: str) -> re.Pattern[str] | None:
+    """The pattern of ids in the fast shape on ``owner``'s origin, None if it has none."""
+    found = urls.origin(owner)
+    if found is None or found[0] != "https" or found[2] != 443:
+        return None
+    host = found[1]
+    if not _FAST_HOST.fullmatch(host):
+        return None
+    return re.compile(f"https://{re.escape(host)}/{_FAST_PATH}")
+
+
+def _ids_on(ids: Iterable[Any], owner: str, what: str, error: type[InvalidRoyaltyDocument]) -> None:
+    """Raise ``error`` unless every id is an acceptable URL on ``owner``'s origin."""
+    fast = _fast_shape(owner)
+    for value in ids:
+        if (
+            fast is not None
+            and type(value) is str
+            and len(value) <= urls.MAX_URL_CHARS
+            and fast.fullmatch(value)
+        ):
+            continue
+        _url(value, what, error)
+        if not same_origin(value, owner):
+            raise error(f"the Listen {value} is not on the payer's host")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_url_cached(value: str) -> bool:
+    return _is_url(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _same_origin_cached(a: str, b: str) -> bool:
+    """:func:`same_origin` for the few tracks and actors a batch of Listens repeats."""
+    return same_origin(a, b)
+
+
 def _int(value: Any, what: str, error: type[InvalidRoyaltyDocument], minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise error(f"{what} must be a whole number")
@@ -193,15 +240,25 @@ def _type(document: dict[str, Any], expected: Set[str], error: type[InvalidRoyal
     return value
 
 
-def _ids(value: Any, what: str, error: type[InvalidRoyaltyDocument]) -> tuple[str, ...]:
-    """The ids of an embedded ``OrderedCollection`` (``totalItems`` must match)."""
+def _ids(
+    value: Any, what: str, error: type[InvalidRoyaltyDocument], *, urls_checked_later: bool = False
+) -> tuple[str, ...]:
+    """The ids of an embedded ``OrderedCollection`` (``totalItems`` must match), each an
+    acceptable URL; with ``urls_checked_later`` only strings, for a caller that checks
+    each id itself (a statement's Listen ids: ``check_statement``, once per id)."""
     collection = _object(value, what, error)
     if collection.get("type") != "OrderedCollection":
         raise error(f"the {what} must be an OrderedCollection")
     items = collection.get("orderedItems")
     if not isinstance(items, list):
         raise error(f"the {what} has no orderedItems list")
-    ids = tuple(_url(id_of(item), f"an item of the {what}", error) for item in items)
+    if urls_checked_later:
+        found = [id_of(item) for item in items]
+        if None in found:
+            raise error(f"an item of the {what} is missing")
+        ids = tuple(cast(list[str], found))
+    else:
+        ids = tuple(_url(id_of(item), f"an item of the {what}", error) for item in items)
     total = _int(collection.get("totalItems"), f"the {what}' totalItems", error)
     if total != len(ids):
         raise error(f"the {what} say totalItems {total} but list {len(ids)}")
@@ -282,12 +339,22 @@ def listen_tokens(play_number: int | None) -> int:
 def check_listen(record: ListenRecord) -> None:
     """Raise :class:`InvalidListen` unless the record is consistent (the rules both the
     builder and the parser apply)."""
-    _url(record.id, "the Listen id", InvalidListen)
-    _url(record.payer, "the Listen's actor", InvalidListen)
-    _url(record.track, "the Listen's object (the track)", InvalidListen)
-    if not same_origin(record.id, record.payer):
-        raise InvalidListen("the Listen id is not on the same host as its actor")
-    if same_origin(record.track, record.payer):
+    if type(record.payer) is not str or not _is_url_cached(record.payer):
+        _url(record.payer, "the Listen's actor", InvalidListen)
+    fast = _fast_shape(record.payer)
+    listen_id = record.id
+    if not (
+        fast is not None
+        and type(listen_id) is str
+        and len(listen_id) <= urls.MAX_URL_CHARS
+        and fast.fullmatch(listen_id)
+    ):
+        _url(listen_id, "the Listen id", InvalidListen)
+        if not same_origin(listen_id, record.payer):
+            raise InvalidListen("the Listen id is not on the same host as its actor")
+    if type(record.track) is not str or not _is_url_cached(record.track):
+        _url(record.track, "the Listen's object (the track)", InvalidListen)
+    if _same_origin_cached(record.track, record.payer):
         raise InvalidListen("a Listen is for a track on another instance, not the actor's")
     if not _LISTENER.match(record.listener):
         raise InvalidListen("the listener must be a pseudonymous id (64 hex digits)")
@@ -420,7 +487,7 @@ def _lines(
     charged: dict[str, int] = defaultdict(int)
     owed: dict[str, int] = defaultdict(int)
     gross = charged_before
-    for listen in sorted(listens, key=lambda r: (r.at, r.id)):
+    for listen in sorted(listens, key=_play_order):
         to_payee, _ = split(gross, listen.tokens, share_bp)
         gross += listen.tokens
         plays[listen.track] += 1
@@ -429,6 +496,10 @@ def _lines(
     return tuple(
         StatementLine(track, plays[track], charged[track], owed[track]) for track in sorted(plays)
     )
+
+
+def _play_order(listen: ListenRecord) -> tuple[datetime, str]:
+    return listen.at, listen.id
 
 
 def _distinct(listens: Iterable[ListenRecord]) -> dict[str, ListenRecord]:
@@ -469,7 +540,7 @@ def build_statement(
             raise ValueError(f"the Listen {listen.id} is of another payer")
         if listen.at not in period:
             raise ValueError(f"the Listen {listen.id} is outside the period")
-        if not same_origin(listen.track, payee):
+        if not _same_origin_cached(listen.track, payee):
             raise ValueError(f"the Listen {listen.id} is for a track the payee does not host")
         if listen.paid:
             paid.append(listen)
@@ -536,10 +607,7 @@ def check_statement(statement: Statement) -> None:
         if stated != summed:
             raise error(f"{what} is {stated} but the lines add up to {summed}")
     _check_sorted_unique(s.listen_ids, "the Listen", error)
-    for listen_id in s.listen_ids:
-        _url(listen_id, "a Listen id", error)
-        if not same_origin(listen_id, s.payer):
-            raise error(f"the Listen {listen_id} is not on the payer's host")
+    _ids_on(s.listen_ids, s.payer, "a Listen id", error)
     if s.total_plays != len(s.listen_ids):
         raise error(
             f"the statement counts {s.total_plays} paid plays but lists {len(s.listen_ids)}"
@@ -645,7 +713,8 @@ def parse_statement(document: Any) -> Statement:
         total_plays=_int(body.get("totalPlays"), "totalPlays", error),
         total_charged=_int(body.get("totalCharged"), "totalCharged", error),
         total_owed=_int(body.get("totalOwed"), "totalOwed", error),
-        listen_ids=_ids(body.get("listens"), "listens", error),
+        # each id is checked by check_statement below, once
+        listen_ids=_ids(body.get("listens"), "listens", error, urls_checked_later=True),
         listens_digest=digest,
         previous=None if previous is None else _url(previous, "the previous statement", error),
         artist_share_bp=_int(body.get("artistShareBasisPoints"), "the artist share", error),
