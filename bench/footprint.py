@@ -6,7 +6,6 @@ bench/subsonic.py into a virtual environment of its own."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.subsonic import PASSWORD, supysonic_venv
+from bench.subsonic import PASSWORD, supysonic_home
 from tests.postgres import free_port
 from tests.processes import ROOT, playfair_env
 
@@ -113,15 +112,7 @@ def _playfair(folder: Path) -> tuple[float, float]:
 
 
 def _supysonic(folder: Path) -> tuple[float, float]:
-    bin_dir = supysonic_venv()
-    home = folder / "supysonic"
-    (home / "cache").mkdir(parents=True)
-    (home / "supysonic.conf").write_text(
-        f"[base]\ndatabase_uri = sqlite:///{home}/supysonic.db\n"
-        f"[webapp]\ncache_dir = {home}/cache\nlog_level = WARNING\nmount_webui = no\n"
-        f"[daemon]\nsocket = {home}/daemon.sock\nrun_watcher = no\n"
-    )
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
+    bin_dir, home, env = supysonic_home(folder)
     subprocess.run([str(bin_dir / "supysonic-cli"), "user", "add", "bench", "-p", PASSWORD],
                    cwd=home, env=env, check=True, capture_output=True)  # fmt: skip
     port = free_port()

@@ -146,7 +146,9 @@ def supysonic_venv() -> Path:
     return bin_dir
 
 
-def _supysonic(folder: Path, music: Path) -> Figures:
+def supysonic_home(folder: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A supysonic set up in ``folder``/supysonic: its venv's bin folder, its home (where
+    it runs) and the environment to run it in."""
     bin_dir = supysonic_venv()
     home = folder / "supysonic"
     (home / "cache").mkdir(parents=True)
@@ -156,7 +158,11 @@ def _supysonic(folder: Path, music: Path) -> Figures:
         f"[webapp]\ncache_dir = {home}/cache\nlog_level = WARNING\nmount_webui = no\n"
         f"[daemon]\nsocket = {home}/daemon.sock\nrun_watcher = no\n"
     )
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
+    return bin_dir, home, {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
+
+
+def _supysonic(folder: Path, music: Path) -> Figures:
+    bin_dir, home, env = supysonic_home(folder)
 
     def cli(*args: str) -> None:
         subprocess.run([str(bin_dir / "supysonic-cli"), *args], cwd=home, env=env,
