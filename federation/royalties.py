@@ -176,16 +176,22 @@ def _fast_shape(owner: str) -> re.Pattern[str] | None:
     return re.compile(f"https://{re.escape(host)}/{_FAST_PATH}")
 
 
+def _in_fast_shape(value: Any, fast: re.Pattern[str] | None) -> bool:
+    """Whether ``value`` is an id in the fast shape ``fast`` (``_fast_shape``): then it is
+    an acceptable URL on its owner's origin, with no further check."""
+    return (
+        fast is not None
+        and type(value) is str
+        and len(value) <= urls.MAX_URL_CHARS
+        and fast.fullmatch(value) is not None
+    )
+
+
 def _ids_on(ids: Iterable[Any], owner: str, what: str, error: type[InvalidRoyaltyDocument]) -> None:
     """Raise ``error`` unless every id is an acceptable URL on ``owner``'s origin."""
     fast = _fast_shape(owner)
     for value in ids:
-        if (
-            fast is not None
-            and type(value) is str
-            and len(value) <= urls.MAX_URL_CHARS
-            and fast.fullmatch(value)
-        ):
+        if _in_fast_shape(value, fast):
             continue
         _url(value, what, error)
         if not same_origin(value, owner):
@@ -341,16 +347,9 @@ def check_listen(record: ListenRecord) -> None:
     builder and the parser apply)."""
     if type(record.payer) is not str or not _is_url_cached(record.payer):
         _url(record.payer, "the Listen's actor", InvalidListen)
-    fast = _fast_shape(record.payer)
-    listen_id = record.id
-    if not (
-        fast is not None
-        and type(listen_id) is str
-        and len(listen_id) <= urls.MAX_URL_CHARS
-        and fast.fullmatch(listen_id)
-    ):
-        _url(listen_id, "the Listen id", InvalidListen)
-        if not same_origin(listen_id, record.payer):
+    if not _in_fast_shape(record.id, _fast_shape(record.payer)):
+        _url(record.id, "the Listen id", InvalidListen)
+        if not same_origin(record.id, record.payer):
             raise InvalidListen("the Listen id is not on the same host as its actor")
     if type(record.track) is not str or not _is_url_cached(record.track):
         _url(record.track, "the Listen's object (the track)", InvalidListen)
@@ -487,7 +486,7 @@ def _lines(
     charged: dict[str, int] = defaultdict(int)
     owed: dict[str, int] = defaultdict(int)
     gross = charged_before
-    for listen in sorted(listens, key=_play_order):
+    for listen in sorted(listens, key=lambda r: (r.at, r.id)):
         to_payee, _ = split(gross, listen.tokens, share_bp)
         gross += listen.tokens
         plays[listen.track] += 1
@@ -496,10 +495,6 @@ def _lines(
     return tuple(
         StatementLine(track, plays[track], charged[track], owed[track]) for track in sorted(plays)
     )
-
-
-def _play_order(listen: ListenRecord) -> tuple[datetime, str]:
-    return listen.at, listen.id
 
 
 def _distinct(listens: Iterable[ListenRecord]) -> dict[str, ListenRecord]:

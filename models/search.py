@@ -109,7 +109,7 @@ async def search(
             "WITH candidates AS (("
             "SELECT id, kind, object_id, search_vector, 1 AS whole FROM search_documents "
             "WHERE search_vector @@ to_tsquery('simple', :exact) AND kind = ANY(:kinds) "
-            "LIMIT :cap) UNION ("
+            "LIMIT :cap) UNION ALL ("
             "SELECT id, kind, object_id, search_vector, 0 AS whole FROM search_documents "
             "WHERE search_vector @@ to_tsquery('simple', :tsquery) AND kind = ANY(:kinds) "
             "LIMIT :cap)) "
