@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy import func, insert, select
 
 from bench.setup import init_instance, instance_env, on_both_databases
+from bench.statements import counting
 from federation.fetch import FetchPolicy, GuardedClient
 from federation.signatures import sign_request
 from models.base import utcnow
@@ -220,7 +221,8 @@ async def _measure(url: str, folder: Path) -> list[str]:
             started = time.perf_counter()
             await run_published(context, {"release": release_id})
             queued = time.perf_counter()
-            jobs_run = await worker.run_until_idle()
+            with counting(resources.engine, resources.read_engine) as database:
+                jobs_run = await worker.run_until_idle()
             finished = time.perf_counter()
             counts = await receiver.counts()
             async with resources.sessionmaker() as session:
@@ -246,7 +248,10 @@ async def _measure(url: str, folder: Path) -> list[str]:
                 )
             body = json.dumps(document, separators=(",", ":")).encode()
             concurrency = worker.options.concurrency
-            raw = await _reference(resources, receiver, body, concurrency)
+            federation = settings.federation
+            raw = await _reference(
+                resources, receiver, body, concurrency * federation.delivery_concurrency
+            )
             signing = await _signing_cost(
                 resources, body, f"http://i0.{DOMAIN}:{receiver.port}/inbox"
             )
@@ -259,11 +264,13 @@ async def _measure(url: str, folder: Path) -> list[str]:
         f"HTTP deliveries received: {received} (one per shared inbox; "
         f"{INSTANCES * FOLLOWERS_PER_INSTANCE} followers on {INSTANCES} instances; "
         f"{jobs_run} jobs)",
-        f"deliveries: {received / delivering:7.1f} /s (worker concurrency {concurrency})",
+        f"deliveries: {received / delivering:7.1f} /s (worker concurrency {concurrency}, "
+        f"{federation.delivery_concurrency} POSTs at a time per job)",
+        f"database: {database.per(received, 'delivery')}",
         f"from publishing until all delivered: {finished - started:6.1f} s "
         f"(queueing the deliveries: {queued - started:5.2f} s)",
         f"reference, the same client POSTing the same {len(body)}-byte body, "
-        f"{concurrency} at a time: {raw:7.1f} /s",
+        f"{concurrency * federation.delivery_concurrency} at a time: {raw:7.1f} /s",
         f"of which signing: sign_request takes {signing:5.1f} ms of CPU per delivery "
         f"({1000 / signing:5.1f} /s on one core)",
     ]

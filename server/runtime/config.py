@@ -368,6 +368,8 @@ class FederationSettings(_Section):
     delivery_retry_max: Duration = timedelta(hours=6)
     delivery_give_up_after: Duration = timedelta(days=5)
     delivery_timeout: Duration = timedelta(seconds=20)
+    # POSTs one delivery job has in flight at once (a job carries a batch of deliveries).
+    delivery_concurrency: int = Field(default=16, ge=1, le=256)
 
     @field_validator(
         "fetch_timeout",
