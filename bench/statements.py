@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine.base import OptionEngine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # What the engines send on their own around a unit of work: not the work's statements.
@@ -43,7 +44,15 @@ def counting(*engines: AsyncEngine) -> Iterator[Counts]:
     def on_begin(_conn: Any) -> None:
         counts.transactions += 1
 
-    targets = list({id(engine.sync_engine): engine.sync_engine for engine in engines}.values())
+    # An engine made with ``execution_options`` (PostgreSQL's read-only one) shares its
+    # parent's events: listening on both would count each of its statements twice.
+    syncs = {id(engine.sync_engine): engine.sync_engine for engine in engines}.values()
+    parents = {id(engine.pool) for engine in syncs if not isinstance(engine, OptionEngine)}
+    targets = [
+        engine
+        for engine in syncs
+        if not (isinstance(engine, OptionEngine) and id(engine.pool) in parents)
+    ]
     for target in targets:
         event.listen(target, "before_cursor_execute", on_execute)
         event.listen(target, "begin", on_begin)

@@ -9,16 +9,19 @@ atomic on both databases: of many concurrent debits only those the balance cover
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, select, update
+from sqlalchemy import BigInteger, ForeignKey, String, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
+from models.pricing import BASIS_POINTS, split
 from models.states import StateMachine
 
 
@@ -171,6 +174,29 @@ async def account(
         return found
 
 
+@dataclass(frozen=True)
+class AccountRef:
+    """What names an account, and what it is made with on first use."""
+
+    key: str
+    kind: AccountKind
+    owner_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A transaction written: its id, and the balance each account it moved has now (by
+    the account's key)."""
+
+    id: int
+    balances: dict[str, int]
+
+
+def _insert_once(session: AsyncSession) -> Any:
+    """The dialect's ``INSERT`` that can skip a row whose unique key exists already."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 async def post(
     session: AsyncSession,
     kind: str,
@@ -178,42 +204,127 @@ async def post(
     entries: Sequence[tuple[LedgerAccount, int]],
     details: dict[str, Any] | None = None,
     track_id: int | None = None,
-) -> LedgerTransaction:
+) -> Posted:
     """Write one balanced transaction in the caller's database transaction (no commit).
 
     Raises InsufficientBalance if a wallet or earnings account would go negative, and
     DuplicateTransaction if the reference was used before; in both cases the caller
-    rolls back and nothing is kept.
+    rolls back and nothing is kept. The reference is taken by the insert itself
+    (``ON CONFLICT DO NOTHING``): no look-up first, and a duplicate leaves the database
+    transaction usable on PostgreSQL too.
     """
     if sum(amount for _account, amount in entries) != 0:
         raise ValueError(f"unbalanced transaction {reference}: {entries!r}")
-    if await session.scalar(
-        select(LedgerTransaction.id).where(LedgerTransaction.reference == reference)
-    ):
-        raise DuplicateTransaction(reference)
-    transaction = LedgerTransaction(kind=kind, reference=reference, details=details or {})
-    session.add(transaction)
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise DuplicateTransaction(reference) from None
+    transaction_id = await _new_transaction(session, kind, reference, details)
+    balances: dict[str, int] = {}
+    rows = []
     for ledger_account, amount in entries:
         if amount == 0:
             continue
         statement = update(LedgerAccount).where(LedgerAccount.id == ledger_account.id)
         if ledger_account.kind in NON_NEGATIVE and amount < 0:
             statement = statement.where(LedgerAccount.balance + amount >= 0)
-        result = await session.execute(
+        after = await session.scalar(
             statement.values(balance=LedgerAccount.balance + amount)
             .returning(LedgerAccount.balance)
             .execution_options(synchronize_session=False)
         )
-        if result.scalar() is None:
+        if after is None:
             raise InsufficientBalance(ledger_account.key)
-        session.add(LedgerEntry(transaction_id=transaction.id, account_id=ledger_account.id,
-                                amount=amount, track_id=track_id))  # fmt: skip
-    await session.flush()
-    return transaction
+        balances[ledger_account.key] = int(after)
+        rows.append({"transaction_id": transaction_id, "account_id": ledger_account.id,
+                     "amount": amount, "track_id": track_id})  # fmt: skip
+    if rows:  # one statement for all the entries (an empty list would insert one blank)
+        await session.execute(insert(LedgerEntry), rows)
+    return Posted(transaction_id, balances)
+
+
+async def _new_transaction(
+    session: AsyncSession, kind: str, reference: str, details: dict[str, Any] | None
+) -> int:
+    """The transaction's row, its reference taken by the insert itself (``ON CONFLICT DO
+    NOTHING``): no look-up first, and a duplicate leaves the database transaction usable
+    on PostgreSQL too. DuplicateTransaction if the reference was used before."""
+    transaction_id = await session.scalar(
+        _insert_once(session)(LedgerTransaction)
+        .values(kind=kind, reference=reference, details=details or {})
+        .on_conflict_do_nothing(index_elements=[LedgerTransaction.reference])
+        .returning(LedgerTransaction.id)
+    )
+    if transaction_id is None:
+        raise DuplicateTransaction(reference)
+    return int(transaction_id)
+
+
+async def post_split(
+    session: AsyncSession,
+    kind: str,
+    reference: str,
+    *,
+    payer: AccountRef,
+    payee: AccountRef,
+    rest: AccountRef,
+    amount: int,
+    share_bp: int,
+    details: dict[str, Any] | None = None,
+    track_id: int | None = None,
+) -> Posted:
+    """Move ``amount`` from ``payer`` (never below zero) to ``payee``, whose share is the
+    rounding rule of ``models.pricing.split`` over its running gross, and the rest to
+    ``rest``: what a play or a purchase does, in one transaction of the ledger (the
+    caller commits). Each account is moved by its key in one statement (the payee's
+    gross and balance together, so the split is taken under the row's lock), made on
+    first use; none is looked up first. InsufficientBalance and DuplicateTransaction as
+    for :func:`post`."""
+    transaction_id = await _new_transaction(session, kind, reference, details)
+    debited = (
+        await session.execute(
+            update(LedgerAccount)
+            .where(LedgerAccount.key == payer.key, LedgerAccount.balance >= amount)
+            .values(balance=LedgerAccount.balance - amount)
+            .returning(LedgerAccount.id, LedgerAccount.balance)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if debited is None:  # too low, or no wallet at all yet
+        raise InsufficientBalance(payer.key)
+    gross, balance = LedgerAccount.gross, LedgerAccount.balance
+    share = (gross + amount) * share_bp // BASIS_POINTS - gross * share_bp // BASIS_POINTS
+    payee_id, payee_balance, gross_after = await _move(
+        session, payee, {"gross": gross + amount, "balance": balance + share}
+    )
+    to_payee, to_rest = split(gross_after - amount, amount, share_bp)
+    rest_id, rest_balance, _gross = await _move(session, rest, {"balance": balance + to_rest})
+    moves = [(debited.id, -amount), (payee_id, to_payee), (rest_id, to_rest)]
+    rows = [
+        {"transaction_id": transaction_id, "account_id": account_id, "amount": moved,
+         "track_id": track_id}
+        for account_id, moved in moves
+        if moved
+    ]  # fmt: skip
+    await session.execute(insert(LedgerEntry), rows)
+    balances = {payer.key: int(debited.balance), payee.key: payee_balance, rest.key: rest_balance}
+    return Posted(transaction_id, balances)
+
+
+async def _move(
+    session: AsyncSession, ref: AccountRef, values: dict[str, Any]
+) -> tuple[int, int, int]:
+    """Update the account ``ref`` names with ``values`` (made first if it does not exist
+    yet); its id, balance and gross after."""
+    statement = (
+        update(LedgerAccount)
+        .where(LedgerAccount.key == ref.key)
+        .values(values)
+        .returning(LedgerAccount.id, LedgerAccount.balance, LedgerAccount.gross)
+        .execution_options(synchronize_session=False)
+    )
+    row = (await session.execute(statement)).first()
+    if row is None:
+        await account(session, ref.key, ref.kind, ref.owner_id)
+        row = (await session.execute(statement)).first()
+        assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 async def balance(session: AsyncSession, key: str) -> int:

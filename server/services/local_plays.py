@@ -21,7 +21,7 @@ from models.catalogue import (
     TrackStatus,
     Visibility,
 )
-from models.ledger import AccountKind, LedgerAccount
+from models.ledger import AccountKind, AccountRef
 from models.plays import ListenerTrack, Play, PlayOutcome, PlaySession
 from server.runtime.resources import Resources
 from server.services.errors import Refused
@@ -67,6 +67,29 @@ class Local:
             return None
         return self.playable(*row)
 
+    async def claimable(
+        self, session: AsyncSession, token: str, user_id: int
+    ) -> tuple[PlaySession, ListenerTrack | None, LocalTrack | None] | None:
+        row = (
+            await session.execute(
+                select(PlaySession, ListenerTrack, Track, Release, Artist)
+                .outerjoin(
+                    ListenerTrack,
+                    (ListenerTrack.user_id == PlaySession.user_id)
+                    & (ListenerTrack.track_id == PlaySession.track_id),
+                )
+                .outerjoin(Track, Track.id == PlaySession.track_id)
+                .outerjoin(Release, Release.id == Track.release_id)
+                .outerjoin(Artist, Artist.id == Track.artist_id)
+                .where(PlaySession.token == token, PlaySession.user_id == user_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        play_session, count, track, release, artist = row
+        whole = track is not None and release is not None and artist is not None
+        return play_session, count, self.playable(track, release, artist) if whole else None
+
     def playable(self, track: Track, release: Release, artist: Artist) -> LocalTrack:
         return LocalTrack(
             origin=self,
@@ -84,10 +107,10 @@ class Local:
             artist=artist,
         )
 
-    async def payee(self, session: AsyncSession, track: Playable) -> LedgerAccount:
+    def payee(self, track: Playable) -> AccountRef:
         assert isinstance(track, LocalTrack)
         artist = track.artist.id
-        return await ledger.account(session, ledger.artist_key(artist), AccountKind.ARTIST, artist)
+        return AccountRef(ledger.artist_key(artist), AccountKind.ARTIST, artist)
 
     def play_posting(self, track: Playable, token: str, paid_number: int) -> Posting:
         return Posting(

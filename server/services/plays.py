@@ -37,9 +37,9 @@ from sqlalchemy.sql import Executable
 from models import ledger
 from models.base import utcnow
 from models.catalogue import MediaFile
-from models.ledger import AccountKind, InsufficientBalance, LedgerAccount
+from models.ledger import AccountKind, AccountRef, InsufficientBalance
 from models.plays import PlayOutcome
-from models.pricing import PAID_PLAYS_TO_OWN, buy_now_cost, play_cost, plays_until_owned, split
+from models.pricing import PAID_PLAYS_TO_OWN, buy_now_cost, play_cost, plays_until_owned
 from server.runtime.config import MoneySettings
 from server.runtime.resources import Resources
 from server.services.errors import NotFoundError
@@ -145,7 +145,15 @@ class Origin(Protocol):
         """The track with this id, if it is of this origin."""
         ...
 
-    async def payee(self, session: AsyncSession, track: Playable) -> LedgerAccount:
+    async def claimable(
+        self, session: AsyncSession, token: str, user_id: int
+    ) -> tuple[Any, Any | None, Playable | None] | None:
+        """The listener's play session with this token, their count of its track (None
+        before their first play of it) and the track (None when it is gone), in one
+        query: what a charge reads."""
+        ...
+
+    def payee(self, track: Playable) -> AccountRef:
         """The account owed the artist's share."""
         ...
 
@@ -337,22 +345,26 @@ async def charge_session(
     """Charge the play of a session once, whoever asks first (the player's claim, or the
     stream reaching the end of the free part, which passes ``heard_check=False``).
 
-    One winner under any concurrency: the session row is marked first with a guarded
-    update (on PostgreSQL a concurrent charger waits for its lock, then finds it taken
-    and raises ConcurrentChange, and its retry reads the result); the count is moved
-    with a guard on the count read and on the track not being owned, so that a "buy now"
-    that committed in between is never written over. The session is looked up with its
-    listener: anybody else's claim finds none.
+    One winner under any concurrency: the count is moved with a guard on the count read
+    and on the track not being owned, so that a second charger or a "buy now" that
+    committed in between is never written over (on PostgreSQL it waits for the row's
+    lock, then finds it moved and raises ConcurrentChange, and its retry reads the
+    result); the session row is taken last with a guarded update naming the play, which
+    stops a second charger of a play that moves no count. The session is looked up with
+    its listener: anybody else's claim finds none. The answer is made from what the
+    transaction wrote (the wallet's balance as the debit left it), not read again.
     """
     now = now or utcnow()
-    found = await session_of(session, origins, token, user_id=user_id)
-    if found is None:
+    for origin in origins:
+        found = await origin.claimable(session, token, user_id)
+        if found is not None:
+            break
+    else:
         raise MoneyError("there is no such play session", 404)
-    origin, play_session = found
+    play_session, _count_loaded, track = found  # the count is in the session's identity map
     sessions = origin.rows.sessions
     if play_session.play_id is not None:
         return await _result_of(session, origin, play_session.play_id, user_id)
-    track = await origin.track(session, getattr(play_session, origin.rows.session_track.key))
     if track is None:
         raise MoneyError("the track is gone", 410)
     if now - play_session.started_at > settings.play_session_lifetime:
@@ -365,17 +377,9 @@ async def charge_session(
             raise MoneyError(
                 f"a play counts after {needed.total_seconds():g} s: {left:.1f} s to go", 425
             )
-    taken = await session.execute(
-        update(sessions)
-        .where(sessions.id == play_session.id, origin.rows.unclaimed)
-        .values(**origin.claiming(now))
-        .execution_options(synchronize_session=False)
-    )
-    if not taken.rowcount:  # type: ignore[attr-defined]
-        raise ConcurrentChange()
     state = await _count(session, origin, user_id, track.id)
     cost = 0 if (track.free_for(user_id) or state.owned_at) else play_cost(state.paid_plays)
-    transaction_id = None
+    charged: Charged | None = None
     paid_number = None
     if cost:
         paid_number = state.paid_plays + 1
@@ -383,21 +387,34 @@ async def charge_session(
         if paid_number >= PAID_PLAYS_TO_OWN:
             values.update(origin.owning(now, "plays"))
         await _move_count(session, origin, user_id, track.id, state.paid_plays, values)
-        transaction_id = await _charge(
+        charged = await _charge(
             session, user_id, track, cost, settings, origin.play_posting(track, token, paid_number)
         )
     owned = bool(state.owned_at) or (paid_number or 0) >= PAID_PLAYS_TO_OWN
     play_id = await origin.record_play(
-        session, track, user_id, Heard(now, paid_number, cost, owned, transaction_id)
+        session,
+        track,
+        user_id,
+        Heard(now, paid_number, cost, owned, charged.transaction_id if charged else None),
     )
-    await session.execute(
+    # The session is taken last, with its play: the guard makes a second charger of the
+    # same session (on PostgreSQL, waiting on the row's lock) find it taken and roll back
+    # all it wrote; a paid second charger has already stopped at the count's guard.
+    taken = await session.execute(
         update(sessions)
-        .where(sessions.id == play_session.id)
-        .values(play_id=play_id)
+        .where(sessions.id == play_session.id, origin.rows.unclaimed)
+        .values({**origin.claiming(now), "play_id": play_id})
         .execution_options(synchronize_session=False)
     )
+    if not taken.rowcount:  # type: ignore[attr-defined]
+        raise ConcurrentChange()
+    if charged is not None:
+        balance = charged.balance
+    else:
+        balance = await ledger.balance(session, ledger.wallet_key(user_id))
     await session.commit()
-    return await _result_of(session, origin, play_id, user_id)
+    outcome = PlayOutcome.CHARGED if cost else PlayOutcome.FREE
+    return ClaimResult(outcome, cost, paid_number, owned, balance)
 
 
 async def buy(
@@ -415,16 +432,12 @@ async def buy(
     await _move_count(
         session, origin, user_id, track.id, state.paid_plays, origin.owning(now, "bought")
     )
-    await _charge(session, user_id, track, cost, settings, origin.buy_posting(track, user_id))
+    charged = await _charge(
+        session, user_id, track, cost, settings, origin.buy_posting(track, user_id)
+    )
     await origin.record_purchase(session, track, user_id, state.paid_plays, now)
     await session.commit()
-    return ClaimResult(
-        PlayOutcome.CHARGED,
-        cost,
-        None,
-        True,
-        await ledger.balance(session, ledger.wallet_key(user_id)),
-    )
+    return ClaimResult(PlayOutcome.CHARGED, cost, None, True, charged.balance)
 
 
 async def _count(session: AsyncSession, origin: Origin, user_id: int, track_id: int) -> Any:
@@ -469,6 +482,12 @@ async def _move_count(
         raise ConcurrentChange()
 
 
+@dataclass(frozen=True)
+class Charged:
+    transaction_id: int
+    balance: int  # the listener's, after
+
+
 async def _charge(
     session: AsyncSession,
     user_id: int,
@@ -476,31 +495,31 @@ async def _charge(
     cost: int,
     settings: MoneySettings,
     posting: Posting,
-) -> int:
+) -> Charged:
     """Debit the listener, credit the payee floor(gross × share) over all it was paid and
-    the instance the rest; the transaction's id. 402 when the balance does not cover it."""
-    wallet = await ledger.account(session, ledger.wallet_key(user_id), AccountKind.WALLET, user_id)
-    payee = await track.origin.payee(session, track)
-    instance = await ledger.account(session, "instance", AccountKind.INSTANCE)
-    gross_before = await ledger.add_gross(session, payee, cost)
-    to_payee, to_instance = split(gross_before, cost, settings.artist_share_bp)
+    the instance the rest. 402 when the balance does not cover it."""
+    wallet = ledger.wallet_key(user_id)
     try:
-        transaction = await ledger.post(
+        posted = await ledger.post_split(
             session,
             posting.kind,
             posting.reference,
-            [(wallet, -cost), (payee, to_payee), (instance, to_instance)],
-            posting.details,
+            payer=AccountRef(wallet, AccountKind.WALLET, user_id),
+            payee=track.origin.payee(track),
+            rest=AccountRef("instance", AccountKind.INSTANCE),
+            amount=cost,
+            share_bp=settings.artist_share_bp,
+            details=posting.details,
             track_id=posting.track_id,
         )
     except InsufficientBalance:
-        balance = await ledger.balance(session, wallet.key)
+        balance = await ledger.balance(session, wallet)
         raise MoneyError(
             f"your balance is too low: this costs {cost} tokens and you have "
             f"{balance}; top up, or listen to the preview",
             402,
         ) from None
-    return transaction.id
+    return Charged(posted.id, posted.balances[wallet])
 
 
 async def _result_of(

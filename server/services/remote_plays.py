@@ -31,7 +31,7 @@ from models import ledger
 from models.base import utcnow
 from models.catalogue import FileRole, MediaFile
 from models.federation import Partnership, PartnerState, RemoteActor
-from models.ledger import AccountKind, LedgerAccount
+from models.ledger import AccountKind, AccountRef
 from models.plays import PlayOutcome
 from models.pricing import PAID_PLAYS_TO_OWN, play_cost
 from models.remote_plays import RemoteListenerTrack, RemotePlay, RemotePlaySession, RemoteTrack
@@ -190,6 +190,31 @@ class Partner:
         payee = await session.get(RemoteActor, remote.payee_id) if remote else None
         if remote is None or payee is None:
             return None
+        return self.playable(remote, payee)
+
+    async def claimable(
+        self, session: AsyncSession, token: str, user_id: int
+    ) -> tuple[RemotePlaySession, RemoteListenerTrack | None, PartnerTrack | None] | None:
+        row = (
+            await session.execute(
+                select(RemotePlaySession, RemoteListenerTrack, RemoteTrack, RemoteActor)
+                .outerjoin(
+                    RemoteListenerTrack,
+                    (RemoteListenerTrack.user_id == RemotePlaySession.user_id)
+                    & (RemoteListenerTrack.remote_track_id == RemotePlaySession.remote_track_id),
+                )
+                .outerjoin(RemoteTrack, RemoteTrack.id == RemotePlaySession.remote_track_id)
+                .outerjoin(RemoteActor, RemoteActor.id == RemoteTrack.payee_id)
+                .where(RemotePlaySession.token == token, RemotePlaySession.user_id == user_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        play_session, count, remote, payee = row
+        whole = remote is not None and payee is not None
+        return play_session, count, self.playable(remote, payee) if whole else None
+
+    def playable(self, remote: RemoteTrack, payee: RemoteActor) -> PartnerTrack:
         return PartnerTrack(
             origin=self,
             id=remote.id,
@@ -203,10 +228,10 @@ class Partner:
             payee=payee,
         )
 
-    async def payee(self, session: AsyncSession, track: Playable) -> LedgerAccount:
+    def payee(self, track: Playable) -> AccountRef:
         assert isinstance(track, PartnerTrack)
         actor = track.payee.id
-        return await ledger.account(session, ledger.peer_key(actor), AccountKind.PEER, actor)
+        return AccountRef(ledger.peer_key(actor), AccountKind.PEER, actor)
 
     def play_posting(self, track: Playable, token: str, paid_number: int) -> Posting:
         assert isinstance(track, PartnerTrack)
