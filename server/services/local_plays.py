@@ -25,7 +25,15 @@ from models.ledger import AccountKind, AccountRef
 from models.plays import ListenerTrack, Play, PlayOutcome, PlaySession
 from server.runtime.resources import Resources
 from server.services.errors import Refused
-from server.services.plays import Audio, Heard, Playable, Posting, Recorded, Rows
+from server.services.plays import (
+    Audio,
+    Heard,
+    Playable,
+    Posting,
+    Recorded,
+    Rows,
+    claimable_row,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,20 +78,15 @@ class Local:
     async def claimable(
         self, session: AsyncSession, token: str, user_id: int
     ) -> tuple[PlaySession, ListenerTrack | None, LocalTrack | None] | None:
-        row = (
-            await session.execute(
-                select(PlaySession, ListenerTrack, Track, Release, Artist)
-                .outerjoin(
-                    ListenerTrack,
-                    (ListenerTrack.user_id == PlaySession.user_id)
-                    & (ListenerTrack.track_id == PlaySession.track_id),
-                )
-                .outerjoin(Track, Track.id == PlaySession.track_id)
-                .outerjoin(Release, Release.id == Track.release_id)
-                .outerjoin(Artist, Artist.id == Track.artist_id)
-                .where(PlaySession.token == token, PlaySession.user_id == user_id)
-            )
-        ).first()
+        row = await claimable_row(
+            session,
+            self.rows,
+            token,
+            user_id,
+            (Track, Track.id == PlaySession.track_id),
+            (Release, Release.id == Track.release_id),
+            (Artist, Artist.id == Track.artist_id),
+        )
         if row is None:
             return None
         play_session, count, track, release, artist = row

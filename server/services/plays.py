@@ -287,6 +287,22 @@ async def open_session(session: AsyncSession, user_id: int, track: Playable) -> 
     return token
 
 
+async def claimable_row(
+    session: AsyncSession, rows: Rows, token: str, user_id: int, *track: tuple[Any, Any]
+) -> Any | None:
+    """An origin's ``claimable`` query: the listener's session with this token, their
+    count of its track, and the entities ``track`` names, each outer-joined on its
+    condition (so a session whose track is gone is still found)."""
+    query = select(rows.sessions, rows.counts, *(entity for entity, _on in track)).outerjoin(
+        rows.counts,
+        (rows.counts.user_id == rows.sessions.user_id) & (rows.count_track == rows.session_track),
+    )
+    for entity, on in track:
+        query = query.outerjoin(entity, on)
+    query = query.where(rows.sessions.token == token, rows.sessions.user_id == user_id)
+    return (await session.execute(query)).first()
+
+
 async def session_of(
     session: AsyncSession,
     origins: Origins,

@@ -42,7 +42,16 @@ from server.services.activitypub.partners import instance_actor_url
 from server.services.activitypub.remote import ResolveError, get_actor, remote_url
 from server.services.errors import Refused
 from server.services.media.storage import LocalStorage
-from server.services.plays import Audio, Heard, Playable, Posting, Recorded, Rows, new_track_id
+from server.services.plays import (
+    Audio,
+    Heard,
+    Playable,
+    Posting,
+    Recorded,
+    Rows,
+    claimable_row,
+    new_track_id,
+)
 
 MAX_TRACKS = 200
 
@@ -195,19 +204,14 @@ class Partner:
     async def claimable(
         self, session: AsyncSession, token: str, user_id: int
     ) -> tuple[RemotePlaySession, RemoteListenerTrack | None, PartnerTrack | None] | None:
-        row = (
-            await session.execute(
-                select(RemotePlaySession, RemoteListenerTrack, RemoteTrack, RemoteActor)
-                .outerjoin(
-                    RemoteListenerTrack,
-                    (RemoteListenerTrack.user_id == RemotePlaySession.user_id)
-                    & (RemoteListenerTrack.remote_track_id == RemotePlaySession.remote_track_id),
-                )
-                .outerjoin(RemoteTrack, RemoteTrack.id == RemotePlaySession.remote_track_id)
-                .outerjoin(RemoteActor, RemoteActor.id == RemoteTrack.payee_id)
-                .where(RemotePlaySession.token == token, RemotePlaySession.user_id == user_id)
-            )
-        ).first()
+        row = await claimable_row(
+            session,
+            self.rows,
+            token,
+            user_id,
+            (RemoteTrack, RemoteTrack.id == RemotePlaySession.remote_track_id),
+            (RemoteActor, RemoteActor.id == RemoteTrack.payee_id),
+        )
         if row is None:
             return None
         play_session, count, remote, payee = row
