@@ -15,14 +15,18 @@ from pathlib import Path
 import httpx
 
 from bench.setup import init_instance, instance_env, on_both_databases
+from bench.statements import Counts, counting
 from models.catalogue import Release, Track, TrackStatus, Visibility
 from models.database import create_engine, create_sessionmaker
 from models.tokens import AccessToken, new_token, token_digest
 from models.users import Role
+from server.runtime.config import load_settings
 from server.runtime.resources import database_options
 from server.services.account_rules import create_user
 from server.services.catalogue import create_artist
 from server.services.money import issue_vouchers, redeem_voucher
+from server.web.app import create_app
+from server.web.current import resources_of
 from tests.processes import PlayfairProcess
 
 LISTENERS = 32
@@ -98,6 +102,23 @@ async def _healthz(client: httpx.AsyncClient, deadline: float) -> int:
     return done
 
 
+async def _statements(env: dict[str, str], token: str, track: int) -> Counts:
+    """One more play, in-process on the same database: the SQL it costs (a server in
+    another process cannot be counted from here)."""
+    app = create_app(load_settings(None, environ=env))
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        resources = resources_of(app)
+        headers = {"Authorization": f"Bearer {token}"}
+        started = await client.post(f"/api/v1/tracks/{track}/plays", headers=headers)
+        session = (await started.get_json())["session"]
+        with counting(resources.engine, resources.read_engine) as counts:
+            claim = await client.post(f"/api/v1/plays/{session}/claim", headers=headers)
+        if claim.status_code != 200:
+            raise RuntimeError(f"claim failed: {claim.status_code}")
+    return counts
+
+
 async def _measure(url: str, folder: Path) -> list[str]:
     env = instance_env(folder / "data", url)
     tokens, tracks = await _prepare(env)
@@ -120,10 +141,12 @@ async def _measure(url: str, folder: Path) -> list[str]:
             health_rate = checks / (time.perf_counter() - started)
     finally:
         server.stop()
+    database = await _statements(env, tokens[0], tracks[0])
     return [
         f"paid plays claimed: {claim_rate:7.1f} /s ({LISTENERS} listeners; each play is two "
         f"requests: open a session, claim it)",
         f"reference, GET /healthz at the same concurrency: {health_rate:7.1f} req/s",
+        f"database: {database.per(1, 'claim')} (the bearer token's read included)",
     ]
 
 
