@@ -14,6 +14,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.forker import Forker
+
 ROOT = Path(__file__).resolve().parent.parent
 ADDRESS = re.compile(r"playfair is running at (http://\S+?)/ ")
 
@@ -26,9 +28,23 @@ def playfair_env(settings_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+_FORKER = Forker(ROOT)
+FORK = os.environ.get("PLAYFAIR_TEST_FORK", "1") != "0"
+
+
 def run_playfair(
-    args: Sequence[str], env: dict[str, str], stdin: str | None = None, timeout: float = 120
+    args: Sequence[str],
+    env: dict[str, str],
+    stdin: str | None = None,
+    timeout: float = 120,
+    *,
+    spawn: bool = False,
 ) -> subprocess.CompletedProcess[str]:
+    """``playfair ARGS`` run to its end, output captured: forked from a process that has
+    imported the command line (``tests.forker``), or with ``spawn`` (or
+    ``PLAYFAIR_TEST_FORK=0``) in a new interpreter, as an admin's shell starts it."""
+    if FORK and not spawn:
+        return _FORKER.run(args, playfair_env(env), stdin or "", timeout, ROOT)
     return subprocess.run(
         [sys.executable, "-m", "server.cli", *args],
         env=playfair_env(env),

@@ -38,7 +38,8 @@ def assert_one_line_error(result_stderr: str, expected: str) -> None:
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "playfair")
 def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
     # a broken config must not stop --help
-    result = run_playfair([*command, "--help"], {"PLAYFAIR_SERVER__BIND": "broken"})
+    # a real interpreter, as a shell starts it: the entry point itself
+    result = run_playfair([*command, "--help"], {"PLAYFAIR_SERVER__BIND": "broken"}, spawn=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Usage: playfair")
 
