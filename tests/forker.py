@@ -1,4 +1,4 @@
-"""Short `playfair` commands for the tests, run by forking a process that has imported the
+"""The `playfair` commands of the tests, run by forking a process that has imported the
 command line once, instead of starting a new interpreter for each (which spends about a
 second importing before the command does anything; the suite runs hundreds of commands).
 
@@ -6,8 +6,9 @@ Each command is still a process of its own: its own pid, environment, working di
 standard input, output and error, exit status, and nothing it does reaches the next one.
 The forking process is started lazily, one per test process, and only imports modules
 (they have no import-time side effects). Long-running commands (`run`, `serve`,
-`worker`) and the tests of the entry point itself start a real interpreter
-(``tests.processes``). ``PLAYFAIR_TEST_FORK=0`` turns forking off.
+`worker`) are forked the same way; the tests of the entry point and of the process tree
+start a new interpreter (``spawn`` in ``tests.processes``), and ``PLAYFAIR_TEST_FORK=0``
+turns forking off.
 
 The protocol, over a Unix socket: the test side sends one JSON request (argv, environment,
 working directory) with three file descriptors (standard input, output, error); a handler
@@ -17,6 +18,7 @@ exit status."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import json
 import os
@@ -29,6 +31,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 # What the commands import lazily, imported once here too.
 WARM = (
@@ -43,6 +46,8 @@ WARM = (
     "server.services.app_passwords",
     "server.services.oauth_clients",
     "server.services.profiles",
+    "server.serve",
+    "server.web.app",
 )
 
 
@@ -149,35 +154,98 @@ class Forker:
             self._process.wait()
         self._folder.cleanup()
 
+    def _send(
+        self, args: Sequence[str], env: dict[str, str], cwd: Path, fds: Sequence[int]
+    ) -> tuple[socket.socket, int]:
+        """Starts a command with these standard input, output and error: the connection
+        that will answer its exit status, and its pid."""
+        self._started({k: v for k, v in os.environ.items() if not k.startswith("PLAYFAIR_")})
+        connection = socket.socket(socket.AF_UNIX)
+        connection.connect(self.path)
+        request = {"args": list(args), "env": env, "cwd": str(cwd)}
+        socket.send_fds(connection, [json.dumps(request).encode()], list(fds))
+        return connection, int(_line(connection, None))
+
+    def start(self, args: Sequence[str], env: dict[str, str], cwd: Path) -> Forked:
+        """A long-running command, its output and error on one pipe (as
+        ``subprocess.Popen`` with ``stdout=PIPE, stderr=STDOUT``)."""
+        read, write = os.pipe()
+        with open(os.devnull, "rb") as nothing:
+            try:
+                connection, pid = self._send(args, env, cwd, [nothing.fileno(), write, write])
+            finally:
+                os.close(write)
+        return Forked(pid, connection, os.fdopen(read, "r", encoding="utf-8"))
+
     def run(
         self, args: Sequence[str], env: dict[str, str], stdin: str, timeout: float, cwd: Path
     ) -> subprocess.CompletedProcess[str]:
         """As ``subprocess.run`` of ``playfair ARGS`` with output captured as text."""
-        self._started({k: v for k, v in os.environ.items() if not k.startswith("PLAYFAIR_")})
         with (
             tempfile.TemporaryFile("w+", encoding="utf-8") as given,
             tempfile.TemporaryFile("w+", encoding="utf-8") as out,
             tempfile.TemporaryFile("w+", encoding="utf-8") as err,
-            socket.socket(socket.AF_UNIX) as connection,
         ):
             given.write(stdin)
             given.flush()
             given.seek(0)
-            connection.connect(self.path)
-            connection.settimeout(timeout)
-            request = {"args": list(args), "env": env, "cwd": str(cwd)}
-            socket.send_fds(
-                connection,
-                [json.dumps(request).encode()],
-                [given.fileno(), out.fileno(), err.fileno()],
+            connection, pid = self._send(
+                args, env, cwd, [given.fileno(), out.fileno(), err.fileno()]
             )
-            answers = connection.makefile("r")
-            pid = int(answers.readline())
-            try:
-                code = int(answers.readline())
-            except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
-                raise subprocess.TimeoutExpired(["playfair", *args], timeout) from None
+            with connection:
+                try:
+                    code = int(_line(connection, timeout))
+                except TimeoutError:
+                    os.kill(pid, signal.SIGKILL)
+                    raise subprocess.TimeoutExpired(["playfair", *args], timeout) from None
             out.seek(0)
             err.seek(0)
             return subprocess.CompletedProcess(["playfair", *args], code, out.read(), err.read())
+
+
+def _line(connection: socket.socket, timeout: float | None) -> str:
+    """One answer line of the forking process (its answers are short and one at a time)."""
+    connection.settimeout(timeout)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = connection.recv(64)
+        if not chunk:
+            raise ConnectionError("the forking process hung up")
+        data += chunk
+    return data.decode()
+
+
+class Forked:
+    """A running forked command, with what ``tests.processes`` uses of ``Popen``."""
+
+    def __init__(self, pid: int, connection: socket.socket, stdout: TextIO) -> None:
+        self.pid = pid
+        self.stdout = stdout
+        self._connection = connection
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                self._ended(int(_line(self._connection, 0.0001)))
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            try:
+                self._ended(int(_line(self._connection, timeout)))
+            except TimeoutError:
+                raise subprocess.TimeoutExpired(["playfair"], timeout or 0) from None
+        assert self.returncode is not None
+        return self.returncode
+
+    def _ended(self, code: int) -> None:
+        self.returncode = code
+        self._connection.close()
+
+    def send_signal(self, number: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, number)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)

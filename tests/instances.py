@@ -31,6 +31,9 @@ class Instance:
     env: dict[str, str]
     base: str
     process: PlayfairProcess | None = None
+    # a new interpreter for `run`, not a fork (tests.forker): for tests about the
+    # process tree itself
+    spawn: bool = False
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
         result = run_playfair(list(args), self.env, stdin)
@@ -39,7 +42,7 @@ class Instance:
 
     def start(self) -> None:
         bind = self.base.split("://", 1)[1]
-        self.process = PlayfairProcess(["run", "--bind", bind], self.env)
+        self.process = PlayfairProcess(["run", "--bind", bind], self.env, spawn=self.spawn)
         self.process.wait_for(r"worker \S+ started")
 
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.forker import Forker
+from tests.forker import Forked, Forker
 
 ROOT = Path(__file__).resolve().parent.parent
 ADDRESS = re.compile(r"playfair is running at (http://\S+?)/ ")
@@ -67,19 +67,25 @@ class PlayfairProcess:
         *,
         argv: Sequence[str] | None = None,
         cwd: Path = ROOT,
+        spawn: bool = False,
     ) -> None:
-        """Runs ``playfair ARGS``, or any other command given as ``argv``."""
+        """Runs ``playfair ARGS`` (forked as ``run_playfair`` does unless ``spawn``), or
+        any other command given as ``argv``."""
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
-        self.process = subprocess.Popen(
-            list(argv) if argv is not None else [sys.executable, "-m", "server.cli", *args],
-            env=playfair_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=cwd,
-        )
+        self.process: subprocess.Popen[str] | Forked
+        if argv is None and FORK and not spawn:
+            self.process = _FORKER.start(args, playfair_env(env), cwd)
+        else:
+            self.process = subprocess.Popen(
+                list(argv) if argv is not None else [sys.executable, "-m", "server.cli", *args],
+                env=playfair_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=cwd,
+            )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 

@@ -325,6 +325,7 @@ def test_a_fan_out_killed_at_a_random_point_delivers_everything_once(
     kill_at = random.Random(crash_seed()).randint(1, FOLLOWERS)  # noqa: S311
     print(f"SIGKILL when delivery {kill_at} of {FOLLOWERS} arrives")
     a = make_instance(tmp_path / "a", "127.0.0.2", database_url)
+    a.spawn = True  # a real interpreter: these tests are about its process tree
     a.env.update(FAST)
     instances.append(a)
     a.cli("user", "add", "mira", "--role", "artist", stdin=PASSWORD)
@@ -401,6 +402,7 @@ def test_a_worker_killed_while_ffmpeg_runs_leaves_no_orphan_and_no_stray_file(
     files: run once, on the default SQLite; the fan-out test takes jobs over on both
     databases.)"""
     a = make_instance(tmp_path / "a", "127.0.0.2", f"sqlite+aiosqlite:///{tmp_path}/a.sqlite3")
+    a.spawn = True  # a real interpreter: these tests are about its process tree
     a.env.update(FAST)
     instances.append(a)
     a.cli("user", "add", "mira", "--role", "artist", stdin=PASSWORD)
@@ -525,6 +527,7 @@ def test_a_statement_run_killed_on_both_sides_is_made_and_sent_once(
 
     def payee() -> Instance:  # an artist with a short track
         b = make_instance(tmp_path / "b", "127.0.0.3", database_url)
+        b.spawn = True  # a real interpreter: these tests are about its process tree
         instances.append(b)  # stopped at the end whatever happens
         b.env.update(patient, PLAYFAIR_FEDERATION__HUB=hub_actor)
         b.env["PLAYFAIR_FEDERATION__PARTNERSHIPS"] = "auto"
@@ -536,6 +539,7 @@ def test_a_statement_run_killed_on_both_sides_is_made_and_sent_once(
 
     def payer() -> tuple[Instance, dict[str, str], str]:  # a listener with a voucher
         a = make_instance(tmp_path / "a", "127.0.0.2", f"sqlite+aiosqlite:///{tmp_path}/a.db")
+        a.spawn = True  # a real interpreter: these tests are about its process tree
         instances.append(a)
         a.env.update(patient, PLAYFAIR_FEDERATION__HUB=hub_actor)
         a.cli("user", "add", "lena", stdin=PASSWORD)
