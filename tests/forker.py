@@ -159,7 +159,10 @@ class Forker:
     ) -> tuple[socket.socket, int]:
         """Starts a command with these standard input, output and error: the connection
         that will answer its exit status, and its pid."""
-        self._started({k: v for k, v in os.environ.items() if not k.startswith("PLAYFAIR_")})
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PLAYFAIR_")}
+        # unbuffered standard streams, as tests.processes gives a new interpreter: the
+        # commands inherit them
+        self._started({**base, "PYTHONUNBUFFERED": "1"})
         connection = socket.socket(socket.AF_UNIX)
         connection.connect(self.path)
         request = {"args": list(args), "env": env, "cwd": str(cwd)}
