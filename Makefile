@@ -58,7 +58,7 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install
-	@bash tools/system-packages.sh nginx wrk
+	@bash tools/system-packages.sh wrk
 	$(BIN)/python -m bench
 
 # Text for translation: extract every _() / ngettext() from server/ and server/web/templates/ into

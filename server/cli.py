@@ -207,6 +207,36 @@ def worker(state: State) -> None:
     run_async(run_worker(settings))
 
 
+@cli.command("nginx-site")
+@click.option("--listen", default="80", show_default=True, help="What nginx listens on.")
+@click.option(
+    "--upstream", default=None, help="Where playfair serves (default: server.bind)."
+)
+@pass_state
+@handles_errors
+def nginx_site_command(state: State, listen: str, upstream: str | None) -> None:
+    """Print the nginx site for this instance: signed audio links checked and served by
+    nginx alone, everything else proxied to playfair. It holds the audio-link secret."""
+    from urllib.parse import urlsplit
+
+    from server.runtime.instance import read_secret
+    from server.runtime.nginx_site import NginxSite, nginx_site
+    from server.services.media.links import TYPES, link_secret
+
+    settings = state.settings()
+    site = NginxSite(
+        server_name=urlsplit(settings.instance.base_url).hostname or "localhost",
+        listen=listen,
+        upstream=upstream or settings.server.bind,
+        media_dir=settings.media_dir.resolve(),
+        link_secret=link_secret(read_secret(settings)),
+        types=TYPES,
+        x_accel=settings.media.x_accel_redirect,
+        max_body_bytes=settings.media.max_upload_bytes,
+    )
+    click.echo(nginx_site(site), nl=False)
+
+
 def _announce(line: str) -> None:
     click.echo(line)
     sys.stdout.flush()

@@ -42,7 +42,7 @@ async def test_the_embed_plays_what_a_visitor_may_hear(client: Any, catalogue: C
     sources = re.findall(r'<audio[^>]* src="([^"]+)"', page)
     assert sources == [f"/tracks/{paid}/preview", f"/tracks/{free}/stream?format=mp3"]
     for source in sources:
-        audio = await client.get(source.replace("&amp;", "&"))
+        audio = await client.get(source.replace("&amp;", "&"), follow_redirects=True)
         assert audio.status_code == 200, source
         assert audio.mimetype == "audio/mpeg"
     # the stream-to-own track is not whole for a visitor, embed or no embed

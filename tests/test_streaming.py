@@ -111,13 +111,16 @@ async def test_full_streams_follow_the_access_rules(
     listener = await make_account(app, "lina", Role.LISTENER)
     assert (await client.get(url, headers=listener.headers)).status_code == 403
 
-    own = await client.get(url, headers=artist.headers)
+    # the artist's own track: a signed audio link (tests/test_audio_links.py)
+    own = await client.get(url, headers=artist.headers, follow_redirects=True)
     assert own.status_code == 200
     assert own.headers["Content-Type"] == "audio/ogg; codecs=opus"
     assert own.headers["Cache-Control"].startswith("private")
-    mp3 = await client.get(url + "?format=mp3", headers=artist.headers)
+    mp3 = await client.get(url + "?format=mp3", headers=artist.headers, follow_redirects=True)
     assert mp3.headers["Content-Type"] == "audio/mpeg"
-    by_accept = await client.get(url, headers={**artist.headers, "Accept": "audio/mpeg"})
+    by_accept = await client.get(
+        url, headers={**artist.headers, "Accept": "audio/mpeg"}, follow_redirects=True
+    )
     assert by_accept.headers["Content-Type"] == "audio/mpeg"
     unknown = await client.get(url + "?format=wma", headers=artist.headers)
     assert unknown.status_code == 404
@@ -126,7 +129,8 @@ async def test_full_streams_follow_the_access_rules(
     free = await (await upload(client, artist, free_path, query="?free=1&publish=1")).get_json()
     await run_worker(app)
     assert free["track"]["price_model"] == "free"
-    assert (await client.get(f"/tracks/{free['track']['id']}/stream")).status_code == 200
+    free_url = f"/tracks/{free['track']['id']}/stream"
+    assert (await client.get(free_url, follow_redirects=True)).status_code == 200
 
 
 async def test_drafts_and_unfinished_tracks(

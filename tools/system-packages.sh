@@ -2,9 +2,10 @@
 # Installs the Debian packages playfair needs, only those missing, so it is cheap to run
 # again: PostgreSQL (the tests start a throwaway server from its binaries), ffmpeg (the
 # worker transcodes with it), runuser (util-linux; to run PostgreSQL as the postgres
-# user when we are root), Chromium (the browser tests) and Node with npm (the Subsonic
-# client tests run the npm subsonic-api client). Extra commands to provide can
-# be named as arguments, each as COMMAND or COMMAND=PACKAGE (`make bench` asks for nginx).
+# user when we are root), Chromium (the browser tests), Node with npm (the Subsonic
+# client tests run the npm subsonic-api client) and nginx (the front proxy's tests).
+# Extra commands to provide can be named as arguments, each as COMMAND or
+# COMMAND=PACKAGE (`make bench` asks for wrk).
 set -euo pipefail
 
 missing=()
@@ -20,6 +21,9 @@ command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 # Node and npm for the Subsonic client tests (the npm subsonic-api client, tests/node/).
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# nginx: the tests run the site `playfair nginx-site` prints (signed audio links checked
+# and served by nginx alone), and the streaming benchmark measures against it.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 # The browser tests drive Debian's Chromium with Playwright (never a downloaded browser).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 

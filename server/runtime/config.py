@@ -303,6 +303,11 @@ class MoneySettings(_Section):
         return _positive(value)
 
 
+class AudioLinkMode(StrEnum):
+    REDIRECT = "redirect"
+    SERVE = "serve"
+
+
 class MediaSettings(_Section):
     # Largest audio file an artist may upload, in bytes.
     max_upload_bytes: int = Field(default=500 * 1024 * 1024, ge=1024 * 1024)
@@ -317,6 +322,14 @@ class MediaSettings(_Section):
     # Empty: playfair sends file bodies itself. A path such as "/_media/": playfair
     # answers with X-Accel-Redirect to that internal nginx location plus the file's key.
     x_accel_redirect: str = ""
+    # "redirect": a stream allowed in full to someone who could download the file anyway
+    # (a free track, the artist's own, one the listener owns) answers 307 with a signed
+    # audio link, which this process serves without the framework or the database, or
+    # nginx alone (`playfair nginx-site`); "serve": the stream route sends the file.
+    audio_links: AudioLinkMode = AudioLinkMode.REDIRECT
+    # How long an audio link works (rounded up to 5 minutes): a player that seeks after
+    # it starts the track again.
+    audio_link_lifetime: Duration = timedelta(hours=1)
 
     @field_validator("opus_bitrate", "mp3_bitrate", "preview_bitrate")
     @classmethod
@@ -332,7 +345,7 @@ class MediaSettings(_Section):
             raise ValueError("must be empty or a location such as /_media/")
         return value
 
-    @field_validator("preview_length", "preview_fade", "ffmpeg_timeout")
+    @field_validator("preview_length", "preview_fade", "ffmpeg_timeout", "audio_link_lifetime")
     @classmethod
     def _longer_than_zero(cls, value: timedelta) -> timedelta:
         return _positive(value)

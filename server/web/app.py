@@ -25,6 +25,7 @@ from server.web.api.plays import payments_hooks, plays_api
 from server.web.api.profiles import profiles_api
 from server.web.api.remote import remote_api, remote_media
 from server.web.api.uploads import UPLOAD_PATH, uploads_api
+from server.web.audio_links import AudioLinkServer
 from server.web.auth import current_viewer
 from server.web.channel import channel
 from server.web.current import EXTENSION_KEY, resources_of
@@ -228,6 +229,8 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(profile_pages)
     app.register_blueprint(profile_media)
     app.register_blueprint(subsonic)
+    # signed audio links are answered before the framework (server/web/audio_links.py)
+    app.asgi_app = AudioLinkServer(app, app.asgi_app)  # type: ignore[method-assign]
     return app
 
 

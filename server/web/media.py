@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,9 +24,11 @@ from werkzeug.exceptions import (
 from models.base import utcnow
 from models.catalogue import Artist, FileRole, MediaFile, Release, Track
 from models.stream_gate import Timeline
+from server.runtime.config import AudioLinkMode
 from server.services import money, plays
 from server.services.media.access import may_preview, may_stream, visible_track
 from server.services.media.gated import Charger, Gate, file_timeline, gated_body
+from server.services.media.links import link_secret, signed_link
 from server.services.media.ranges import (
     ByteRange,
     RangeError,
@@ -97,6 +100,17 @@ async def stream(track_id: int) -> ResponseReturnValue:
     if not decision.allowed:
         raise HTTP_ERRORS.get(decision.status, Forbidden)(decision.reason)
     audio = await track.origin.audio(track, mp3=_wants_mp3(), resources=resources)
+    media_settings = resources.settings.media
+    if decision.linkable and not signed and media_settings.audio_links is AudioLinkMode.REDIRECT:
+        link = signed_link(
+            audio.file.storage_key,
+            link_secret(resources.secret),
+            now=time.time(),
+            lifetime=int(media_settings.audio_link_lifetime.total_seconds()),
+        )
+        if link is not None:  # (a partner's audio cached without an extension has none)
+            # the link is this viewer's: not for shared caches
+            return Response(b"", 307, {"Location": link, "Cache-Control": "private, no-store"})
     if token is None:
         return await send_media(audio.file, cache="private, max-age=3600")
     gated_for = viewer.user_id if decision.gated and viewer is not None else None

@@ -21,6 +21,10 @@ class Decision:
     status: int = 403
     # allowed, but only the free part until the play is charged (models.stream_gate)
     gated: bool = False
+    # allowed in full to someone who could download the file anyway (a free track, the
+    # artist's own, one the listener owns): a signed audio link, which anyone holding it
+    # may use until it expires, gives nothing away (server.services.media.links)
+    linkable: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,15 +82,20 @@ def may_stream_full(
     """Who hears a whole track (local or a partner's), the one rule for every client;
     previews are always public.
 
-    In full: a free track, the artist's own, a listener who owns it, a partner instance
-    (signed request), or the listener whose play session the URL names once its play is
-    charged. Before the charge that listener gets the free part (``gated``), and nobody
-    else gets anything from the session's URL: it is bound to the listener who opened it
+    In full: a free track, the artist's own, a listener who owns it (to these three a
+    signed audio link may be given: ``linkable``), a partner instance (signed request), or
+    the listener whose play session the URL names once its play is charged (never by a
+    link: the session's URL is bound to its listener, a link to nobody).
+
+    Before the charge that listener gets the free part (``gated``), and nobody else
+    gets anything from the session's URL: it is bound to the listener who opened it
     (signed in with the session cookie or a bearer token) and it expires.
     """
     if not ready.allowed:
         return ready
-    if free or own or owned or partner:
+    if free or own or owned:
+        return Decision(True, linkable=True)
+    if partner:
         return Decision(True)
     if token is None:
         return Decision(

@@ -1,0 +1,196 @@
+"""Signed audio links served in-process (``server.services.media.links``): the audio hot
+path, outside the framework.
+
+Once a stream is allowed in full to someone who could download the file anyway, the
+stream route redirects to a link, and the player's ranges and seeks go there. A link is
+decided by its signature and time alone, so this ASGI layer answers ``/audio/…`` before
+Quart sees the request: no routing, hooks, session or database; one worker-thread hop
+opens the file, answers the conditional and range headers and reads the first chunk
+(a typical range is one chunk), and one more per further chunk. Behind nginx the same
+links are checked and served by nginx alone (``server.runtime.nginx_site``); this layer
+answers alike (the same types, ETag and status codes), so a player sees no difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
+from quart import Quart
+
+from server.runtime.resources import Resources
+from server.services.media.links import TYPES, LinkCheck, check_link, link_secret
+from server.services.media.ranges import (
+    RangeError,
+    http_date,
+    if_range_allows,
+    not_modified,
+    parse_range,
+)
+from server.web.current import EXTENSION_KEY
+
+log = logging.getLogger("playfair.requests")
+CHUNK = 256 * 1024
+# The player's own copy may be kept a while (the link is its listener's to use); never
+# in shared caches.
+CACHE_CONTROL = "private, max-age=3600"
+_REFUSALS = {
+    LinkCheck.BAD: (403, "this audio link is not valid: start the track again"),
+    LinkCheck.EXPIRED: (410, "this audio link has expired: start the track again"),
+}
+
+
+@dataclass
+class _Answer:
+    """What to send for one request: the head, the first chunk, and where the rest is."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+    fd: int | None = None  # open while more is to be read
+    offset: int = 0
+    remaining: int = 0
+
+
+def _plain(status: int, reason: str, extra: tuple[tuple[bytes, bytes], ...] = ()) -> _Answer:
+    body = (reason + "\n").encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *extra,
+    ]
+    return _Answer(status, headers, body)
+
+
+def _answer(path: Path, key: str, method: str, asked: dict[bytes, str]) -> _Answer:
+    """The answer to a valid link's request, the first chunk read (in a worker thread)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return _plain(404, "the file is missing from the media store")
+    keep = False
+    try:
+        stat = os.fstat(fd)
+        size, mtime = stat.st_size, int(stat.st_mtime)
+        modified = datetime.fromtimestamp(mtime, UTC)
+        etag = f'"{mtime:x}-{size:x}"'  # nginx's form: the two answer alike
+        headers = [
+            (b"content-type", TYPES[key.rpartition(".")[2]].encode()),
+            (b"accept-ranges", b"bytes"),
+            (b"etag", etag.encode()),
+            (b"last-modified", http_date(modified).encode()),
+            (b"cache-control", CACHE_CONTROL.encode()),
+        ]
+        if not_modified(
+            etag, modified, asked.get(b"if-none-match"), asked.get(b"if-modified-since")
+        ):
+            return _Answer(304, headers)
+        start, length, status = 0, size, 200
+        if if_range_allows(etag, modified, asked.get(b"if-range")):
+            try:
+                byte_range = parse_range(asked.get(b"range"), size)
+            except RangeError as exc:
+                return _plain(416, str(exc), ((b"content-range", f"bytes */{size}".encode()),))
+            if byte_range is not None:
+                start, length, status = byte_range.start, byte_range.length, 206
+                headers.append((b"content-range", byte_range.content_range(size).encode()))
+        headers.append((b"content-length", str(length).encode()))
+        if method == "HEAD" or length == 0:
+            return _Answer(status, headers)
+        first = os.pread(fd, min(CHUNK, length), start)
+        answer = _Answer(status, headers, first, None, start + len(first), length - len(first))
+        if answer.remaining > 0 and first:
+            answer.fd, keep = fd, True
+        else:
+            answer.remaining = 0
+        return answer
+    finally:
+        if not keep:
+            os.close(fd)
+
+
+def _read(fd: int, offset: int, size: int) -> bytes:
+    return os.pread(fd, size, offset)
+
+
+class AudioLinkServer:
+    """ASGI middleware: ``/audio/…`` here, everything else to the app."""
+
+    def __init__(self, app: Quart, inner: object) -> None:
+        self.app = app
+        self.inner = inner
+        self._secrets: tuple[str, str] | None = None  # (instance secret, link secret)
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/audio/"):
+            await self.inner(scope, receive, send)  # type: ignore[operator]
+            return
+        started = time.perf_counter()
+        resources: Resources | None = self.app.extensions.get(EXTENSION_KEY)
+        method = scope["method"]
+        if resources is None:
+            answer = _plain(503, "the server is starting")
+        elif method not in ("GET", "HEAD"):
+            answer = _plain(
+                405, "audio links are read with GET or HEAD", ((b"allow", b"GET, HEAD"),)
+            )
+        else:
+            answer = await self._answer(resources, scope, method)
+        try:
+            await send(
+                {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
+            )
+            body = answer.body if method != "HEAD" else b""
+            await send(
+                {"type": "http.response.body", "body": body, "more_body": answer.remaining > 0}
+            )
+            while answer.remaining > 0 and answer.fd is not None:
+                data = await asyncio.to_thread(
+                    _read, answer.fd, answer.offset, min(CHUNK, answer.remaining)
+                )
+                if not data:  # the file shrank under us: end the body where it ends
+                    answer.remaining = 0
+                answer.offset += len(data)
+                answer.remaining -= len(data)
+                await send(
+                    {"type": "http.response.body", "body": data, "more_body": answer.remaining > 0}
+                )
+        finally:
+            if answer.fd is not None:
+                os.close(answer.fd)
+        if resources is not None and resources.settings.server.access_log:
+            log.info(
+                "%s %s %s", method, scope["path"], answer.status,
+                extra={"fields": {"ms": round((time.perf_counter() - started) * 1000, 1)}},
+            )  # fmt: skip
+
+    async def _answer(self, resources: Resources, scope: HTTPScope, method: str) -> _Answer:
+        checked = check_link(
+            scope["path"],
+            scope["query_string"].decode("latin-1"),
+            self._link_secret(resources.secret),
+            now=time.time(),
+        )
+        if checked.result is not LinkCheck.VALID:
+            return _plain(*_REFUSALS[checked.result])
+        asked = {
+            name: value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in (b"range", b"if-range", b"if-none-match", b"if-modified-since")
+        }
+        path = resources.settings.media_dir / checked.key
+        return await asyncio.to_thread(_answer, path, checked.key, method, asked)
+
+    def _link_secret(self, secret: str) -> str:
+        if self._secrets is None or self._secrets[0] != secret:
+            self._secrets = (secret, link_secret(secret))
+        return self._secrets[1]
