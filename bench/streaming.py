@@ -1,6 +1,14 @@
-"""Streaming: 64 concurrent clients fetch random 256 KiB ranges of a 10 MB file for 15 s
-from playfair (`playfair serve`, one process) and from nginx (one worker) serving the
-same file in the same run; MB/s for each, the ratio, and p50/p99 time to first byte.
+"""Streaming: 64 concurrent clients read one 10 MB file for 10 s in two shapes (random
+256 KiB ranges, as players seek; the whole file, as players start a track), from
+playfair (`playfair serve`, one process) in each way it serves audio, and from nginx (one
+worker, sendfile) serving the same file in the same run: MB/s, the ratio to nginx, and
+p50/p99 time to first byte.
+
+The ways: a signed audio link (the stream route redirects once, then the link is served
+by playfair's audio layer without the framework or the database); the stream route itself
+(`media.audio_links = "serve"`, every range decided by the access rules); behind the nginx
+site `playfair nginx-site` prints (the link checked and served by nginx alone); and the
+stream route behind nginx with X-Accel-Redirect.
 
 The client is a small asyncio HTTP/1.1 client on raw sockets (keep-alive, one
 connection per simulated client), so that the measuring side costs as little as it can;
@@ -11,12 +19,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,63 +38,108 @@ from models.catalogue import (
 )
 from models.database import create_engine, create_sessionmaker
 from models.users import Role
+from server.runtime.config import Settings
+from server.runtime.instance import read_secret
+from server.runtime.nginx_site import NginxSite, nginx_site
 from server.runtime.resources import database_options
 from server.services.account_rules import create_user
 from server.services.catalogue import create_artist
+from server.services.media.links import TYPES, link_secret
+from tests.nginx import start_nginx
 from tests.postgres import free_port
 from tests.processes import PlayfairProcess
 
 FILE_BYTES = 10 * 1000 * 1000
 RANGE_BYTES = 256 * 1024
 CLIENTS = 64
-SECONDS = 15.0
+SECONDS = 10.0
+READ = 1024 * 1024
 
 
-async def _client(host: str, port: int, path: str, deadline: float, ttfb: list[float]) -> int:
+@dataclass(frozen=True)
+class Figure:
+    mb_per_s: float
+    ttfb_p50_ms: float
+    ttfb_p99_ms: float
+    requests_per_s: float
+
+    def line(self) -> str:
+        return (
+            f"{self.mb_per_s:7.1f} MB/s ({self.requests_per_s:6.0f} req/s), time to first byte "
+            f"p50 {self.ttfb_p50_ms:6.1f} ms, p99 {self.ttfb_p99_ms:6.1f} ms"
+        )
+
+
+async def _head(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes]]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower()] = value.strip()
+    return lines[0], fields
+
+
+async def _client(
+    host: str, port: int, path: str, whole: bool, deadline: float, ttfb: list[float]
+) -> tuple[int, int]:
+    """Bytes and requests until the deadline. A redirect (the stream route's answer with
+    audio links on) is followed once, as a player does, and its target kept."""
     reader, writer = await asyncio.open_connection(host, port)
-    received = 0
+    received = requests = 0
     rng = random.Random()  # noqa: S311 - load pattern, not secrets
     try:
         while time.perf_counter() < deadline:
-            start = rng.randrange(0, FILE_BYTES - RANGE_BYTES)
-            request = (
-                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                f"Range: bytes={start}-{start + RANGE_BYTES - 1}\r\n\r\n"
-            )
+            ranged = ""
+            if not whole:
+                start = rng.randrange(0, FILE_BYTES - RANGE_BYTES)
+                ranged = f"Range: bytes={start}-{start + RANGE_BYTES - 1}\r\n"
             sent = time.perf_counter()
-            writer.write(request.encode())
-            head = await reader.readuntil(b"\r\n\r\n")
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{ranged}\r\n".encode())
+            status, fields = await _head(reader)
+            length = int(fields.get(b"content-length", b"0"))
+            if status.startswith(b"HTTP/1.1 307"):
+                await reader.readexactly(length)
+                path = fields[b"location"].decode()
+                continue
             ttfb.append(time.perf_counter() - sent)
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if not head.startswith(b"HTTP/1.1 206"):
-                raise RuntimeError(head.decode(errors="replace").splitlines()[0])
-            await reader.readexactly(length)
+            if not status.startswith(b"HTTP/1.1 206" if ranged else b"HTTP/1.1 200"):
+                raise RuntimeError(status.decode(errors="replace"))
+            remaining = length
+            while remaining:
+                remaining -= len(await reader.read(min(READ, remaining)))
             received += length
+            requests += 1
     finally:
         writer.close()
-    return received
+    return received, requests
 
 
-async def _load(url: str) -> tuple[float, float, float]:
+async def _load(url: str, *, whole: bool) -> Figure:
     parts = urlsplit(url)
     ttfb: list[float] = []
     deadline = time.perf_counter() + SECONDS
     started = time.perf_counter()
     totals = await asyncio.gather(
-        *(_client(parts.hostname or "", parts.port or 80, parts.path, deadline, ttfb)
+        *(_client(parts.hostname or "", parts.port or 80, parts.path, whole, deadline, ttfb)
           for _ in range(CLIENTS))
     )  # fmt: skip
     elapsed = time.perf_counter() - started
     ttfb.sort()
     p99 = ttfb[min(len(ttfb) - 1, int(len(ttfb) * 0.99))]
-    return sum(totals) / elapsed / 1e6, statistics.median(ttfb) * 1000, p99 * 1000
+    return Figure(
+        sum(received for received, _ in totals) / elapsed / 1e6,
+        statistics.median(ttfb) * 1000,
+        p99 * 1000,
+        sum(requests for _, requests in totals) / elapsed,
+    )
 
 
-async def _make_track(env: dict[str, str], folder: Path) -> tuple[int, Path]:
-    settings = init_instance(env)
+async def _both(url: str) -> tuple[Figure, Figure]:
+    return await _load(url, whole=False), await _load(url, whole=True)
+
+
+async def _make_track(settings: Settings) -> tuple[int, Path]:
     data = os.urandom(FILE_BYTES)
     key = "tracks/bench/stream.opus"
     path = settings.media_dir / key
@@ -117,47 +168,51 @@ async def _make_track(env: dict[str, str], folder: Path) -> tuple[int, Path]:
         await engine.dispose()
 
 
-def _start_nginx(
-    folder: Path, file: Path, *, upstream: str | None = None, media: Path | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
-    """nginx serving ``file`` at /file; with ``upstream``, also proxying everything else
-    to playfair and serving its X-Accel-Redirect answers from ``media`` under /_media/."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = free_port()
-    root = folder / f"nginx-{port}"
-    (root / "logs").mkdir(parents=True)
-    conf = root / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""
-    proxy = ""
-    if upstream and media:
-        proxy = (
-            f"location / {{ proxy_pass {upstream}; proxy_http_version 1.1;"
-            ' proxy_set_header Connection ""; proxy_set_header Range $http_range;'
-            " proxy_set_header If-Range $http_if_range; }\n"
-            f"location /_media/ {{ internal; alias {media}/; }}\n"
+def _site(settings: Settings, listen: str, upstream: str, *, x_accel: str = "") -> str:
+    return nginx_site(
+        NginxSite(
+            server_name="localhost",
+            listen=listen,
+            upstream=upstream,
+            media_dir=settings.media_dir.resolve(),
+            link_secret=link_secret(read_secret(settings)),
+            types=TYPES,
+            x_accel=x_accel,
         )
-    conf.write_text(
-        f"{user}\nworker_processes 1;\ndaemon off;\nerror_log {root}/logs/error.log;\n"
-        f"pid {root}/nginx.pid;\nevents {{ worker_connections 1024; }}\n"
-        f"http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n"
-        f"  server {{ listen 127.0.0.1:{port}; location = /file {{ alias {file}; }}\n"
-        f"  {proxy} }} }}\n"
     )
-    process = subprocess.Popen([nginx, "-p", str(root), "-c", str(conf)], stderr=subprocess.PIPE)
-    return process, f"http://127.0.0.1:{port}"
 
 
-async def _wait_for(url: str) -> None:
-    parts = urlsplit(url)
-    for _ in range(200):
+def _reference_site(port: int, file: Path) -> str:
+    return (
+        f"server {{ listen 127.0.0.1:{port}; sendfile on; tcp_nopush on;\n"
+        f"  location = /file {{ alias {file}; }} }}\n"
+    )
+
+
+async def _playfair(env: dict[str, str], url: str) -> tuple[Figure, Figure]:
+    server = PlayfairProcess(["serve", "--bind", "127.0.0.1:0"], env)
+    try:
+        return await _both(server.address() + url)
+    finally:
+        server.stop()
+
+
+async def _behind_nginx(
+    folder: Path, env: dict[str, str], settings: Settings, url: str, x_accel: str = ""
+) -> tuple[Figure, Figure]:
+    server = PlayfairProcess(["serve", "--bind", "127.0.0.1:0"], env)
+    try:
+        upstream = server.address().split("://", 1)[1]
+        port = free_port()
+        nginx = start_nginx(
+            folder, _site(settings, f"127.0.0.1:{port}", upstream, x_accel=x_accel), port
+        )
         try:
-            _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        return
-    raise RuntimeError(f"{url} did not come up")
+            return await _both(nginx.base + url)
+        finally:
+            nginx.stop()
+    finally:
+        server.stop()
 
 
 async def run() -> list[str]:
@@ -165,43 +220,36 @@ async def run() -> list[str]:
         folder = Path(name)
         folder.chmod(0o755)
         env = instance_env(folder / "data")
-        track_id, file = await _make_track(env, folder)
-        server = PlayfairProcess(["serve", "--bind", "127.0.0.1:0"], env)
+        settings = init_instance(env)
+        track_id, file = await _make_track(settings)
+        url = f"/tracks/{track_id}/stream"
+        serve_env = {**env, "PLAYFAIR_MEDIA__AUDIO_LINKS": "serve"}
+        port = free_port()
+        nginx = start_nginx(folder, _reference_site(port, file), port)
         try:
-            address = server.address()
-            ours = await _load(f"{address}/tracks/{track_id}/stream")
+            reference = await _both(nginx.base + "/file")
         finally:
-            server.stop()
-        nginx, nginx_url = _start_nginx(folder, file)
-        try:
-            await _wait_for(nginx_url)
-            theirs = await _load(nginx_url + "/file")
-        finally:
-            nginx.send_signal(signal.SIGQUIT)
-            nginx.wait(timeout=30)
-        accel_env = {**env, "PLAYFAIR_MEDIA__X_ACCEL_REDIRECT": "/_media/"}
-        server = PlayfairProcess(["serve", "--bind", "127.0.0.1:0"], accel_env)
-        try:
-            address = server.address()
-            nginx, nginx_url = _start_nginx(folder, file, upstream=address, media=file.parents[2])
-            try:
-                await _wait_for(nginx_url)
-                accel = await _load(f"{nginx_url}/tracks/{track_id}/stream")
-            finally:
-                nginx.send_signal(signal.SIGQUIT)
-                nginx.wait(timeout=30)
-        finally:
-            server.stop()
-    figures = [
-        f"playfair: {ours[0]:7.1f} MB/s, time to first byte p50 {ours[1]:6.1f} ms, "
-        f"p99 {ours[2]:6.1f} ms",
-        f"reference, nginx (1 worker, sendfile): {theirs[0]:7.1f} MB/s, "
-        f"time to first byte p50 {theirs[1]:6.1f} ms, p99 {theirs[2]:6.1f} ms",
-        f"playfair / nginx: {ours[0] / theirs[0]:.2f} of the throughput",
-        f"playfair behind nginx with X-Accel-Redirect: {accel[0]:7.1f} MB/s, "
-        f"time to first byte p50 {accel[1]:6.1f} ms, p99 {accel[2]:6.1f} ms "
-        f"({accel[0] / theirs[0]:.2f} of nginx alone)",
-        f"({CLIENTS} clients, random {RANGE_BYTES // 1024} KiB ranges of a "
-        f"{FILE_BYTES // 1_000_000} MB file, {SECONDS:g} s each)",
-    ]
+            nginx.stop()
+        link = await _playfair(env, url)
+        route = await _playfair(serve_env, url)
+        proxied = await _behind_nginx(folder, env, settings, url)
+        accel_env = {**serve_env, "PLAYFAIR_MEDIA__X_ACCEL_REDIRECT": "/_media/"}
+        accel = await _behind_nginx(folder, accel_env, settings, url, x_accel="/_media/")
+    figures = []
+    for shape, index in ((f"random {RANGE_BYTES // 1024} KiB ranges", 0), ("whole file", 1)):
+        ref = reference[index]
+        figures.append(f"{shape}: reference, nginx alone (1 worker, sendfile): {ref.line()}")
+        for label, measured in (
+            ("playfair, audio link in-process", link),
+            ("playfair, stream route in-process (audio_links = serve)", route),
+            ("behind the nginx site, audio link served by nginx", proxied),
+            ("behind nginx, stream route with X-Accel-Redirect", accel),
+        ):
+            figure = measured[index]
+            ratio = figure.mb_per_s / ref.mb_per_s
+            figures.append(f"{shape}: {label}: {figure.line()} ({ratio:.2f} of nginx alone)")
+    figures.append(
+        f"({CLIENTS} clients, a {FILE_BYTES // 1_000_000} MB file, {SECONDS:g} s each; "
+        "a redirect is followed once per client and not counted)"
+    )
     return figures

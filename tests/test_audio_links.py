@@ -63,7 +63,9 @@ def test_a_link_checks_until_it_expires() -> None:
         lambda p, q: (p, q[:-2] + ("AA" if not q.endswith("AA") else "BB")),  # the signature
         lambda p, q: (p, q.split("&")[0]),  # no signature
         lambda p, q: (p, q.split("&")[1]),  # no time
-        lambda p, q: (p, q + "&" + q.split("&")[0]),  # the time twice
+        lambda p, q: (p, "expires=9999999999&" + q),  # the first time is the one read
+        lambda p, q: (p, q.replace("md5=", "md5=%C3%A9")),
+        lambda p, q: (p, q[:-1] + "\u00e9"),  # not ASCII
         lambda p, q: (p, "expires=-5&" + q.split("&")[1]),
         lambda p, q: (p, ""),
         lambda p, q: (p, "%%%"),
@@ -79,7 +81,8 @@ def test_a_tampered_link_is_refused(tamper: object) -> None:
 
 def test_another_secret_signs_other_links() -> None:
     ours = signed_link(KEY, SECRET, now=NOW, lifetime=3600)
-    theirs = signed_link(KEY, links.link_secret("another instance's secret"), now=NOW, lifetime=3600)
+    another = links.link_secret("another instance's secret")
+    theirs = signed_link(KEY, another, now=NOW, lifetime=3600)
     assert ours is not None and theirs is not None and ours != theirs
     assert check_link(*_split(theirs), SECRET, now=NOW).result is LinkCheck.BAD
     # the link secret is not the instance secret, and does not reveal it

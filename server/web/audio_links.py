@@ -4,11 +4,11 @@ path, outside the framework.
 Once a stream is allowed in full to someone who could download the file anyway, the
 stream route redirects to a link, and the player's ranges and seeks go there. A link is
 decided by its signature and time alone, so this ASGI layer answers ``/audio/…`` before
-Quart sees the request: no routing, hooks, session or database; one worker-thread hop
-opens the file, answers the conditional and range headers and reads the first chunk
-(a typical range is one chunk), and one more per further chunk. Behind nginx the same
-links are checked and served by nginx alone (``server.runtime.nginx_site``); this layer
-answers alike (the same types, ETag and status codes), so a player sees no difference.
+Quart sees the request: no routing, hooks, session or database. The file is opened and
+read on the event loop while the page cache holds what is asked (``RWF_NOWAIT``), and by
+a worker thread when it must come from the disk. Behind nginx the same links are
+checked and served by nginx alone (``server.runtime.nginx_site``); this layer answers
+alike (the same types, ETag and status codes), so a player sees no difference.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ _REFUSALS = {
 
 @dataclass
 class _Answer:
-    """What to send for one request: the head, the first chunk, and where the rest is."""
+    """What to send for one request: the head, a short body, or the open file to read."""
 
     status: int
     headers: list[tuple[bytes, bytes]]
@@ -69,8 +69,44 @@ def _plain(status: int, reason: str, extra: tuple[tuple[bytes, bytes], ...] = ()
     return _Answer(status, headers, body)
 
 
+@dataclass(frozen=True)
+class _Head:
+    """A file's validators and fixed headers, kept while its size and time stay."""
+
+    etag: str
+    modified: datetime
+    headers: tuple[tuple[bytes, bytes], ...]
+
+
+_heads: dict[tuple[str, int, int], _Head] = {}
+_HEADS_KEPT = 4096
+
+
+def _head(key: str, size: int, mtime: int) -> _Head:
+    found = _heads.get((key, size, mtime))
+    if found is None:
+        if len(_heads) >= _HEADS_KEPT:
+            _heads.clear()
+        modified = datetime.fromtimestamp(mtime, UTC)
+        etag = f'"{mtime:x}-{size:x}"'  # nginx's form: the two answer alike
+        found = _heads[(key, size, mtime)] = _Head(
+            etag,
+            modified,
+            (
+                (b"content-type", TYPES[key.rpartition(".")[2]].encode()),
+                (b"accept-ranges", b"bytes"),
+                (b"etag", etag.encode()),
+                (b"last-modified", http_date(modified).encode()),
+                (b"cache-control", CACHE_CONTROL.encode()),
+            ),
+        )
+    return found
+
+
 def _answer(path: Path, key: str, method: str, asked: dict[bytes, str]) -> _Answer:
-    """The answer to a valid link's request, the first chunk read (in a worker thread)."""
+    """The head of the answer to a valid link's request, and the file left open when a
+    body is to be read. Opening and ``fstat`` run on the event loop, as nginx runs them
+    in its worker: on the media folder's local disk they are a cached lookup."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -78,22 +114,15 @@ def _answer(path: Path, key: str, method: str, asked: dict[bytes, str]) -> _Answ
     keep = False
     try:
         stat = os.fstat(fd)
-        size, mtime = stat.st_size, int(stat.st_mtime)
-        modified = datetime.fromtimestamp(mtime, UTC)
-        etag = f'"{mtime:x}-{size:x}"'  # nginx's form: the two answer alike
-        headers = [
-            (b"content-type", TYPES[key.rpartition(".")[2]].encode()),
-            (b"accept-ranges", b"bytes"),
-            (b"etag", etag.encode()),
-            (b"last-modified", http_date(modified).encode()),
-            (b"cache-control", CACHE_CONTROL.encode()),
-        ]
+        size = stat.st_size
+        head = _head(key, size, int(stat.st_mtime))
+        headers = list(head.headers)
         if not_modified(
-            etag, modified, asked.get(b"if-none-match"), asked.get(b"if-modified-since")
+            head.etag, head.modified, asked.get(b"if-none-match"), asked.get(b"if-modified-since")
         ):
             return _Answer(304, headers)
         start, length, status = 0, size, 200
-        if if_range_allows(etag, modified, asked.get(b"if-range")):
+        if if_range_allows(head.etag, head.modified, asked.get(b"if-range")):
             try:
                 byte_range = parse_range(asked.get(b"range"), size)
             except RangeError as exc:
@@ -104,13 +133,8 @@ def _answer(path: Path, key: str, method: str, asked: dict[bytes, str]) -> _Answ
         headers.append((b"content-length", str(length).encode()))
         if method == "HEAD" or length == 0:
             return _Answer(status, headers)
-        first = os.pread(fd, min(CHUNK, length), start)
-        answer = _Answer(status, headers, first, None, start + len(first), length - len(first))
-        if answer.remaining > 0 and first:
-            answer.fd, keep = fd, True
-        else:
-            answer.remaining = 0
-        return answer
+        keep = True
+        return _Answer(status, headers, fd=fd, offset=start, remaining=length)
     finally:
         if not keep:
             os.close(fd)
@@ -118,6 +142,28 @@ def _answer(path: Path, key: str, method: str, asked: dict[bytes, str]) -> _Answ
 
 def _read(fd: int, offset: int, size: int) -> bytes:
     return os.pread(fd, size, offset)
+
+
+_NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux: read only what the page cache holds
+
+
+async def _chunk(fd: int, offset: int, size: int) -> bytes:
+    """``size`` bytes from ``offset`` (fewer at the end of the file): straight from the
+    page cache when it holds them, which is the common case of a track being listened
+    to; a worker thread reads what must come from the disk."""
+    if _NOWAIT is not None:
+        buffer = bytearray(size)
+        try:
+            got = os.preadv(fd, [buffer], offset, _NOWAIT)
+        except BlockingIOError:
+            got = 0
+        if got == size:
+            return bytes(buffer)
+        if got:
+            return bytes(memoryview(buffer)[:got]) + await asyncio.to_thread(
+                _read, fd, offset + got, size - got
+            )
+    return await asyncio.to_thread(_read, fd, offset, size)
 
 
 class AudioLinkServer:
@@ -150,13 +196,11 @@ class AudioLinkServer:
                 {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
             )
             body = answer.body if method != "HEAD" else b""
-            await send(
-                {"type": "http.response.body", "body": body, "more_body": answer.remaining > 0}
-            )
+            more = answer.remaining > 0 and answer.fd is not None
+            if body or not more:
+                await send({"type": "http.response.body", "body": body, "more_body": more})
             while answer.remaining > 0 and answer.fd is not None:
-                data = await asyncio.to_thread(
-                    _read, answer.fd, answer.offset, min(CHUNK, answer.remaining)
-                )
+                data = await _chunk(answer.fd, answer.offset, min(CHUNK, answer.remaining))
                 if not data:  # the file shrank under us: end the body where it ends
                     answer.remaining = 0
                 answer.offset += len(data)
@@ -187,8 +231,7 @@ class AudioLinkServer:
             for name, value in scope["headers"]
             if name in (b"range", b"if-range", b"if-none-match", b"if-modified-since")
         }
-        path = resources.settings.media_dir / checked.key
-        return await asyncio.to_thread(_answer, path, checked.key, method, asked)
+        return _answer(resources.settings.media_dir / checked.key, checked.key, method, asked)
 
     def _link_secret(self, secret: str) -> str:
         if self._secrets is None or self._secrets[0] != secret:
