@@ -209,9 +209,7 @@ def worker(state: State) -> None:
 
 @cli.command("nginx-site")
 @click.option("--listen", default="80", show_default=True, help="What nginx listens on.")
-@click.option(
-    "--upstream", default=None, help="Where playfair serves (default: server.bind)."
-)
+@click.option("--upstream", default=None, help="Where playfair serves (default: server.bind).")
 @pass_state
 @handles_errors
 def nginx_site_command(state: State, listen: str, upstream: str | None) -> None:

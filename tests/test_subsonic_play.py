@@ -564,7 +564,7 @@ async def test_fifty_apps_streaming_and_scrobbling_at_once(site: races.Site) -> 
         await session.commit()
     async with races.http_client() as http:
         full = (await http.get(f"{site.base(0)}/tracks/{track}/stream?format=mp3",
-                               headers=artist)).content  # fmt: skip
+                               headers=artist, follow_redirects=True)).content  # fmt: skip
         preview = (await http.get(f"{site.base(0)}/tracks/{track}/preview")).content
         mark = mp3_free_part(full).mark
         calls = [(rich, 30), (thin, 10), *((listener, 2) for listener in several)]

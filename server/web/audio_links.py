@@ -4,16 +4,14 @@ path, outside the framework.
 Once a stream is allowed in full to someone who could download the file anyway, the
 stream route redirects to a link, and the player's ranges and seeks go there. A link is
 decided by its signature and time alone, so this ASGI layer answers ``/audio/…`` before
-Quart sees the request: no routing, hooks, session or database. The file is opened and
-read on the event loop while the page cache holds what is asked (``RWF_NOWAIT``), and by
-a worker thread when it must come from the disk. Behind nginx the same links are
+Quart sees the request: no routing, hooks, session or database, and the file read with
+as few thread hops as can be (``server.services.media.reads``). Behind nginx the same links are
 checked and served by nginx alone (``server.runtime.nginx_site``); this layer answers
 alike (the same types, ETag and status codes), so a player sees no difference.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -33,10 +31,10 @@ from server.services.media.ranges import (
     not_modified,
     parse_range,
 )
+from server.services.media.reads import CHUNK, open_file, read_chunk
 from server.web.current import EXTENSION_KEY
 
 log = logging.getLogger("playfair.requests")
-CHUNK = 256 * 1024
 # The player's own copy may be kept a while (the link is its listener's to use); never
 # in shared caches.
 CACHE_CONTROL = "private, max-age=3600"
@@ -105,10 +103,9 @@ def _head(key: str, size: int, mtime: int) -> _Head:
 
 def _answer(path: Path, key: str, method: str, asked: dict[bytes, str]) -> _Answer:
     """The head of the answer to a valid link's request, and the file left open when a
-    body is to be read. Opening and ``fstat`` run on the event loop, as nginx runs them
-    in its worker: on the media folder's local disk they are a cached lookup."""
+    body is to be read (``server.services.media.reads``)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_file(path)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return _plain(404, "the file is missing from the media store")
     keep = False
@@ -138,32 +135,6 @@ def _answer(path: Path, key: str, method: str, asked: dict[bytes, str]) -> _Answ
     finally:
         if not keep:
             os.close(fd)
-
-
-def _read(fd: int, offset: int, size: int) -> bytes:
-    return os.pread(fd, size, offset)
-
-
-_NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux: read only what the page cache holds
-
-
-async def _chunk(fd: int, offset: int, size: int) -> bytes:
-    """``size`` bytes from ``offset`` (fewer at the end of the file): straight from the
-    page cache when it holds them, which is the common case of a track being listened
-    to; a worker thread reads what must come from the disk."""
-    if _NOWAIT is not None:
-        buffer = bytearray(size)
-        try:
-            got = os.preadv(fd, [buffer], offset, _NOWAIT)
-        except BlockingIOError:
-            got = 0
-        if got == size:
-            return bytes(buffer)
-        if got:
-            return bytes(memoryview(buffer)[:got]) + await asyncio.to_thread(
-                _read, fd, offset + got, size - got
-            )
-    return await asyncio.to_thread(_read, fd, offset, size)
 
 
 class AudioLinkServer:
@@ -200,7 +171,7 @@ class AudioLinkServer:
             if body or not more:
                 await send({"type": "http.response.body", "body": body, "more_body": more})
             while answer.remaining > 0 and answer.fd is not None:
-                data = await _chunk(answer.fd, answer.offset, min(CHUNK, answer.remaining))
+                data = await read_chunk(answer.fd, answer.offset, min(CHUNK, answer.remaining))
                 if not data:  # the file shrank under us: end the body where it ends
                     answer.remaining = 0
                 answer.offset += len(data)

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from quart import Blueprint, Response, current_app, request
 from quart.typing import ResponseReturnValue
@@ -37,6 +36,7 @@ from server.services.media.ranges import (
     not_modified,
     parse_range,
 )
+from server.services.media.reads import file_chunks
 from server.services.media.storage import LocalStorage
 from server.services.origins import origins
 from server.web.auth import current_viewer
@@ -44,7 +44,6 @@ from server.web.current import resources_of
 from server.web.signed import signed_by_partner
 
 media = Blueprint("media", __name__)
-CHUNK = 256 * 1024
 
 
 def storage() -> LocalStorage:
@@ -219,21 +218,6 @@ async def _release_file(release_id: int, role: FileRole, what: str) -> tuple[Med
     return file, public
 
 
-async def _chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
-    handle = await asyncio.to_thread(path.open, "rb")
-    try:
-        await asyncio.to_thread(handle.seek, start)
-        remaining = length
-        while remaining > 0:
-            data = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
-            if not data:
-                break
-            remaining -= len(data)
-            yield data
-    finally:
-        await asyncio.to_thread(handle.close)
-
-
 async def send_media(
     file: MediaFile, *, cache: str, gate: Gate | None = None, skip: int = 0
 ) -> ResponseReturnValue:
@@ -279,14 +263,14 @@ async def send_media(
         start, length, status = byte_range.start, byte_range.length, 206
     body: bytes | AsyncIterator[bytes] = b""
     if request.method != "HEAD":
-        body = _chunks(path, skip + start, length)
+        body = file_chunks(path, skip + start, length)
     if gate is not None and request.method != "HEAD":
         first = skip + start
         gated = await gated_body(gate, path, first, first + length - 1, ranged=bool(byte_range))
         if gated.last is not None and byte_range is not None:
             byte_range = ByteRange(start, gated.last - skip)
             length = byte_range.length
-        body = gated.body or _chunks(path, first, length)
+        body = gated.body or file_chunks(path, first, length)
     elif settings.x_accel_redirect and gate is None and not skip:
         headers["X-Accel-Redirect"] = settings.x_accel_redirect + file.storage_key
         return Response(b"", 200, headers)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from models.stream_gate import (
 )
 from server.runtime.clock import Clock
 from server.services.errors import Refused
+from server.services.media.reads import open_file, read_chunk
 from server.services.media.timeline import timeline_of
 from server.services.money import MoneyError
 
@@ -166,9 +168,8 @@ async def paced_chunks(
     began = clock.monotonic()
     charged = False
     position, end = start, start + length
-    handle = await asyncio.to_thread(path.open, "rb")
+    fd = open_file(path)
     try:
-        await asyncio.to_thread(handle.seek, start)
         while position < end:
             limit = end
             if not charged:
@@ -184,10 +185,10 @@ async def paced_chunks(
                 if limit <= position:
                     await clock.sleep(wait_ms(timeline, free, start, elapsed) / 1000)
                     continue
-            data = await asyncio.to_thread(handle.read, min(CHUNK, limit - position))
+            data = await read_chunk(fd, position, min(CHUNK, limit - position))
             if not data:
                 return
             position += len(data)
             yield data
     finally:
-        await asyncio.to_thread(handle.close)
+        os.close(fd)

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from server.services.media.storage import plain_key
+
 PREFIX = "/audio/"
 # Expiry times are rounded up to this many seconds, so that links made for the same
 # file within a few minutes are the same URL (a browser's cache and nginx's see one).
@@ -28,12 +30,8 @@ BUCKET_SECONDS = 300
 # The types a link's file is sent with, by its extension: what the nginx site declares
 # for its audio location too, so both answer alike. Other files get no link.
 TYPES: dict[str, str] = {"opus": "audio/ogg; codecs=opus", "ogg": "audio/ogg", "mp3": "audio/mpeg"}
-# A storage key a link may name: plain segments of safe characters (nginx's $uri is the
-# decoded, normalised path, so what we sign must be a path nginx does not rewrite).
-_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 _EXPIRES = re.compile(r"[1-9][0-9]{0,11}")
 _MD5 = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 bytes, base64url without padding
-_MAX_KEY = 512
 _MAX_QUERY = 1024
 
 
@@ -57,9 +55,9 @@ def link_secret(instance_secret: str) -> str:
 def linkable_key(key: str) -> bool:
     """Whether a file under this storage key may be given a link: a safe path with an
     audio extension the link's location declares."""
-    if len(key) > _MAX_KEY or not _KEY.fullmatch(key):
-        return False
-    return key.rpartition(".")[2] in TYPES and ".." not in key.split("/")
+    # plain segments only: nginx's $uri is the decoded, normalised path, so what we sign
+    # must be a path nginx does not rewrite
+    return plain_key(key) and key.rpartition(".")[2] in TYPES
 
 
 def _signature(path: str, expires: int, secret: str) -> str:

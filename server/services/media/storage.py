@@ -16,8 +16,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import functools
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -95,6 +97,21 @@ def _owner_gone(folder: Path) -> bool:
     return True
 
 
+# A key of plain segments of safe characters (no "..", no empty or hidden segment): it
+# names a path under the root as it is, with nothing to resolve. Keys we make are so.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
+MAX_PLAIN_KEY = 512
+
+
+def plain_key(key: str) -> bool:
+    return len(key) <= MAX_PLAIN_KEY and bool(_PLAIN_KEY.fullmatch(key))
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved(root: Path) -> Path:
+    return root.resolve()
+
+
 class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -105,8 +122,11 @@ class LocalStorage:
         self.incoming.mkdir(exist_ok=True)
 
     def path(self, key: str) -> Path:
-        resolved = (self.root / key).resolve()
-        if not resolved.is_relative_to(self.root.resolve()):
+        root = _resolved(self.root)
+        if plain_key(key):  # the common case, on every request for a file: no syscalls
+            return root / key
+        resolved = (root / key).resolve()
+        if not resolved.is_relative_to(root):
             raise ValueError(f"storage key {key!r} leaves the media folder")
         return resolved
 
