@@ -126,12 +126,19 @@ async def _follow(client: Client, url: str, headers: dict[str, str]) -> str:
     return location
 
 
+async def _free_track_link(
+    app: Quart, client: Client, artist: Account, tmp_path: Path
+) -> tuple[int, str, str]:
+    """A free track's id, the link its MP3 stream redirects a visitor to, and its key."""
+    track = await ready_track(app, client, artist, tmp_path, query="?free=1&publish=1")
+    link = await _follow(client, f"/tracks/{track['id']}/stream?format=mp3", {})
+    return int(str(track["id"])), link, urlsplit(link).path.removeprefix("/audio/")
+
+
 async def test_a_free_track_streams_through_its_link(
     app: Quart, client: Client, artist: Account, tmp_path: Path
 ) -> None:
-    track = await ready_track(app, client, artist, tmp_path, query="?free=1&publish=1")
-    link = await _follow(client, f"/tracks/{track['id']}/stream?format=mp3", {})
-    key = urlsplit(link).path.removeprefix("/audio/")
+    track_id, link, key = await _free_track_link(app, client, artist, tmp_path)
     content = (resources_of(app).settings.media_dir / key).read_bytes()
     size = len(content)
 
@@ -165,7 +172,7 @@ async def test_a_free_track_streams_through_its_link(
     assert (await client.post(link)).status_code == 405
 
     # the Opus rendition, by its own link, with its own type
-    opus = await _follow(client, f"/tracks/{track['id']}/stream", {})
+    opus = await _follow(client, f"/tracks/{track_id}/stream", {})
     assert opus != link
     assert (await client.get(opus)).headers["Content-Type"] == "audio/ogg; codecs=opus"
 
@@ -178,9 +185,7 @@ async def test_a_free_track_streams_through_its_link(
 async def test_an_expired_or_missing_file_link(
     app: Quart, client: Client, artist: Account, tmp_path: Path
 ) -> None:
-    track = await ready_track(app, client, artist, tmp_path, query="?free=1&publish=1")
-    link = await _follow(client, f"/tracks/{track['id']}/stream?format=mp3", {})
-    key = urlsplit(link).path.removeprefix("/audio/")
+    _track_id, link, key = await _free_track_link(app, client, artist, tmp_path)
     old = signed_link(key, SECRET, now=time.time() - 7200, lifetime=600)
     assert old is not None
     expired = await client.get(old)
