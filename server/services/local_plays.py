@@ -150,11 +150,14 @@ class Local:
         return Recorded(play.track_id, play.outcome, play.tokens, play.paid_number)
 
     async def audio(self, track: Playable, *, mp3: bool, resources: Resources) -> Audio:
-        role = FileRole.STREAM_MP3 if mp3 else FileRole.STREAM_OPUS
         async with resources.read_sessionmaker() as session:
-            file = await session.scalar(
-                select(MediaFile).where(MediaFile.track_id == track.id, MediaFile.role == role)
-            )
+            return await self.stored_audio(session, track, mp3=mp3)
+
+    async def stored_audio(self, session: AsyncSession, track: Playable, *, mp3: bool) -> Audio:
+        role = FileRole.STREAM_MP3 if mp3 else FileRole.STREAM_OPUS
+        file = await session.scalar(
+            select(MediaFile).where(MediaFile.track_id == track.id, MediaFile.role == role)
+        )
         if file is None:
             raise Refused("the track's streaming files are not ready", 409)
         file_id = file.id

@@ -180,6 +180,14 @@ class Origin(Protocol):
         409 when there is none yet); it opens sessions of its own."""
         ...
 
+    async def stored_audio(
+        self, session: AsyncSession, track: Playable, *, mp3: bool
+    ) -> Audio | None:
+        """:meth:`audio` if the caller's session alone can find it (a request that read
+        the track already saves a session); None when only :meth:`audio` can (a
+        partner's audio may have to be fetched first, never inside a session)."""
+        ...
+
 
 Origins = Sequence[Origin]
 

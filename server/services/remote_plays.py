@@ -275,6 +275,10 @@ class Partner:
         outcome = PlayOutcome.CHARGED if play.tokens else PlayOutcome.FREE
         return Recorded(play.remote_track_id, outcome, play.tokens, play.paid_number)
 
+    async def stored_audio(self, session: AsyncSession, track: Playable, *, mp3: bool) -> None:
+        """Never: the partner's audio may have to be fetched first (``audio``)."""
+        return None
+
     async def audio(self, track: Playable, *, mp3: bool, resources: Resources) -> Audio:
         """Our cached copy (MP3, whatever was asked), fetched from the partner if missing."""
         try:
