@@ -99,8 +99,7 @@ async def stream(track_id: int) -> ResponseReturnValue:
         if not decision.allowed:
             raise HTTP_ERRORS.get(decision.status, Forbidden)(decision.reason)
         audio = await track.origin.stored_audio(session, track, mp3=_wants_mp3())
-    if audio is None:
-        audio = await track.origin.audio(track, mp3=_wants_mp3(), resources=resources)
+    audio = audio or await track.origin.audio(track, mp3=_wants_mp3(), resources=resources)
     media_settings = resources.settings.media
     if decision.linkable and not signed and media_settings.audio_links is AudioLinkMode.REDIRECT:
         link = signed_link(

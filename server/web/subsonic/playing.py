@@ -81,9 +81,10 @@ async def stream(call: Call) -> Response:
             session, track, listener, token=token, signed_by_partner=False, now=utcnow(),
             lifetime=lifetime,
         )  # fmt: skip
-    if not decision.allowed:
-        raise Refused(decision.reason, decision.status)
-    audio = await track.origin.audio(track, mp3=mp3, resources=resources)
+        if not decision.allowed:
+            raise Refused(decision.reason, decision.status)
+        audio = await track.origin.stored_audio(session, track, mp3=mp3)
+    audio = audio or await track.origin.audio(track, mp3=mp3, resources=resources)
     skip = 0
     if seconds:
         timeline = await audio_timeline(audio)
@@ -129,11 +130,11 @@ async def download(call: Call) -> Response:
             session, track, listener, token=None, signed_by_partner=False, now=utcnow(),
             lifetime=resources.settings.money.play_session_lifetime,
         )  # fmt: skip
-    if not decision.allowed:
-        raise Refused(decision.reason, decision.status)
-    audio = await track.origin.audio(
-        track, mp3=playing.wants_mp3(available, playing.RAW, None), resources=resources
-    )
+        if not decision.allowed:
+            raise Refused(decision.reason, decision.status)
+        mp3 = playing.wants_mp3(available, playing.RAW, None)
+        audio = await track.origin.stored_audio(session, track, mp3=mp3)
+    audio = audio or await track.origin.audio(track, mp3=mp3, resources=resources)
     response = await _audio(send_media(audio.file, cache="private, no-store"))
     extension = "mp3" if audio.file.mime_type == "audio/mpeg" else "opus"
     # an ASCII name for every client, and the title itself (RFC 6266) for those that read it
