@@ -251,3 +251,17 @@ async def test_serve_mode_sends_the_file_from_the_stream_route(
         assert answer.status_code == 200
         assert answer.headers["Content-Type"] == "audio/ogg; codecs=opus"
         assert len(await answer.get_data()) > 1000
+
+
+async def test_an_unreadable_file_is_a_logged_500_with_its_request_id(
+    app: Quart, client: Client, artist: Account, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _track_id, link, key = await _free_track_link(app, client, artist, tmp_path)
+    path = resources_of(app).settings.media_dir / key
+    path.unlink()
+    path.symlink_to(path.name)  # a loop: open() fails with ELOOP, not "not found"
+    answer = await client.get(link, headers={"X-Request-Id": "req-audio-1"})
+    assert answer.status_code == 500
+    assert "req-audio-1" in await answer.get_data(as_text=True)
+    [record] = [r for r in caplog.records if "audio link" in r.getMessage()]
+    assert "req-audio-1" in record.getMessage() and record.exc_info is not None

@@ -33,6 +33,7 @@ from server.services.media.ranges import (
 )
 from server.services.media.reads import CHUNK, open_file, read_chunk
 from server.web.current import EXTENSION_KEY
+from server.web.input_limits import request_id
 
 log = logging.getLogger("playfair.requests")
 # The player's own copy may be kept a while (the link is its listener's to use); never
@@ -161,7 +162,13 @@ class AudioLinkServer:
                 405, "audio links are read with GET or HEAD", ((b"allow", b"GET, HEAD"),)
             )
         else:
-            answer = await self._answer(resources, scope, method)
+            try:
+                answer = await self._answer(resources, scope, method)
+            except Exception:  # a bug or an unreadable store: logged, never a bare 500
+                given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+                rid = request_id(given)
+                log.exception("audio link %s failed (request %s)", scope["path"], rid)
+                answer = _plain(500, f"the audio could not be read (request {rid})")
         try:
             await send(
                 {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
