@@ -13,8 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# What the audio location sends each extension as: the in-process server
-# (server.web.audio_links) answers with the same types (links.TYPES).
+# What may go into the file as it is (paths, addresses, names, the hex secret).
 _SAFE = re.compile(r"[A-Za-z0-9._:/\-\[\]]+")
 
 
@@ -25,7 +24,9 @@ class NginxSite:
     upstream: str  # where playfair serves: "127.0.0.1:8080"
     media_dir: Path  # absolute
     link_secret: str  # links.link_secret of the instance secret
-    types: dict[str, str]  # extension → Content-Type of the audio location
+    # extension → Content-Type of the audio location: links.TYPES, which the in-process
+    # server (server.web.audio_links) answers with too
+    types: dict[str, str]
     x_accel: str = ""  # media.x_accel_redirect ("" when not used)
     max_body_bytes: int = 500 * 1024 * 1024  # the largest upload
     cache_control: str = "private, max-age=3600"

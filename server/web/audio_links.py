@@ -144,7 +144,6 @@ class AudioLinkServer:
     def __init__(self, app: Quart, inner: object) -> None:
         self.app = app
         self.inner = inner
-        self._secrets: tuple[str, str] | None = None  # (instance secret, link secret)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -199,7 +198,7 @@ class AudioLinkServer:
         checked = check_link(
             scope["path"],
             scope["query_string"].decode("latin-1"),
-            self._link_secret(resources.secret),
+            link_secret(resources.secret),
             now=time.time(),
         )
         if checked.result is not LinkCheck.VALID:
@@ -210,8 +209,3 @@ class AudioLinkServer:
             if name in (b"range", b"if-range", b"if-none-match", b"if-modified-since")
         }
         return _answer(resources.settings.media_dir / checked.key, checked.key, method, asked)
-
-    def _link_secret(self, secret: str) -> str:
-        if self._secrets is None or self._secrets[0] != secret:
-            self._secrets = (secret, link_secret(secret))
-        return self._secrets[1]

@@ -15,6 +15,7 @@ those who could download the file anyway. These functions are pure.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -47,6 +48,7 @@ class CheckedLink:
     key: str = ""  # the storage key, when valid
 
 
+@functools.lru_cache(maxsize=4)
 def link_secret(instance_secret: str) -> str:
     """The secret audio links are signed with, derived from the instance secret."""
     return hmac.new(instance_secret.encode(), b"playfair audio links", hashlib.sha256).hexdigest()
