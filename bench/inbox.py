@@ -29,17 +29,21 @@ from httpsig.utils import build_signature_template
 from sqlalchemy import func, select
 
 from bench.setup import init_instance, instance_env, on_both_databases
+from bench.statements import Counts, counting
 from federation.parse import parse_actor
 from federation.signatures import digest_header, http_date, sign_request
 from models.database import create_engine, create_sessionmaker
 from models.federation import InboxItem
-from server.runtime.config import Settings
+from server.runtime.config import Settings, load_settings
 from server.runtime.resources import database_options
 from server.services.activitypub.remote import store_actor
+from server.web.app import create_app
+from server.web.current import resources_of
 from tests.processes import ROOT, PlayfairProcess
 
 SENDERS = 32
 ACTIVITIES = 3000
+COUNTED = 50  # more activities, received in-process to count their SQL
 ACTORS = 256
 KEYS = 32  # actors share keys round-robin; each actor still has its own key id
 VERIFY_SECONDS = 2.0
@@ -117,7 +121,7 @@ def presign(base: str, senders: list[Sender]) -> list[tuple[bytes, dict[str, str
     host = base.split("://", 1)[1]
     now = datetime.now(UTC)
     requests = []
-    for number in range(ACTIVITIES):
+    for number in range(ACTIVITIES + COUNTED):
         sender = senders[number % len(senders)]
         activity = {
             "@context": "https://www.w3.org/ns/activitystreams",
@@ -192,6 +196,21 @@ async def _send(
     return len(requests) / elapsed, statuses
 
 
+async def _statements(env: dict[str, str], requests: list[tuple[bytes, dict[str, str]]]) -> Counts:
+    """The SQL of receiving ``requests``, in-process on the same database (a server in
+    another process cannot be counted from here)."""
+    app = create_app(load_settings(None, environ=env))
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        resources = resources_of(app)
+        with counting(resources.engine, resources.read_engine) as counts:
+            for body, headers in requests:
+                response = await client.post("/inbox", data=body, headers=headers)
+                if response.status_code != 202:
+                    raise RuntimeError(f"{response.status_code} {await response.get_data()!r}")
+    return counts
+
+
 async def _healthz(base: str) -> float:
     """The floor cost of one request through the same server, at the same concurrency."""
     queue = iter(range(ACTIVITIES))
@@ -230,6 +249,7 @@ async def _measure(url: str, folder: Path, keys: list[rsa.RSAPrivateKey]) -> lis
     env["PLAYFAIR_FEDERATION__ALLOW_PRIVATE_ADDRESSES"] = "true"
     settings, senders = await _seed(env, keys)
     requests = presign(base, senders)
+    requests, counted = requests[:ACTIVITIES], requests[ACTIVITIES:]
     server = PlayfairProcess(["serve", "--bind", f"127.0.0.1:{port}"], env)
     try:
         server.address()
@@ -242,6 +262,7 @@ async def _measure(url: str, folder: Path, keys: list[rsa.RSAPrivateKey]) -> lis
     rows = await _inbox_rows(settings)
     if statuses != Counter({202: ACTIVITIES}) or rows != ACTIVITIES:
         raise RuntimeError(f"sent {ACTIVITIES}, answers {dict(statuses)}, {rows} inbox rows stored")
+    database = await _statements(env, counted)
     raw = raw_verifications_per_second(keys[0])
     return [
         f"inbox accepted: {accepted:7.1f} activities/s ({ACTIVITIES} signed Likes from "
@@ -249,6 +270,8 @@ async def _measure(url: str, folder: Path, keys: list[rsa.RSAPrivateKey]) -> lis
         f"reference, raw RSA-2048 verifications on one core: {raw:7.0f} /s",
         f"inbox / raw verification: {accepted / raw:.3f}",
         f"reference, GET /healthz at the same concurrency: {healthz:7.1f} req/s",
+        f"inbox / healthz: {accepted / healthz:.2f}",
+        f"database: {database.per(len(counted), 'activity received')}",
     ]
 
 

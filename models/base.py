@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names let Alembic's batch mode on SQLite alter tables safely.
@@ -95,3 +96,10 @@ def str_enum(enum_class: type[StrEnum], length: int = 32) -> Enum:
         length=length,
         values_callable=lambda members: [member.value for member in members],
     )
+
+
+def insert_once(session: AsyncSession) -> Any:
+    """The dialect's ``INSERT`` that can skip a row whose unique key exists already
+    (``.on_conflict_do_nothing(...)``): a duplicate is told by the insert itself, with no
+    look-up first, and leaves the transaction usable on PostgreSQL too."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

@@ -15,12 +15,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, String, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, BigIntId, JSONDocument, UTCDateTime, str_enum, utcnow
+from models.base import Base, BigIntId, JSONDocument, UTCDateTime, insert_once, str_enum, utcnow
 from models.pricing import BASIS_POINTS, split
 from models.states import StateMachine
 
@@ -192,11 +191,6 @@ class Posted:
     balances: dict[str, int]
 
 
-def _insert_once(session: AsyncSession) -> Any:
-    """The dialect's ``INSERT`` that can skip a row whose unique key exists already."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def post(
     session: AsyncSession,
     kind: str,
@@ -246,7 +240,7 @@ async def _new_transaction(
     NOTHING``): no look-up first, and a duplicate leaves the database transaction usable
     on PostgreSQL too. DuplicateTransaction if the reference was used before."""
     transaction_id = await session.scalar(
-        _insert_once(session)(LedgerTransaction)
+        insert_once(session)(LedgerTransaction)
         .values(kind=kind, reference=reference, details=details or {})
         .on_conflict_do_nothing(index_elements=[LedgerTransaction.reference])
         .returning(LedgerTransaction.id)

@@ -4,8 +4,10 @@ with nothing stored."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,12 +38,14 @@ from models.federation import (
     RemotePost,
     Report,
 )
-from models.jobs import ClaimedJob
+from models.jobs import ClaimedJob, Job
 from models.users import Role, User
-from server.runtime.config import Settings
+from server.runtime.config import FederationMode, Settings
 from server.runtime.worker import JobContext
 from server.services.activitypub.context import federation_of
+from server.services.activitypub.inbox import INBOX_JOB
 from server.services.activitypub.moderation import block_actor, set_domain_policy
+from server.services.activitypub.policy import refusal
 from server.services.activitypub.remote import store_actor
 from server.services.catalogue import create_artist, find_or_create_release
 from server.services.events import PUBLISHED_JOB
@@ -416,6 +420,44 @@ async def test_policy_and_shape_refusals(
     status, answer = await post(client, follow)
     assert status == 403 and "blocked" in answer["message"]
     assert await count(app, InboxItem) == 0
+
+
+async def test_the_same_activity_sent_at_once_is_stored_once(
+    app: Quart, client: Client, scene: dict[str, int]
+) -> None:
+    """50 deliveries of one activity at the same moment (a sender retrying, or its
+    several inboxes here): one row and one job, the rest told "already received"."""
+    like = {**fixture("mastodon/like.json"), "id": f"{ALICE}#likes/at-once"}
+    answers = await asyncio.gather(*(post(client, like) for _ in range(50)))
+    messages = Counter((status, answer["message"]) for status, answer in answers)
+    assert messages == Counter({(202, "accepted"): 1, (202, "already received"): 49})
+    async with resources_of(app).sessionmaker() as session:
+        items = (await session.scalars(select(InboxItem))).all()
+        queued = (await session.scalars(select(Job).where(Job.kind == INBOX_JOB))).all()
+    assert [item.activity_uri for item in items] == [like["id"]]
+    assert [job.payload for job in queued] == [{"item": items[0].id}]
+
+
+async def test_refusal_rules(app: Quart) -> None:
+    """A domain's parents count, a block beats an allow, and an allowed domain's blocked
+    actor is still refused (the one statement that decides all three)."""
+    actor = "https://social.example.org/users/ana"
+    allowlist, open_mode = FederationMode.ALLOWLIST, FederationMode.OPEN
+    async with resources_of(app).sessionmaker() as session:
+        assert await refusal(session, "social.example.org", actor, open_mode) is None
+        assert "allowed" in str(await refusal(session, "social.example.org", actor, allowlist))
+        await set_domain_policy(session, "example.org", DomainPolicyKind.ALLOW)
+        assert await refusal(session, "social.example.org", actor, allowlist) is None
+        assert "allowed" in str(await refusal(session, "example.com", actor, allowlist))
+        await set_domain_policy(session, "social.example.org", DomainPolicyKind.BLOCK)
+        for mode in (open_mode, allowlist):
+            why = await refusal(session, "social.example.org", actor, mode)
+            assert why == "the domain social.example.org is blocked here", mode
+        assert await refusal(session, "other.example.org", actor, allowlist) is None
+        await block_actor(session, actor)
+        why = await refusal(session, "other.example.org", actor, allowlist)
+        assert why == "the actor is blocked here"
+        assert await refusal(session, "other.example.org", f"{actor}2", allowlist) is None
 
 
 async def test_blocked_actor_is_refused(app: Quart, client: Client, scene: dict[str, int]) -> None:

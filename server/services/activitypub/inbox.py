@@ -11,18 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from federation import safejson
 from federation.parse import InvalidObject, ParsedActivity, parse_activity
 from federation.signatures import IncomingRequest, PublicKey, SignatureError, verify_request
 from models import jobs
-from models.base import utcnow
+from models.base import insert_once, utcnow
 from models.federation import INBOX_STATES, InboxItem, InboxState, RemoteActor
 from server.services.activitypub.context import Federation
-from server.services.activitypub.policy import actor_blocked, domain_refusal
+from server.services.activitypub.policy import refusal
 from server.services.activitypub.registry import Ignored, Incoming, Registry, route_for
-from server.services.activitypub.remote import domain_of, lookup_key
+from server.services.activitypub.remote import cached_key, domain_of, lookup_key
 
 INBOX_JOB = "federation.inbox"
 log = logging.getLogger(__name__)
@@ -53,21 +52,21 @@ async def receive(
         activity = parse_activity(document)
     except InvalidObject as error:
         return InboxAnswer(422, f"not an acceptable activity: {error}")
-    domain = domain_of(activity.actor)
-    async with fed.sessionmaker() as session:
-        refusal = await domain_refusal(session, domain, fed.settings.mode)
-        if refusal is None and await actor_blocked(session, activity.actor):
-            refusal = "the actor is blocked here"
-        known_actor = await session.scalar(
-            select(RemoteActor.id).where(RemoteActor.uri == activity.actor)
+    async with fed.read_sessionmaker() as session:
+        refused = await refusal(
+            session, domain_of(activity.actor), activity.actor, fed.settings.mode
         )
-    if refusal:
-        return InboxAnswer(403, refusal)
-    if activity.type == "Delete" and activity.object_id == activity.actor and not known_actor:
+        if refused:
+            return InboxAnswer(403, refused)
+        known = await session.scalar(select(RemoteActor).where(RemoteActor.uri == activity.actor))
+    if activity.type == "Delete" and activity.object_id == activity.actor and known is None:
         # A deleted account telling everybody; we never knew it and its key is gone.
         return InboxAnswer(202, "nothing here concerns that actor")
 
     async def lookup(key_id: str, refresh: bool) -> PublicKey | None:
+        """The actor's cached key, read above with the policy; else the usual look-up."""
+        if not refresh and (key := cached_key(fed, known, key_id)) is not None:
+            return key
         return await lookup_key(fed, key_id, refresh)
 
     scheme = fed.base_url.split("://", 1)[0]
@@ -80,22 +79,26 @@ async def receive(
 
 
 async def store(fed: Federation, recipient: str | None, activity: ParsedActivity) -> InboxAnswer:
+    """One write transaction: the item (its unique id decides whether it is new, by the
+    insert itself) and the job that will handle it."""
     async with fed.sessionmaker() as session:
-        item = InboxItem(
-            activity_uri=activity.id,
-            type=activity.type[:64],
-            actor_uri=activity.actor,
-            recipient=recipient,
-            payload=activity.raw,
+        item_id = await session.scalar(
+            insert_once(session)(InboxItem)
+            .values(
+                activity_uri=activity.id,
+                type=activity.type[:64],
+                actor_uri=activity.actor,
+                recipient=recipient,
+                payload=activity.raw,
+            )
+            .on_conflict_do_nothing(index_elements=[InboxItem.activity_uri])
+            .returning(InboxItem.id)
         )
-        try:  # the unique id decides: no look-up first
-            async with session.begin_nested():
-                session.add(item)
-        except IntegrityError:  # received before, through this or another inbox
+        if item_id is None:  # received before, through this or another inbox
             return InboxAnswer(202, "already received")
-        await jobs.enqueue(session, INBOX_JOB, {"item": item.id}, max_attempts=5)
+        await jobs.enqueue(session, INBOX_JOB, {"item": item_id}, max_attempts=5)
         await session.commit()
-        return InboxAnswer(202, "accepted", item.id)
+        return InboxAnswer(202, "accepted", item_id)
 
 
 async def handle(fed: Federation, registry: Registry, item_id: int) -> InboxState:

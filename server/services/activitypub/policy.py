@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Exists, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.federation import ActorBlock, DomainPolicy, DomainPolicyKind
@@ -15,21 +15,30 @@ def _parents(domain: str) -> list[str]:
     return [".".join(parts[index:]) for index in range(len(parts) - 1)] or [domain]
 
 
-async def domain_refusal(session: AsyncSession, domain: str, mode: FederationMode) -> str | None:
-    """Why this domain may not talk to us, or None when it may."""
-    rows = (
-        await session.scalars(select(DomainPolicy).where(DomainPolicy.domain.in_(_parents(domain))))
-    ).all()
-    if any(row.policy is DomainPolicyKind.BLOCK for row in rows):
+async def refusal(
+    session: AsyncSession, domain: str, actor_uri: str, mode: FederationMode
+) -> str | None:
+    """Why this actor, on this domain, may not talk to us, or None when it may: the
+    domain's block or allow rows (its parents' too) and the actor's block, in one
+    statement."""
+    parents = _parents(domain)
+
+    def policy(kind: DomainPolicyKind) -> Exists:
+        return exists().where(DomainPolicy.domain.in_(parents), DomainPolicy.policy == kind)
+
+    blocked, allowed, actor_blocked = (
+        await session.execute(
+            select(
+                policy(DomainPolicyKind.BLOCK),
+                policy(DomainPolicyKind.ALLOW),
+                exists().where(ActorBlock.actor_uri == actor_uri),
+            )
+        )
+    ).one()
+    if blocked:
         return f"the domain {domain} is blocked here"
-    if mode is FederationMode.ALLOWLIST and not any(
-        row.policy is DomainPolicyKind.ALLOW for row in rows
-    ):
+    if mode is FederationMode.ALLOWLIST and not allowed:
         return f"this instance federates only with allowed domains, and {domain} is not one"
+    if actor_blocked:
+        return "the actor is blocked here"
     return None
-
-
-async def actor_blocked(session: AsyncSession, actor_uri: str) -> bool:
-    return (
-        await session.scalar(select(ActorBlock.id).where(ActorBlock.actor_uri == actor_uri))
-    ) is not None

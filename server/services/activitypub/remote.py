@@ -126,6 +126,15 @@ async def get_actor(fed: Federation, uri: str, *, refresh: bool = False) -> Remo
         return row
 
 
+def cached_key(fed: Federation, actor: RemoteActor | None, key_id: str) -> PublicKey | None:
+    """``key_id`` as the cached ``actor`` holds it, while the copy is fresh; else None."""
+    if actor is None or actor.key_id != key_id or not actor.public_pem:
+        return None
+    return (
+        PublicKey(key_id, actor.uri, actor.public_pem) if _is_fresh(actor, fed, utcnow()) else None
+    )
+
+
 async def lookup_key(fed: Federation, key_id: str, refresh: bool) -> PublicKey | None:
     """The key lookup the signature verifier uses: the cache first, then the key's actor.
 
@@ -134,8 +143,8 @@ async def lookup_key(fed: Federation, key_id: str, refresh: bool) -> PublicKey |
     if not refresh:
         async with fed.read_sessionmaker() as session:
             cached = await session.scalar(select(RemoteActor).where(RemoteActor.key_id == key_id))
-            if cached is not None and cached.public_pem and _is_fresh(cached, fed, utcnow()):
-                return PublicKey(key_id, cached.uri, cached.public_pem)
+        if (key := cached_key(fed, cached, key_id)) is not None:
+            return key
     owner = urldefrag(key_id)[0]
     try:
         _final, document = await fed.fetcher.get_json(owner, sign=fed.instance_signer())
