@@ -10,9 +10,12 @@ release) has one row in ``search_documents`` with a title and a body, both folde
   title and body, ``simple`` configuration: no stemming, which suits names) with a GIN
   index, ranked by ``ts_rank``.
 
-Every query word matches as a prefix ("aur" finds "Aurora"), and all words must match.
-At most ``CANDIDATES`` whole-word matches and as many prefix matches are ranked, so a
-search costs the same however much of the catalogue a short prefix matches.
+Every query word of at least ``PREFIX_MINIMUM`` letters matches as a prefix ("aur" finds
+"Aurora"); a shorter one matches only a whole word ("u2", "la" in "Yo La Tengo"), since a
+one- or two-letter prefix matches much of any catalogue. All words must match. SQLite
+keeps prefix indexes of three and four letters, so a prefix is one index lookup. At most
+``CANDIDATES`` whole-word matches and as many prefix matches are ranked, so a search
+costs the same however much of the catalogue a short prefix matches.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, BigIntId, str_enum
 
 MAX_QUERY_WORDS = 8
+PREFIX_MINIMUM = 3
 # Matches ranked per query, so that a short prefix matching much of the catalogue costs
 # the same as a rare word; whole-word matches are gathered first and come before prefix
 # matches (then by the text score: bm25 on SQLite, ts_rank on PostgreSQL).
@@ -63,6 +67,10 @@ def fold(value: str) -> str:
 
 def query_words(query: str) -> list[str]:
     return _WORD.findall(fold(query))[:MAX_QUERY_WORDS]
+
+
+def _as_prefix(word: str) -> bool:
+    return len(word) >= PREFIX_MINIMUM
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ async def search(
         )
         params: dict[str, object] = {
             "exact": " & ".join(words),
-            "tsquery": " & ".join(f"{word}:*" for word in words),
+            "tsquery": " & ".join(f"{word}:*" if _as_prefix(word) else word for word in words),
             "kinds": kind_values,
         }
     else:
@@ -141,7 +149,7 @@ async def search(
         )
         params = {
             "exact": " ".join(f'"{word}"' for word in words),
-            "match": " ".join(f'"{word}"*' for word in words),
+            "match": " ".join(f'"{word}"*' if _as_prefix(word) else f'"{word}"' for word in words),
             **{f"kind{i}": value for i, value in enumerate(kind_values)},
         }
     params = {**params, "cap": cap}

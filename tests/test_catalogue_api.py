@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from models import search as search_model
 from models.base import utcnow
@@ -222,3 +222,41 @@ async def test_search_ranks_a_whole_word_first_when_a_prefix_matches_many(app: Q
     assert len(hits) == 20
     assert [(hit.kind, hit.object_id) for hit in artists] == [(DocumentKind.ARTIST, 1)]
     assert len(past_the_cap) == 3  # paging past the cap still reaches the last matches
+
+
+async def test_a_word_shorter_than_the_prefix_minimum_matches_only_whole(app: Quart) -> None:
+    """One- and two-letter words are whole words ("u2", "la"), not prefixes of much of the
+    catalogue; from PREFIX_MINIMUM letters on, a word is a prefix again."""
+    titles = {1: "Yo La Tengo", 2: "Lakeside", 3: "U2", 4: "U2000", 5: "Lap Steel"}
+    async with resources_of(app).sessionmaker() as session:
+        for object_id, title in titles.items():
+            await search_model.index_document(session, DocumentKind.ARTIST, object_id, title)
+        await session.commit()
+    async with resources_of(app).read_sessionmaker() as session:
+
+        async def found(query: str) -> set[str]:
+            hits = await search_model.search(session, query, kinds=(DocumentKind.ARTIST,))
+            return {titles[hit.object_id] for hit in hits}
+
+        assert await found("la") == {"Yo La Tengo"}
+        assert await found("u2") == {"U2"}
+        assert await found("yo la") == {"Yo La Tengo"}
+        assert await found("lak") == {"Lakeside"}
+        assert await found("la") != await found("lap")
+        assert await found("lap") == {"Lap Steel"}
+        assert await found("u20") == {"U2000"}
+
+
+async def test_each_database_keeps_an_index_that_answers_prefixes(app: Quart) -> None:
+    """SQLite's FTS5 table has its three- and four-letter prefix indexes (the migration
+    that makes them rebuilds the table); PostgreSQL answers prefixes from the GIN index on
+    the stored tsvector."""
+    async with resources_of(app).read_sessionmaker() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            query = "SELECT sql FROM sqlite_master WHERE name = 'search_fts'"
+            expected = "prefix='3 4'"
+        else:
+            query = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_search_documents_vector'"
+            expected = "USING gin (search_vector)"
+        definition = await session.scalar(text(query))
+    assert expected in (definition or "")
