@@ -1,19 +1,24 @@
 """HTTP signatures (draft-cavage-http-signatures-12, as the fediverse uses them).
 
 Signing is ``rsa-sha256`` over ``(request-target) host date digest`` for POST and
-``(request-target) host date`` for GET. Verification adds what httpsig lacks and fails
+``(request-target) host date`` for GET. Verification covers what the draft leaves open, and fails
 closed: ``hs2019`` and ``(created)``/``(expires)``, the required headers, the digest checked
 against the body, the time window (Mastodon's: ``signature_window``), the key's owner equal
 to the activity's actor, and one re-fetch of the key when verification fails (the sender
 may have rotated it). The key
 lookup is injected, so this module does no I/O of its own. Requests with a
 ``Signature-Input`` header are RFC 9421 signatures and go to ``federation.rfc9421``.
+
+The Signature header is parsed here, strictly, by the grammar Mastodon's parser uses (the
+auth-param list of RFC 7235: ``token = ( token / quoted-string )``, comma-separated), so
+what a peer's signature means is never a guess.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +28,6 @@ from urllib.parse import urlsplit
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from httpsig.utils import parse_signature_header
 
 # Mastodon's time window (app/lib/signed_request.rb): a signature lives from its creation
 # (``created``, else the Date header) until its ``expires``, by default five minutes, at most
@@ -46,6 +50,38 @@ class PublicKey:
 
 
 KeyLookup = Callable[[str, bool], Awaitable[PublicKey | None]]
+
+# RFC 7230 §3.2.6: a token, and a quoted-string's text and quoted pairs (obs-text included).
+_TCHARS = r"[0-9A-Za-z!#$%&'*+.^_`|~-]+"
+_QUOTED = r'"((?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x20-\x7e\x80-\xff])*)"'
+_PARAM = re.compile(rf"[ \t]*({_TCHARS})[ \t]*=[ \t]*(?:({_TCHARS})|{_QUOTED})[ \t]*(?:,|\Z)")
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+
+
+def parse_signature_params(header: str) -> dict[str, str]:
+    """The parameters of a draft-cavage Signature header, names in lower case. A leading
+    ``Signature `` (old node-http-signatures clients send it) is ignored, as Mastodon does.
+    Raises ValueError for anything else that is not a list of ``name=value`` parameters:
+    an empty element, a trailing comma, an unclosed quote, a control character, a name
+    given twice (which of the two was signed would be a guess)."""
+    text = header.removeprefix("Signature ")
+    params: dict[str, str] = {}
+    position = 0
+    while position < len(text):
+        match = _PARAM.match(text, position)
+        if match is None:
+            raise ValueError(f"the Signature header is not a parameter list at {position}")
+        name, token, quoted = match.groups()
+        name = name.lower()
+        if name in params:
+            raise ValueError(f"the Signature header gives {name} twice")
+        params[name] = token if token is not None else _QUOTED_PAIR.sub(r"\1", quoted)
+        position = match.end()
+        if match.group(0).endswith(",") and position == len(text):
+            raise ValueError("the Signature header ends with a comma")
+    if not params:
+        raise ValueError("the Signature header is empty")
+    return params
 
 
 def digest_header(body: bytes) -> str:
@@ -206,9 +242,9 @@ async def verify_request(
     if not header:
         raise SignatureError("the request is not signed")
     try:
-        params = {key.lower(): value for key, value in parse_signature_header(header).items()}
-    except ValueError:
-        raise SignatureError("the Signature header cannot be parsed") from None
+        params = parse_signature_params(header)
+    except ValueError as exc:
+        raise SignatureError(f"the Signature header cannot be parsed: {exc}") from None
     key_id, signature = params.get("keyid"), params.get("signature")
     if not key_id or not signature:
         raise SignatureError("the Signature header lacks keyId or signature")

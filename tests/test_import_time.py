@@ -25,7 +25,7 @@ CHILD = textwrap.dedent(
 
     # the third-party packages our modules import, loaded before the traps are set
     for name in ("quart", "quart_schema", "hypercorn", "sqlalchemy", "sqlalchemy.ext.asyncio",
-                 "alembic", "authlib", "httpx", "httpsig", "pydantic", "click", "babel",
+                 "alembic", "authlib", "httpx", "pydantic", "click", "babel",
                  "babel.support", "bleach", "mutagen", "PIL.Image", "rfc8785", "http_sf",
                  "jinja2", "werkzeug", "asyncpg", "aiosqlite"):
         importlib.import_module(name)

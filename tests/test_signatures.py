@@ -15,6 +15,7 @@ from federation.signatures import (
     SignatureError,
     digest_header,
     http_date,
+    parse_signature_params,
     sign_request,
     verify_request,
 )
@@ -224,3 +225,69 @@ def test_our_signer_matches_httpsig_byte_for_byte(body: bytes | None) -> None:
         path="/users/bob/inbox?x=1",
     )
     assert ours["Signature"] == reference["signature"]
+
+
+MASTODON = (
+    'keyId="https://remote.example/users/alice#main-key",algorithm="rsa-sha256",'
+    'headers="(request-target) host date digest",signature="c2lnbmVk+/=="'
+)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (MASTODON, {"keyid": "https://remote.example/users/alice#main-key",
+                    "algorithm": "rsa-sha256", "headers": "(request-target) host date digest",
+                    "signature": "c2lnbmVk+/=="}),
+        ('keyId="k", algorithm=hs2019 ,created=1732449600', {"keyid": "k", "algorithm": "hs2019",
+                                                             "created": "1732449600"}),
+        ('Signature keyId="k",signature="s"', {"keyid": "k", "signature": "s"}),
+        ('KEYID="a \\\"quoted\\\" id",signature=""', {"keyid": 'a "quoted" id', "signature": ""}),
+    ],
+    ids=["mastodon", "tokens-and-spaces", "old-prefix", "quoted-pairs"],
+)  # fmt: skip
+def test_the_signature_header_is_read_by_the_auth_param_grammar(
+    header: str, expected: dict[str, str]
+) -> None:
+    assert parse_signature_params(header) == expected
+
+
+def test_a_plain_header_reads_as_httpsig_reads_it() -> None:
+    """httpsig's parser (urllib's list splitting) is the independent reference for what a
+    well-formed header means."""
+    from httpsig.utils import parse_signature_header
+
+    reference = {key.lower(): value for key, value in parse_signature_header(MASTODON).items()}
+    assert parse_signature_params(MASTODON) == reference
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "",
+        "   ",
+        'keyId="k",,signature="s"',
+        'keyId="k",signature="s",',
+        'keyId="k" signature="s"',
+        'keyId="k',
+        'keyId=k"x",signature="s"',
+        'keyId="k",keyid="other",signature="s"',
+        'keyId="k\r\n",signature="s"',
+        'keyId="k\x00",signature="s"',
+        'keyId=,signature="s"',
+        '="k"',
+        'key id="k"',
+    ],
+    ids=["empty", "blank", "empty-element", "trailing-comma", "no-comma", "unclosed-quote",
+         "token-then-quote", "twice", "newline", "nul", "no-value", "no-name", "space-in-name"],
+)  # fmt: skip
+def test_a_malformed_signature_header_is_refused(header: str) -> None:
+    with pytest.raises(ValueError, match="Signature header"):
+        parse_signature_params(header)
+
+
+async def test_a_request_with_a_malformed_signature_header_is_refused() -> None:
+    request = signed()
+    broken = with_headers(request, signature=request.headers["Signature"] + ',keyId="again"')
+    with pytest.raises(SignatureError, match=r"cannot be parsed: .* gives keyid twice"):
+        await verify_request(broken, lookup_for(KEY), actor=ACTOR, now=NOW)
