@@ -118,7 +118,7 @@ async def _prepare(settings: Settings) -> str:
     engine = create_engine(options)
     try:
         await check_connection(engine)
-        await migrate.upgrade(settings.database_url)
+        await migrate.upgrade_if_behind(settings.database_url)
         async with create_sessionmaker(engine, on_nested=options.on_nested)() as session:
             await ensure_instance_keys(session, secret)
     finally:

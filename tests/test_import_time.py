@@ -141,3 +141,26 @@ def test_load_all_loads_every_table_module() -> None:
     )
     assert by_load_all == by_walk
     assert "tracks" in by_load_all and "ledger_entries" in by_load_all
+
+
+def test_a_serving_process_loads_only_what_it_serves_with(tmp_path: Path) -> None:
+    """Memory a web or worker process holds for nothing: alembic (a serving process only
+    asks for the database's revision, with one query), Pillow (loaded on the first picture),
+    PostgreSQL's driver on SQLite, and the packages httpsig brought (pkg_resources scans
+    every installed distribution at import). Each would stay resident in every process."""
+    database = tmp_path / "db.sqlite3"
+    loaded = _child(
+        f"""
+        import asyncio, sqlite3, sys
+        import server.cli, server.serve
+        from models import migrate
+        connection = sqlite3.connect({str(database)!r})
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+        connection.execute("INSERT INTO alembic_version VALUES (?)", (migrate.HEAD,))
+        connection.commit()
+        at = asyncio.run(migrate.current_revision("sqlite+aiosqlite:///{database}"))
+        heavy = ("alembic", "mako", "PIL", "asyncpg", "httpsig", "pkg_resources", "Crypto")
+        print(at == migrate.HEAD, sorted(name for name in heavy if name in sys.modules))
+        """
+    )
+    assert loaded == "True []"

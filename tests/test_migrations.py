@@ -52,3 +52,20 @@ def test_migration_files_are_dated() -> None:
     for name in names:
         year, month, day = name.split("_")[:3]
         assert (len(year), len(month), len(day[:2])) == (4, 2, 2), name
+
+
+def test_the_revision_this_code_needs_is_the_head_of_the_scripts() -> None:
+    """models.migrate.HEAD is what serving processes compare the database with (without
+    loading alembic); a new migration must move it."""
+    assert migrate.head_revision() == migrate.HEAD
+
+
+async def test_upgrade_if_behind_runs_only_when_behind(empty_database_url: str) -> None:
+    url = empty_database_url
+    assert await migrate.upgrade_if_behind(url) is True
+    assert await migrate.current_revision(url) == migrate.HEAD
+    assert await migrate.upgrade_if_behind(url) is False
+    await migrate.downgrade(url, "-1")
+    assert await migrate.current_revision(url) not in (None, migrate.HEAD)
+    assert await migrate.upgrade_if_behind(url) is True
+    assert await migrate.current_revision(url) == migrate.HEAD

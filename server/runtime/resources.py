@@ -74,7 +74,7 @@ async def check_schema(settings: Settings) -> None:
     finally:
         await engine.dispose()
     current = await migrate.current_revision(settings.database_url)
-    head = migrate.head_revision()
+    head = migrate.HEAD
     if current != head:
         raise DatabaseNotMigrated(
             f"database {describe_url(settings.database_url)} is at revision {current or 'none'}, "

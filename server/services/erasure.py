@@ -21,7 +21,6 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from asyncpg.exceptions import LockNotAvailableError  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from models import jobs, load_all
@@ -101,6 +100,9 @@ async def run_erase(context: JobContext, payload: dict[str, object]) -> None:
     tables = payload.get("tables")
     if not isinstance(tables, list):
         raise jobs.PermanentJobError("the erase job names no tables")
+    # PostgreSQL's driver is imported here, where PostgreSQL is known to be in use
+    from asyncpg.exceptions import LockNotAvailableError  # type: ignore[import-untyped]
+
     try:
         await vacuum_postgres(engine, [str(name) for name in tables])
     except LockNotAvailableError as exc:  # lock_timeout: a table was busy; later

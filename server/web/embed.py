@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from PIL import Image
 from quart import Blueprint, Response, current_app, jsonify, render_template, request
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -31,6 +30,7 @@ from federation.urls import cover_url, embed_url, page_url, preview_url, stream_
 from models.catalogue import FileRole, MediaFile, PriceModel
 from server.runtime.values import whole_number
 from server.services.activitypub.publish import load_release_info, load_track_info
+from server.services.media.images import picture_size
 from server.services.media.storage import LocalStorage
 from server.web.current import resources_of
 from server.web.headers import allow_framing
@@ -129,12 +129,8 @@ async def _cover_size(session: AsyncSession, release_id: int) -> tuple[int, int]
     path = LocalStorage(resources_of(current_app).settings.media_dir).path(key)
 
     def measure(file: Path) -> tuple[int, int] | None:
-        try:
-            with Image.open(file) as picture:  # reads the header only
-                width, height = picture.size
-        except (OSError, ValueError):
-            return None
-        return (width, height) if 0 < max(width, height) <= MAX_SIDE else None
+        size = picture_size(file)
+        return size if size is not None and 0 < max(size) <= MAX_SIDE else None
 
     return await asyncio.to_thread(measure, path)
 

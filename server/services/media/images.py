@@ -7,6 +7,10 @@ decodes it (JPEG, PNG or WebP only, its size checked before the pixels are decod
 only its pixels are written out again, at most ``MAX_SIDE`` pixels a side: JPEG, or PNG
 when it has transparency, with no metadata at all (no EXIF, XMP, ICC profile or text
 chunks). Nothing else of the original is kept. Pure and synchronous: call it in a thread.
+
+Pillow is imported by the functions that use it, on the first picture: it is the largest
+package a web process would otherwise hold for nothing (pictures are handled by the worker
+and by the few requests that upload or measure one).
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import blurhash
-from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 INPUT_FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_SOURCE_PIXELS = 40_000_000  # a 6000 × 6000 scan passes; refused before decoding
@@ -48,6 +56,8 @@ def _has_alpha(image: Image.Image) -> bool:
 def clean_image(data: bytes, max_side: int = MAX_SIDE) -> CleanImage:
     """The picture in ``data`` re-encoded from its pixels, at most ``max_side`` pixels a
     side; BadImage if it is not one."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             # Pillow warns of (and above twice its limit refuses) a decompression bomb
@@ -82,6 +92,8 @@ def clean_image(data: bytes, max_side: int = MAX_SIDE) -> CleanImage:
 def blurhash_of(data: bytes) -> str:
     """The BlurHash of a picture kept by :func:`clean_image` (a placeholder a fediverse
     server shows while the picture loads); computed from a small copy of it."""
+    from PIL import Image
+
     with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as image:
         small = image.convert("RGB")
     small.thumbnail((BLURHASH_SIDE, BLURHASH_SIDE), Image.Resampling.BILINEAR)
@@ -98,6 +110,8 @@ def fit_jpeg(data: bytes, width: int, height: int) -> CleanImage:
     """A picture (one :func:`clean_image` made) cut to exactly ``width`` × ``height``:
     scaled to cover that box and cropped about its centre, transparency on white, JPEG.
     For avatars (square) and headers (3:1)."""
+    from PIL import Image, ImageOps
+
     with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as image:
         image.load()
         source = image.convert("RGBA")
@@ -107,3 +121,16 @@ def fit_jpeg(data: bytes, width: int, height: int) -> CleanImage:
     out = io.BytesIO()
     fitted.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
     return CleanImage("image/jpeg", "jpg", out.getvalue(), *fitted.size)
+
+
+def picture_size(path: Path) -> tuple[int, int] | None:
+    """The width and height of the picture in the file at ``path`` (its header only is
+    read), or None if it cannot be read as one."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            width, height = picture.size
+    except (OSError, ValueError):
+        return None
+    return width, height
