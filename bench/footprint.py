@@ -1,11 +1,15 @@
 """Footprint: idle memory (RSS of the whole process tree, read from /proc once it answers
 and has settled) and cold start (process start to the first 200) of `playfair run`, next to
-supysonic (waitress) started the same way in the same run; supysonic is installed by
-bench/subsonic.py into a virtual environment of its own."""
+supysonic (waitress) started the same way in the same run. Both run from a virtual
+environment of their own holding what `pip install` brings: playfair's is this checkout
+installed with its runtime dependencies only (as an admin installs it; made once,
+the code reinstalled on every run), supysonic's is made by bench/subsonic.py. playfair
+is also measured from the development environment (with the test tools), for reference."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +24,7 @@ from tests.processes import ROOT, playfair_env
 
 SETTLE = 3.0  # seconds idle after the first answer before memory is read
 STARTS = 3  # cold starts of each; the best is reported
+PRODUCTION_VENV = ROOT / "bench" / "out" / "playfair-venv"
 
 
 def _tree(pid: int) -> list[int]:
@@ -98,17 +103,39 @@ def _measure(argv: list[str], env: dict[str, str], cwd: Path, url: str) -> tuple
     return min(starts), rss
 
 
-def _playfair(folder: Path) -> tuple[float, float]:
+def production_python(folder: Path) -> Path:
+    """The interpreter of a virtual environment where this checkout is installed as an
+    admin installs it (``pip install``, runtime dependencies only). The tracked files are
+    copied to ``folder`` first, so that the build writes nothing into the checkout."""
+    python = PRODUCTION_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PRODUCTION_VENV)], check=True)
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                            check=True).stdout  # fmt: skip
+    source = folder / "source"
+    for name in filter(None, listed.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--force-reinstall",
+                    str(source)], check=True, capture_output=True)  # fmt: skip
+    return python
+
+
+def _playfair(folder: Path, python: Path, cwd: Path) -> tuple[float, float]:
+    """``python -m server.cli run`` started in ``cwd`` (the checkout, or elsewhere for an
+    installed copy)."""
     env = playfair_env({
         "PLAYFAIR_INSTANCE__DATA_DIR": str(folder),
         "PLAYFAIR_SERVER__ACCESS_LOG": "false",
         "PLAYFAIR_LOGGING__LEVEL": "WARNING",
     })  # fmt: skip
-    subprocess.run([sys.executable, "-m", "server.cli", "init"], env=env, cwd=ROOT,
+    env.pop("PYTHONPATH", None)  # the installed copy must not see the checkout
+    subprocess.run([str(python), "-m", "server.cli", "init"], env=env, cwd=cwd,
                    capture_output=True, check=True)  # fmt: skip
     port = free_port()
-    argv = [sys.executable, "-m", "server.cli", "run", "--bind", f"127.0.0.1:{port}"]
-    return _measure(argv, env, ROOT, f"http://127.0.0.1:{port}/healthz")
+    argv = [str(python), "-m", "server.cli", "run", "--bind", f"127.0.0.1:{port}"]
+    return _measure(argv, env, cwd, f"http://127.0.0.1:{port}/healthz")
 
 
 def _supysonic(folder: Path) -> tuple[float, float]:
@@ -124,10 +151,17 @@ def _supysonic(folder: Path) -> tuple[float, float]:
 async def run() -> list[str]:
     with tempfile.TemporaryDirectory(prefix="playfair-bench-footprint-") as name:
         folder = Path(name)
-        ours = await asyncio.to_thread(_playfair, folder / "playfair")
+        python = await asyncio.to_thread(production_python, folder)
+        (folder / "elsewhere").mkdir()
+        ours = await asyncio.to_thread(_playfair, folder / "installed", python,
+                                       folder / "elsewhere")  # fmt: skip
+        dev = await asyncio.to_thread(_playfair, folder / "dev", Path(sys.executable), ROOT)
         theirs = await asyncio.to_thread(_supysonic, folder)
     return [
-        f"playfair run: idle {ours[1]:6.1f} MiB RSS (process tree), cold start {ours[0]:5.2f} s",
+        f"playfair run (installed: runtime dependencies only): idle {ours[1]:6.1f} MiB RSS "
+        f"(process tree), cold start {ours[0]:5.2f} s",
+        f"playfair run (the development environment, test tools installed): idle "
+        f"{dev[1]:6.1f} MiB RSS, cold start {dev[0]:5.2f} s",
         f"reference, supysonic 0.7.9 (waitress): idle {theirs[1]:6.1f} MiB RSS, "
         f"cold start {theirs[0]:5.2f} s",
         f"playfair / supysonic: {ours[1] / theirs[1]:.2f} of the memory, "
