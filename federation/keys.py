@@ -48,7 +48,7 @@ def decrypt_private_key(blob: bytes, secret: str) -> PrivateKey:
             "the instance keys cannot be decrypted with this instance secret"
         ) from None
     # Fernet authenticated the blob: these are the bytes we wrote when the key was made, so
-    # the RSA consistency checks (~12 ms a key, paid by every process that starts) would
+    # the RSA consistency checks (~30 ms a key, paid by every process that starts) would
     # prove nothing more.
     key = serialization.load_pem_private_key(
         pem, password=None, unsafe_skip_rsa_key_validation=True

@@ -8,9 +8,9 @@ only its pixels are written out again, at most ``MAX_SIDE`` pixels a side: JPEG,
 when it has transparency, with no metadata at all (no EXIF, XMP, ICC profile or text
 chunks). Nothing else of the original is kept. Pure and synchronous: call it in a thread.
 
-Pillow is imported by the functions that use it, on the first picture: it is the largest
-package a web process would otherwise hold for nothing (pictures are handled by the worker
-and by the few requests that upload or measure one).
+Pillow is imported by the functions that use it, on the first picture: a web process would
+otherwise hold it for nothing (pictures are handled by the worker and by the few requests
+that upload or measure one).
 """
 
 from __future__ import annotations
