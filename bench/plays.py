@@ -102,21 +102,22 @@ async def _healthz(client: httpx.AsyncClient, deadline: float) -> int:
     return done
 
 
-async def _statements(env: dict[str, str], token: str, track: int) -> Counts:
-    """One more play, in-process on the same database: the SQL it costs (a server in
-    another process cannot be counted from here)."""
+async def _statements(env: dict[str, str], token: str, track: int) -> tuple[Counts, Counts]:
+    """One more play, in-process on the same database: the SQL its open and its claim
+    cost (a server in another process cannot be counted from here)."""
     app = create_app(load_settings(None, environ=env))
     async with app.test_app() as test_app:
         client = test_app.test_client()
         resources = resources_of(app)
         headers = {"Authorization": f"Bearer {token}"}
-        started = await client.post(f"/api/v1/tracks/{track}/plays", headers=headers)
+        with counting(resources.engine, resources.read_engine) as opening:
+            started = await client.post(f"/api/v1/tracks/{track}/plays", headers=headers)
         session = (await started.get_json())["session"]
-        with counting(resources.engine, resources.read_engine) as counts:
+        with counting(resources.engine, resources.read_engine) as claiming:
             claim = await client.post(f"/api/v1/plays/{session}/claim", headers=headers)
         if claim.status_code != 200:
             raise RuntimeError(f"claim failed: {claim.status_code}")
-    return counts
+    return opening, claiming
 
 
 async def _measure(url: str, folder: Path) -> list[str]:
@@ -141,12 +142,13 @@ async def _measure(url: str, folder: Path) -> list[str]:
             health_rate = checks / (time.perf_counter() - started)
     finally:
         server.stop()
-    database = await _statements(env, tokens[0], tracks[0])
+    opening, claiming = await _statements(env, tokens[0], tracks[0])
     return [
         f"paid plays claimed: {claim_rate:7.1f} /s ({LISTENERS} listeners; each play is two "
         f"requests: open a session, claim it)",
         f"reference, GET /healthz at the same concurrency: {health_rate:7.1f} req/s",
-        f"database: {database.per(1, 'claim')} (the bearer token's read included)",
+        f"database: {opening.per(1, 'open')}, {claiming.per(1, 'claim')} (the bearer "
+        f"token's read included in each)",
     ]
 
 
