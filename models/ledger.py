@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, insert, select, update
+from sqlalchemy import BigInteger, ForeignKey, String, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -336,3 +336,65 @@ async def add_gross(session: AsyncSession, artist_account: LedgerAccount, amount
         .execution_options(synchronize_session=False)
     )
     return int(after or 0) - amount
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One entry of an account, with its transaction and the balance it left."""
+
+    entry_id: int
+    at: datetime
+    kind: str
+    reference: str
+    details: dict[str, Any]
+    track_id: int | None
+    amount: int
+    balance_after: int
+
+
+@dataclass(frozen=True)
+class History:
+    """An account's balance and a page of its entries, read in one statement (so that they
+    agree on every database, whatever moves beside the read)."""
+
+    balance: int
+    movements: list[Movement]
+
+
+async def movements(
+    session: AsyncSession, key: str, *, limit: int, before: int | None = None
+) -> History:
+    """The entries of the account ``key``, newest first, at most ``limit`` of them and
+    only those older than the entry ``before`` when it is given, with the account's
+    balance. Each entry carries the balance after it: the running sum of the account's
+    entries in the order they were written, which for the newest is the account's balance
+    (every change of a balance is an entry of the same transaction)."""
+    running = func.sum(LedgerEntry.amount).over(order_by=LedgerEntry.id)
+    query = (
+        select(
+            LedgerEntry.id,
+            LedgerTransaction.at,
+            LedgerTransaction.kind,
+            LedgerTransaction.reference,
+            LedgerTransaction.details,
+            LedgerEntry.track_id,
+            LedgerEntry.amount,
+            running,
+            LedgerAccount.balance,
+        )
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(LedgerAccount.key == key)
+    )
+    if before is not None:
+        query = query.where(LedgerEntry.id < before)
+    rows = (await session.execute(query.order_by(LedgerEntry.id.desc()).limit(limit))).all()
+    if not rows:
+        return History(await balance(session, key), [])
+    return History(
+        int(rows[0][-1]),
+        [
+            Movement(int(entry), at, kind, ref, details or {}, track, int(amount), int(after))
+            for entry, at, kind, ref, details, track, amount, after, _balance in rows
+        ],
+    )

@@ -271,6 +271,25 @@ def test_listener_signs_up_redeems_plays_and_owns(page: tuple[Page, Watch], site
     assert page_.locator("#owned-heading + ol.tracks li").count() == 1
     screenshot(page_, "library")
 
+    # the wallet's history: the voucher and the nine paid plays, each with the balance it
+    # left, adding up to the balance above it
+    page_.goto("/wallet")
+    rows = page_.locator("table.history tbody tr")
+    kinds = [row.get_attribute("data-kind") for row in rows.all()]
+    assert kinds[:10] == ["play"] * 9 + ["voucher"], kinds
+    after = [int(cell) for cell in page_.locator("table.history td[data-after]").all_inner_texts()]
+    tokens = [int(cell) for cell in page_.locator("table.history td.number:not([data-after])")
+              .all_inner_texts()]  # fmt: skip
+    assert after[0] == balance(page_) == starting
+    assert all(a == b + t for a, b, t in zip(after, [*after[1:], 0], tokens, strict=True))
+    assert sorted(-t for t in tokens[:9]) == [2, 4, 8, 16, 32, 64, 128, 256, 512]
+    assert rows.first.locator(f"a[href='/tracks/{track_id}']").count() == 1
+    for size in (PHONE, DESKTOP):
+        page_.set_viewport_size(size)
+        no_overflow(page_)
+    page_.set_viewport_size(PHONE)
+    screenshot(page_, "wallet-history")  # axe-core's checks included
+
 
 def test_listener_favourites_follows_and_searches(page: tuple[Page, Watch], site: Site) -> None:
     page_, _watch = page

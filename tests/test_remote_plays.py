@@ -122,6 +122,23 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
         assert (bought.json()["tokens"], bought.json()["owned"]) == (1016, True)
         again = http.post(f"{a.base}/api/v1/tracks/{track['id']}/buy", headers=omar)
         assert again.status_code == 409
+        # omar's wallet history names the partner's track and instance, and adds up
+        history = http.get(f"{a.base}/api/v1/me/wallet/history", headers=omar).json()
+        moved = history["movements"]
+        assert [(m["kind"], m["tokens"]) for m in moved[:4]] == [
+            ("partner-buy", -1016), ("partner-play", -4), ("partner-play", -2), ("voucher", 1022),
+        ]  # fmt: skip
+        assert {(m["track_id"], m["track_title"], m["partner"]) for m in moved[:3]} == {
+            (track["id"], "Ebb", host_of(b))
+        }
+        assert [m["paid_number"] for m in moved[1:3]] == [2, 1]
+        for newer, older in zip(moved, [*moved[1:], {"balance": 0}], strict=True):
+            assert newer["balance"] == older["balance"] + newer["tokens"]
+        assert moved[0]["balance"] == history["balance"]
+        assert (
+            history["balance"]
+            == http.get(f"{a.base}/api/v1/me/wallet", headers=omar).json()["balance"]
+        )
 
         # B records each Listen once (the purchase as the seven remaining paid plays)
         # and pays its artist the share of what was paid: floor(2044 × 70 %) = 1430

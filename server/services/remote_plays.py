@@ -239,12 +239,20 @@ class Partner:
 
     def play_posting(self, track: Playable, token: str, paid_number: int) -> Posting:
         assert isinstance(track, PartnerTrack)
-        return Posting("remote-play", f"remote-play:{token}", {"payee": track.payee.uri}, None)
+        return Posting(
+            "remote-play",
+            f"remote-play:{token}",
+            {"payee": track.payee.uri, "track": track.id, "paid_number": paid_number},
+            None,
+        )
 
     def buy_posting(self, track: Playable, user_id: int) -> Posting:
         assert isinstance(track, PartnerTrack)
         return Posting(
-            "remote-play", f"remote-buy:{user_id}:{track.id}", {"payee": track.payee.uri}, None
+            "remote-play",
+            f"remote-buy:{user_id}:{track.id}",
+            {"payee": track.payee.uri, "track": track.id},
+            None,
         )
 
     async def record_play(

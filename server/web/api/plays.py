@@ -5,12 +5,13 @@ the wallet, vouchers (docs/architecture.md#money-stream-to-own)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import TypeVar, cast
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, current_app, jsonify, request
 from quart.typing import ResponseReturnValue
-from quart_schema import validate_request, validate_response
+from quart_schema import validate_querystring, validate_request, validate_response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import (
@@ -21,6 +22,7 @@ from werkzeug.exceptions import (
     UnprocessableEntity,
 )
 
+from federation.safejson import INT64_MAX
 from models import ledger
 from models.plays import Play
 from models.tokens import Scope
@@ -36,6 +38,7 @@ from server.services.payments import (
     parse_event,
     verify_signature,
 )
+from server.services.wallet_history import PAGE, MovementKind, wallet_history
 from server.web.api.present import preview_url
 from server.web.auth import require, viewer_required
 from server.web.current import resources_of
@@ -89,6 +92,30 @@ class Wallet(BaseModel):
     balance: int
     owned_track_ids: list[int] = Field(description="local tracks and partners' alike")
     plays: list[WalletPlay]
+
+
+class WalletMovement(BaseModel):
+    id: int = Field(description="the ledger entry; older pages start below it (before=)")
+    at: str
+    kind: MovementKind
+    tokens: int = Field(description="added (positive) or taken (negative)")
+    balance: int = Field(description="the balance after this movement")
+    track_id: int | None = Field(description="the track a play or a purchase was for")
+    track_title: str | None
+    partner: str | None = Field(description="the partner instance of a partner's track")
+    paid_number: int | None = Field(description="which paid play of the track it was")
+    note: str | None = Field(description="the pack a card top-up bought")
+
+
+class WalletHistory(BaseModel):
+    balance: int = Field(description="read with the movements: the newest one's balance")
+    movements: list[WalletMovement]
+    older: str | None = Field(description="the page of older movements, if there may be one")
+
+
+class HistoryQuery(BaseModel):
+    before: int | None = Field(default=None, ge=1, le=INT64_MAX)
+    limit: int = Field(default=PAGE, ge=1, le=200)
 
 
 class Me(BaseModel):
@@ -282,6 +309,31 @@ async def wallet() -> Wallet:
     """Balance, paid-play history of local tracks with the cost of each, and owned tracks
     (of any origin)."""
     return await wallet_of(viewer_required().user_id)
+
+
+@plays_api.get("/me/wallet/history")
+@require(Scope.READ)
+@validate_querystring(HistoryQuery)
+@validate_response(WalletHistory)
+async def wallet_movements(query_args: HistoryQuery) -> WalletHistory:
+    """Every movement of the signed-in listener's tokens, newest first, each with the
+    balance it left (the starter grant, vouchers, card top-ups, paid plays and purchases
+    of local and partners' tracks, an account's closing)."""
+    viewer = viewer_required()
+    async with resources_of(current_app).read_sessionmaker() as session:
+        page = await wallet_history(
+            session, viewer.user_id, limit=query_args.limit, before=query_args.before
+        )
+    older = None
+    if page.older is not None:
+        older = f"{_base()}/api/v1/me/wallet/history?before={page.older}&limit={query_args.limit}"
+    return WalletHistory(
+        balance=page.balance,
+        movements=[
+            WalletMovement(**{**asdict(line), "at": line.at.isoformat()}) for line in page.lines
+        ],
+        older=older,
+    )
 
 
 async def wallet_of(user_id: int) -> Wallet:

@@ -17,7 +17,6 @@ from werkzeug.exceptions import BadRequest, NotFound
 from federation.discovery import parse_acct
 from federation.fetch import FetchError
 from federation.urls import is_remote_url
-from models import ledger
 from models.catalogue import (
     Artist,
     Favourite,
@@ -44,6 +43,7 @@ from server.services.money import MoneyError, redeem_voucher
 from server.services.payments import PaymentError, create_checkout, find_pack
 from server.services.playlists import PlaylistError
 from server.services.remote_plays import RemoteTrackError, resolve_release
+from server.services.wallet_history import wallet_history
 from server.web.auth import page_requires, page_user
 from server.web.current import resources_of
 from server.web.i18n import gettext as _
@@ -238,22 +238,20 @@ async def _tracks_with(session: AsyncSession, ids_query: Any) -> list[Any]:
 async def wallet() -> ResponseReturnValue:
     user = page_user()
     resources = resources_of(current_app)
+    before = None
+    if "before" in request.args:
+        before = whole_number(request.args["before"], low=1)
+        if before is None:
+            raise BadRequest(_("before must be the number of a line of the history"))
     async with resources.read_sessionmaker() as session:
-        balance = await ledger.balance(session, ledger.wallet_key(user.id))
-        plays = (
-            await session.execute(
-                select(Play, Track)
-                .join(Track, Track.id == Play.track_id)
-                .where(Play.user_id == user.id, Play.tokens > 0)
-                .order_by(Play.at.desc())
-                .limit(100)
-            )
-        ).all()
+        history = await wallet_history(session, user.id, before=before)
     money = resources.settings.money
     return await render(
         "wallet.html",
-        balance=balance,
-        plays=plays,
+        balance=history.balance,
+        lines=history.lines,
+        older=history.older,
+        paged=before is not None,
         packs=money.packs if money.provider else (),
         currency=money.currency,
         message=request.args.get("message"),
