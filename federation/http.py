@@ -17,6 +17,11 @@ class HttpClientOptions:
     base_url: str
     timeout_seconds: float = 10.0
     max_connections: int = 50
+    # Idle connections kept for reuse. httpcore checks every idle connection of the pool
+    # (a socket call each) whenever a request starts or ends; a fan-out to a thousand
+    # hosts left the pool full of idle connections to hosts it was done with, and those
+    # checks were 43 % of the worker's time (bench/RESULTS.md, 2026-12-04).
+    max_keepalive_connections: int = 16
 
 
 def user_agent(base_url: str) -> str:
@@ -26,7 +31,10 @@ def user_agent(base_url: str) -> str:
 def create_http_client(options: HttpClientOptions) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(options.timeout_seconds),
-        limits=httpx.Limits(max_connections=options.max_connections),
+        limits=httpx.Limits(
+            max_connections=options.max_connections,
+            max_keepalive_connections=options.max_keepalive_connections,
+        ),
         headers={"User-Agent": user_agent(options.base_url)},
         follow_redirects=False,
         trust_env=False,
