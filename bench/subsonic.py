@@ -179,14 +179,15 @@ def _supysonic(folder: Path, music: Path) -> Figures:
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_for(base, server)
+        wait_for(base, server)
         return asyncio.run(_load(base, {"u": "bench", "p": PASSWORD}, "raw"))
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def _wait_for(base: str, process: subprocess.Popen[bytes]) -> None:
+def wait_for(base: str, process: subprocess.Popen[bytes]) -> None:
+    """Until supysonic at ``base`` answers (or its process exits)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
