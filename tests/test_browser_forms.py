@@ -61,7 +61,7 @@ from models.federation import (
 )
 from models.ledger import Payout, PayoutState, artist_key
 from models.membership import Member, MembershipStatus
-from models.plays import Play
+from models.plays import ListenerTrack, Play
 from models.profiles import ActorProfile
 from models.remote_plays import RemotePlay, RemoteTrack
 from models.tokens import AccessToken
@@ -428,6 +428,12 @@ CONTROLS: tuple[Control, ...] = (
             request="POST /tracks/\\d+/favourite",
             changes="the button is pressed (aria-pressed); a favourite row; pressed again, none",
             test="test_track_page_library_and_playlists"),
+    Control("buy-now", "track.html POST /tracks/{{ track.id }}/buy -", who="listener",
+            page="/tracks/<id>", selector="form[action='/tracks/{track}/buy'] button",
+            request="POST /tracks/\\d+/buy",
+            changes="owned at once for what is left of 1022 tokens, a buy line in the wallet; "
+                    "with too few tokens a plain message and nothing moves",
+            test="test_buy_now_from_the_track_page"),
     Control("add-to-playlist", "track.html POST /playlist-items playlist,track_id", who="listener",
             page="/tracks/<id>", selector="form[action='/playlist-items'] button",
             request="POST /playlist-items",
@@ -1104,6 +1110,43 @@ def test_the_player_and_the_money_it_moves(
     assert db.scalar(select(Payout.state).where(Payout.id == payout.id)) is PayoutState.PAID
     assert db.balance(artist_key(aurora)) == 0
     expect(admin.locate("pay-payouts")).to_be_disabled()
+
+
+def test_buy_now_from_the_track_page(visit: Callable[[Instance], Visit], sites: Sites) -> None:
+    """After the player's test: a purchase earns aurora more than the payout minimum, which
+    that test expects her not to have reached yet."""
+    db = sites.here_db
+    listener = visit(sites.here)
+    page = listener.page
+    sign_up(listener, "bea")
+    _free, track = track_ids(db, "Harbour Songs")
+    start = db.wallet("bea")
+    assert start < 1022  # the starter tokens do not buy a track
+    page.goto(f"/tracks/{track}")
+    expect(listener.locate("buy-now", track=track)).to_have_text("Buy now for 1022 tokens")
+    listener.press("buy-now", track=track, lands=rf"/tracks/{track}\?error=")
+    warns(page, f"your balance is too low: this costs 1022 tokens and you have {start}")
+    assert db.wallet("bea") == start
+    owned = select(ListenerTrack.owned_at).where(
+        ListenerTrack.track_id == track, ListenerTrack.user_id == db.user_id("bea")
+    )
+    assert db.scalar(owned) is None
+
+    page.goto("/wallet")
+    listener.form("redeem").get_by_label("Voucher code").fill(sites.vouchers.pop())
+    listener.press("redeem", lands=r"/wallet\?message=")
+    page.goto(f"/tracks/{track}")
+    listener.press("buy-now", track=track, lands=rf"/tracks/{track}\?message=")
+    says(page, "Bought for 1022 tokens: this track is yours.")
+    assert db.wallet("bea") == start
+    assert db.scalar(owned) is not None
+    expect(page.locator(f"[data-price-for='{track}']")).to_have_text("yours")
+    expect(page.locator("#buy-now")).to_have_count(0)
+    snap(page, "track-bought")
+    page.goto("/wallet")
+    newest = page.locator("table.history tbody tr").first
+    expect(newest).to_have_attribute("data-kind", "buy")
+    expect(newest.locator("td.number").first).to_have_text("-1022")
 
 
 def test_oauth_consent_allows_and_denies(visit: Callable[[Instance], Visit], sites: Sites) -> None:

@@ -37,6 +37,7 @@ from federation.royalties import ListenRecord, listen_activity
 from models.catalogue import Favourite, Playlist, Release, Visibility
 from models.federation import Follow, FollowState, Interaction, InteractionKind, RemoteActor
 from models.handles import Handle, HandleKind
+from models.pricing import buy_now_cost
 from models.remote_plays import (
     HubEntryKind,
     HubLogEntry,
@@ -418,12 +419,19 @@ async def track_page(track_id: int) -> ResponseReturnValue:
                     select(Playlist).where(Playlist.user_id == user.id).order_by(Playlist.title)
                 )
             )
+    price = prices.get(track_id)
+    buy_price = None
+    if price is not None and not (price.free or price.owned):
+        buy_price = buy_now_cost(price.paid_plays)
     page = await _html(
         "track.html",
         release=info,
         track=track,
         base=base,
-        price=prices.get(track_id),
+        price=price,
+        buy_price=buy_price,
+        message=request.args.get("message"),
+        error=request.args.get("error"),
         favourite=favourite,
         playlists=lists,
         preview=track_preview(base, resources.settings.instance.name, info, track),

@@ -6,7 +6,7 @@ without JavaScript; every form carries the CSRF token."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 from quart import Blueprint, current_app, redirect, request, url_for
 from quart.typing import ResponseReturnValue
@@ -38,13 +38,15 @@ from server.services import playlists, plays
 from server.services.activitypub import follows as following
 from server.services.activitypub.context import federation_of
 from server.services.activitypub.local import KIND_PATHS
+from server.services.errors import NotFoundError, Refused
 from server.services.local_plays import LOCAL
-from server.services.money import MoneyError, redeem_voucher
+from server.services.money import MoneyError, redeem_voucher, retrying
+from server.services.origins import origins
 from server.services.payments import PaymentError, create_checkout, find_pack
 from server.services.playlists import PlaylistError
 from server.services.remote_plays import RemoteTrackError, resolve_release
 from server.services.wallet_history import wallet_history
-from server.web.auth import page_requires, page_user
+from server.web.auth import current_viewer, page_requires, page_user
 from server.web.current import resources_of
 from server.web.i18n import gettext as _
 from server.web.pages.common import render
@@ -131,6 +133,30 @@ async def toggle_favourite(track_id: int) -> ResponseReturnValue:
             await favourite_tracks.add(session, user.id, [track_id])
         await session.commit()
     return redirect(back(f"/tracks/{track_id}"))
+
+
+@listener.post("/tracks/<int:track_id>/buy")
+@page_requires()
+async def buy_track(track_id: int) -> ResponseReturnValue:
+    """Buy now from the track's page: what is left of 1022 tokens, owned at once (the
+    same service as the API's ``POST /api/v1/tracks/{id}/buy``)."""
+    await check_csrf()
+    viewer = await current_viewer()
+    resources = resources_of(current_app)
+    here = origins(resources)
+
+    async def work(session: AsyncSession) -> plays.ClaimResult:
+        track = await plays.find(session, here, track_id, viewer)
+        return await plays.buy(session, page_user().id, track, resources.settings.money)
+
+    try:
+        result = await retrying(resources.sessionmaker, work)
+    except NotFoundError:
+        raise  # the track is not there (for this viewer): the 404 page
+    except Refused as refused:  # owned already, free, or the balance is too low
+        return redirect(f"/tracks/{track_id}?{urlencode({'error': str(refused)})}", 303)
+    message = _("Bought for %(tokens)s tokens: this track is yours.", tokens=result.tokens)
+    return redirect(f"/tracks/{track_id}?{urlencode({'message': message})}", 303)
 
 
 @listener.post("/follow")
