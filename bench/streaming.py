@@ -32,8 +32,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from bench.setup import init_instance, instance_env
-from bench.subsonic import PASSWORD, WAITRESS_THREADS, supysonic_home
-from bench.subsonic import wait_for as wait_for_supysonic
+from bench.subsonic import PASSWORD, start_supysonic, stop_supysonic
 from models.catalogue import (
     FileRole,
     MediaFile,
@@ -247,30 +246,13 @@ def _supysonic(folder: Path, mp3: Path) -> tuple[subprocess.Popen[bytes], str]:
     music = folder / "music" / "Bench" / "Ten megabytes"
     music.mkdir(parents=True)
     shutil.copyfile(mp3, music / "01 - Ten megabytes.mp3")
-    bin_dir, home, env = supysonic_home(folder)
-
-    def cli(*args: str) -> None:
-        subprocess.run([str(bin_dir / "supysonic-cli"), *args], cwd=home, env=env,
-                       check=True, capture_output=True, text=True)  # fmt: skip
-
-    cli("user", "add", "bench", "-p", PASSWORD)
-    cli("folder", "add", "music", str(folder / "music"))
-    cli("folder", "scan", "--foreground", "music")
-    port = free_port()
-    server = subprocess.Popen(
-        [str(bin_dir / "supysonic-server"), "-S", "waitress", "-h", "127.0.0.1", "-p", str(port),
-         "--threads", str(WAITRESS_THREADS)],
-        cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_supysonic(folder, folder / "music")
     try:
-        wait_for_supysonic(base, server)
         auth = {"u": "bench", "p": PASSWORD, "v": "1.16.1", "c": "bench", "f": "json"}
         found = httpx.get(f"{base}/rest/search3", params={**auth, "query": "Ten"}).json()
         [song] = found["subsonic-response"]["searchResult3"]["song"]
     except BaseException:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_supysonic(server)
         raise
     query = urlencode({**auth, "id": song["id"], "format": "raw"})
     return server, f"{base}/rest/stream?{query}"
@@ -290,8 +272,7 @@ async def _supysonic_figures(
             ranges = await _load(url, size, whole=False, failures=failed[0])
         return ranges, await _load(url, size, whole=True, failures=failed[1])
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_supysonic(server)
 
 
 async def run() -> list[str]:

@@ -161,7 +161,9 @@ def supysonic_home(folder: Path) -> tuple[Path, Path, dict[str, str]]:
     return bin_dir, home, {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
 
 
-def _supysonic(folder: Path, music: Path) -> Figures:
+def start_supysonic(folder: Path, music: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """supysonic (waitress, ``WAITRESS_THREADS`` threads) with the user ``bench`` and the
+    music folder ``music`` scanned, answering; its process and base URL."""
     bin_dir, home, env = supysonic_home(folder)
 
     def cli(*args: str) -> None:
@@ -177,13 +179,26 @@ def _supysonic(folder: Path, music: Path) -> Figures:
          "--threads", str(WAITRESS_THREADS)],
         cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
     try:
-        base = f"http://127.0.0.1:{port}"
         wait_for(base, server)
+    except BaseException:
+        stop_supysonic(server)
+        raise
+    return server, base
+
+
+def stop_supysonic(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def _supysonic(folder: Path, music: Path) -> Figures:
+    server, base = start_supysonic(folder, music)
+    try:
         return asyncio.run(_load(base, {"u": "bench", "p": PASSWORD}, "raw"))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_supysonic(server)
 
 
 def wait_for(base: str, process: subprocess.Popen[bytes]) -> None:
