@@ -398,3 +398,46 @@ async def movements(
             for entry, at, kind, ref, details, track, amount, after, _balance in rows
         ],
     )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An account that received tokens, and how many."""
+
+    kind: AccountKind
+    owner_id: int | None
+    tokens: int
+
+
+async def paid_to(
+    session: AsyncSession,
+    key: str,
+    kinds: Sequence[str],
+    start: datetime,
+    end: datetime,
+) -> list[Recipient]:
+    """Where the tokens the account ``key`` paid in transactions of ``kinds`` from
+    ``start`` (included) to ``end`` (excluded) went: every account credited by those
+    transactions, with what it was credited, most first. Each play or purchase is one
+    transaction, so this is exactly what reached each artist, partner and the instance."""
+    paying = (
+        select(LedgerEntry.transaction_id)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(
+            LedgerAccount.key == key,
+            LedgerEntry.amount < 0,
+            LedgerTransaction.kind.in_(kinds),
+            LedgerTransaction.at >= start,
+            LedgerTransaction.at < end,
+        )
+    )
+    total = func.sum(LedgerEntry.amount)
+    rows = await session.execute(
+        select(LedgerAccount.kind, LedgerAccount.owner_id, total)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(LedgerEntry.transaction_id.in_(paying), LedgerEntry.amount > 0)
+        .group_by(LedgerAccount.id, LedgerAccount.kind, LedgerAccount.owner_id)
+        .order_by(total.desc(), LedgerAccount.id)
+    )
+    return [Recipient(kind, owner, int(tokens)) for kind, owner, tokens in rows]

@@ -290,6 +290,20 @@ def test_listener_signs_up_redeems_plays_and_owns(page: tuple[Page, Watch], site
     page_.set_viewport_size(PHONE)
     screenshot(page_, "wallet-history")  # axe-core's checks included
 
+    # where the 1022 tokens went this year: the artist and the instance, adding up
+    page_.click("a[href='/wallet/summary']")
+    page_.wait_for_url(re.compile(r"/wallet/summary$"))
+    shares = {row.get_attribute("data-kind"): int(row.locator("td[data-tokens]").inner_text())
+              for row in page_.locator("table.summary tbody tr").all()}  # fmt: skip
+    assert set(shares) == {"artist", "instance"} and sum(shares.values()) == 1022
+    # 70 % to the artist, rounded over all the artist's plays so far (other tests' too)
+    assert abs(shares["artist"] - 1022 * 0.7) < 1
+    for size in (PHONE, DESKTOP):
+        page_.set_viewport_size(size)
+        no_overflow(page_)
+    page_.set_viewport_size(PHONE)
+    screenshot(page_, "wallet-summary")
+
 
 def test_listener_favourites_follows_and_searches(page: tuple[Page, Watch], site: Site) -> None:
     page_, _watch = page

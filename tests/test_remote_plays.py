@@ -140,6 +140,15 @@ def test_a_listener_on_a_owns_a_track_of_b(pair: tuple[Instance, Instance], tmp_
             == http.get(f"{a.base}/api/v1/me/wallet", headers=omar).json()["balance"]
         )
 
+        # the year's summary: what omar's plays paid went to B (for its artist) and to A
+        summary = http.get(f"{a.base}/api/v1/me/wallet/summary", headers=omar).json()
+        assert summary["spent"] == 1022
+        assert {p["kind"]: p["name"] for p in summary["paid"]} == {
+            "partner": host_of(b), "instance": "",
+        }  # fmt: skip
+        [to_b] = [p["tokens"] for p in summary["paid"] if p["kind"] == "partner"]
+        assert to_b == 1022 * 70 // 100
+
         # B records each Listen once (the purchase as the seven remaining paid plays)
         # and pays its artist the share of what was paid: floor(2044 × 70 %) = 1430
         b.wait_for_count(r"inbox item \d+ \(Listen from .*/actor\): done: Listen of track", 19)

@@ -12,6 +12,9 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from models import ledger
+from models.base import utcnow
+from models.catalogue import Artist, Track
+from models.pricing import share_of
 from models.tokens import AccessToken, new_token, token_digest
 from models.users import Role
 from server.services.account_rules import create_user
@@ -139,3 +142,55 @@ async def test_the_history_is_the_listeners_own_and_refuses_bad_paging(
     assert refused.status_code == 403
     past_the_end = await _history(client, lina, "?before=1")
     assert past_the_end["movements"] == [] and past_the_end["older"] is None
+
+
+async def test_the_year_summary_says_what_the_plays_paid_and_to_whom(
+    app: Quart, client: Client
+) -> None:
+    resources = resources_of(app)
+    [first] = await make_tracks(resources)
+    [second] = await make_tracks(resources)
+    lina = await _listener(app, "lina")
+    async with resources.sessionmaker() as session:
+        [code] = await issue_vouchers(session, 1022, 1, None)
+    await client.post("/api/v1/me/vouchers", headers=lina.headers, json={"code": code})
+    await _play(app, client, lina, first)
+    await _play(app, client, lina, first)
+    bought = await client.post(f"/api/v1/tracks/{second}/buy", headers=lina.headers)
+    assert bought.status_code == 200
+
+    answer = await client.get("/api/v1/me/wallet/summary", headers=lina.headers)
+    summary = await answer.get_json()
+    assert summary["year"] == utcnow().year
+    assert summary["spent"] == 2 + 4 + 1022
+    assert sum(p["tokens"] for p in summary["paid"]) == summary["spent"]
+    tokens = [p["tokens"] for p in summary["paid"]]
+    assert tokens == sorted(tokens, reverse=True)
+    # each artist got what their ledger account was credited; the instance the rest
+    async with resources.read_sessionmaker() as session:
+        credited = {}
+        for track_id in (first, second):
+            track = await session.get(Track, track_id)
+            assert track is not None
+            artist = await session.get(Artist, track.artist_id)
+            assert artist is not None
+            credited[artist.name] = await ledger.balance(session, ledger.artist_key(artist.id))
+    artists = {p["artist"]: p["tokens"] for p in summary["paid"] if p["kind"] == "artist"}
+    assert artists == credited
+    assert set(credited.values()) == {share_of(6, 7000), share_of(1022, 7000)}
+    [instance] = [p["tokens"] for p in summary["paid"] if p["kind"] == "instance"]
+    assert instance == summary["spent"] - sum(credited.values())
+
+    last_year = await client.get(
+        "/api/v1/me/wallet/summary", headers=lina.headers,
+        query_string={"year": str(utcnow().year - 1)},
+    )  # fmt: skip
+    assert (await last_year.get_json())["paid"] == []
+    for year in ("1999", "10000", "x", ""):
+        refused = await client.get(
+            "/api/v1/me/wallet/summary", headers=lina.headers, query_string={"year": year}
+        )
+        assert refused.status_code == 400, year
+    other = await _listener(app, "omar")
+    theirs = await client.get("/api/v1/me/wallet/summary", headers=other.headers)
+    assert (await theirs.get_json())["spent"] == 0

@@ -4,13 +4,15 @@ a partner's track, an account's closing) and the balance it left, so that the hi
 adds up to the balance shown beside it.
 
 The lines are the ledger's own entries (``models.ledger.movements``); this module only
-names them and finds the titles of the tracks they were for.
+names them and finds the titles of the tracks they were for. The year's summary says
+where the tokens a listener's plays and purchases paid went: each artist, each partner
+instance (for its artists), and this instance's share (``models.ledger.paid_to``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -18,7 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ledger
-from models.catalogue import Track
+from models.catalogue import Artist, Track
+from models.federation import RemoteActor
+from models.ledger import AccountKind
 from models.remote_plays import RemoteTrack
 from server.services.account_closing import CLOSING_KIND
 
@@ -143,3 +147,65 @@ async def wallet_history(
         )
     older = lines[-1].id if len(lines) == limit else None
     return WalletPage(history.balance, lines, older)
+
+
+LISTENING_KINDS = ("play", "buy", "remote-play")  # the transactions a listener's plays make
+
+
+class RecipientKind(StrEnum):
+    ARTIST = "artist"  # an artist of this instance
+    PARTNER = "partner"  # a partner instance, for its artist (settled between the instances)
+    INSTANCE = "instance"  # this instance's share
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Paid:
+    kind: RecipientKind
+    name: str  # the artist's display name, the partner's host, or empty for this instance
+    handle: str | None  # the artist's name here (their page), for artists
+    tokens: int
+
+
+@dataclass(frozen=True)
+class YearSummary:
+    year: int
+    spent: int  # what the listener's plays and purchases cost in the year
+    paid: list[Paid]  # where it went, most first; the tokens add up to ``spent``
+
+
+async def year_summary(session: AsyncSession, user_id: int, year: int) -> YearSummary:
+    """What the listener's plays and purchases in ``year`` (UTC) paid, and to whom."""
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    recipients = await ledger.paid_to(
+        session, ledger.wallet_key(user_id), LISTENING_KINDS, start, end
+    )
+    owners = [(r.kind, r.owner_id) for r in recipients if r.owner_id is not None]
+    artists = {owner for kind, owner in owners if kind is AccountKind.ARTIST}
+    peers = {owner for kind, owner in owners if kind is AccountKind.PEER}
+    names: dict[int, tuple[str, str]] = {}
+    if artists:
+        rows = await session.execute(
+            select(Artist.id, Artist.display_name, Artist.name).where(Artist.id.in_(artists))
+        )
+        names = {artist: (shown, handle) for artist, shown, handle in rows}
+    hosts: dict[int, str] = {}
+    if peers:
+        actors = await session.execute(
+            select(RemoteActor.id, RemoteActor.uri).where(RemoteActor.id.in_(peers))
+        )
+        hosts = {actor: urlsplit(uri).netloc for actor, uri in actors}
+    paid = []
+    for recipient in recipients:
+        owner = recipient.owner_id
+        if recipient.kind is AccountKind.ARTIST and owner is not None:
+            shown, handle = names.get(owner, ("", ""))
+            paid.append(Paid(RecipientKind.ARTIST, shown, handle or None, recipient.tokens))
+        elif recipient.kind is AccountKind.PEER and owner is not None:
+            paid.append(Paid(RecipientKind.PARTNER, hosts.get(owner, ""), None, recipient.tokens))
+        elif recipient.kind is AccountKind.INSTANCE:
+            paid.append(Paid(RecipientKind.INSTANCE, "", None, recipient.tokens))
+        else:  # no play credits another kind of account today; shown, not dropped
+            paid.append(Paid(RecipientKind.OTHER, recipient.kind.value, None, recipient.tokens))
+    return YearSummary(year, sum(p.tokens for p in paid), paid)

@@ -24,6 +24,7 @@ from werkzeug.exceptions import (
 
 from federation.safejson import INT64_MAX
 from models import ledger
+from models.base import utcnow
 from models.plays import Play
 from models.tokens import Scope
 from models.users import User
@@ -38,7 +39,13 @@ from server.services.payments import (
     parse_event,
     verify_signature,
 )
-from server.services.wallet_history import PAGE, MovementKind, wallet_history
+from server.services.wallet_history import (
+    PAGE,
+    MovementKind,
+    RecipientKind,
+    wallet_history,
+    year_summary,
+)
 from server.web.api.present import preview_url
 from server.web.auth import require, viewer_required
 from server.web.current import resources_of
@@ -116,6 +123,26 @@ class WalletHistory(BaseModel):
 class HistoryQuery(BaseModel):
     before: int | None = Field(default=None, ge=1, le=INT64_MAX)
     limit: int = Field(default=PAGE, ge=1, le=200)
+
+
+class PaidOut(BaseModel):
+    kind: RecipientKind = Field(
+        description="artist, partner (an instance, for its artists), "
+        "instance (this instance's share) or other"
+    )
+    name: str = Field(description="the artist's display name or the partner's host")
+    artist: str | None = Field(description="the artist's name here, for artists")
+    tokens: int
+
+
+class YearSummaryOut(BaseModel):
+    year: int
+    spent: int = Field(description="what the listener's plays and purchases cost that year")
+    paid: list[PaidOut] = Field(description="where it went, most first; adds up to spent")
+
+
+class YearQuery(BaseModel):
+    year: int | None = Field(default=None, ge=2000, le=9999, description="UTC; this year if none")
 
 
 class Me(BaseModel):
@@ -334,6 +361,25 @@ async def wallet_movements(query_args: HistoryQuery) -> WalletHistory:
         ],
         older=older,
     )
+
+
+@plays_api.get("/me/wallet/summary")
+@require(Scope.READ)
+@validate_querystring(YearQuery)
+@validate_response(YearSummaryOut)
+async def wallet_summary(query_args: YearQuery) -> YearSummaryOut:
+    """What the signed-in listener's plays and purchases paid in a year, and to whom: each
+    artist, each partner instance, and this instance's share."""
+    viewer = viewer_required()
+    year = query_args.year or utcnow().year
+    async with resources_of(current_app).read_sessionmaker() as session:
+        summary = await year_summary(session, viewer.user_id, year)
+    return YearSummaryOut(
+        year=summary.year,
+        spent=summary.spent,
+        paid=[PaidOut(kind=p.kind, name=p.name, artist=p.handle, tokens=p.tokens)
+              for p in summary.paid],
+    )  # fmt: skip
 
 
 async def wallet_of(user_id: int) -> Wallet:

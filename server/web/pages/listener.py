@@ -17,6 +17,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from federation.discovery import parse_acct
 from federation.fetch import FetchError
 from federation.urls import is_remote_url
+from models.base import utcnow
 from models.catalogue import (
     Artist,
     Favourite,
@@ -45,7 +46,7 @@ from server.services.origins import origins
 from server.services.payments import PaymentError, create_checkout, find_pack
 from server.services.playlists import PlaylistError
 from server.services.remote_plays import RemoteTrackError, resolve_release
-from server.services.wallet_history import wallet_history
+from server.services.wallet_history import wallet_history, year_summary
 from server.web.auth import current_viewer, page_requires, page_user
 from server.web.current import resources_of
 from server.web.i18n import gettext as _
@@ -284,6 +285,23 @@ async def wallet() -> ResponseReturnValue:
         error=request.args.get("error"),
         paid=request.args.get("paid"),
     )
+
+
+@listener.get("/wallet/summary")
+@page_requires()
+async def wallet_summary() -> ResponseReturnValue:
+    """A year of the listener's plays and purchases: what they paid, and to whom."""
+    user = page_user()
+    this_year = utcnow().year
+    year = this_year
+    if "year" in request.args:
+        chosen = whole_number(request.args["year"], low=2000, high=9999)
+        if chosen is None:
+            raise BadRequest(_("year must be a year from 2000 on"))
+        year = chosen
+    async with resources_of(current_app).read_sessionmaker() as session:
+        summary = await year_summary(session, user.id, year)
+    return await render("wallet_summary.html", summary=summary, this_year=this_year)
 
 
 @listener.post("/wallet/voucher")
