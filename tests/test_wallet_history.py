@@ -22,6 +22,8 @@ from server.services.money import issue_vouchers
 from server.services.payments import sign
 from server.web.current import resources_of
 from tests.catalogue_fixtures import Account
+from tests.test_account_pages import PASSWORD as PAGE_PASSWORD
+from tests.test_account_pages import log_in
 from tests.test_money import heard, make_tracks
 from tests.test_payments import SECRET, event, stripe_app
 
@@ -186,7 +188,11 @@ async def test_the_year_summary_says_what_the_plays_paid_and_to_whom(
         query_string={"year": str(utcnow().year - 1)},
     )  # fmt: skip
     assert (await last_year.get_json())["paid"] == []
-    for year in ("1999", "10000", "x", ""):
+    far = await client.get(
+        "/api/v1/me/wallet/summary", headers=lina.headers, query_string={"year": "9998"}
+    )
+    assert (await far.get_json())["spent"] == 0
+    for year in ("1999", "9999", "10000", "x", ""):  # 9999 ends in a year no date reaches
         refused = await client.get(
             "/api/v1/me/wallet/summary", headers=lina.headers, query_string={"year": year}
         )
@@ -194,3 +200,19 @@ async def test_the_year_summary_says_what_the_plays_paid_and_to_whom(
     other = await _listener(app, "omar")
     theirs = await client.get("/api/v1/me/wallet/summary", headers=other.headers)
     assert (await theirs.get_json())["spent"] == 0
+
+
+async def test_the_wallet_pages_refuse_bad_paging_and_years(app: Quart) -> None:
+    """The pages' own query values: a clear 400, as the API's."""
+    async with resources_of(app).sessionmaker() as session:
+        await create_user(session, "pia", PAGE_PASSWORD, Role.LISTENER)
+    client = app.test_client()
+    assert (await log_in(client, "pia", PAGE_PASSWORD)).status_code == 303
+    for path in ("/wallet", "/wallet?before=1", "/wallet/summary", "/wallet/summary?year=2000",
+                 "/wallet/summary?year=9998"):  # fmt: skip
+        assert (await client.get(path)).status_code == 200, path
+    for path in ("/wallet?before=0", "/wallet?before=x", "/wallet/summary?year=1999",
+                 "/wallet/summary?year=9999", "/wallet/summary?year=%C2%B2"):  # fmt: skip
+        assert (await client.get(path)).status_code == 400, path
+    page = await (await client.get("/wallet/summary?year=2000")).get_data(as_text=True)
+    assert "No paid plays or purchases that year." in page

@@ -150,6 +150,8 @@ async def wallet_history(
 
 
 LISTENING_KINDS = ("play", "buy", "remote-play")  # the transactions a listener's plays make
+FIRST_YEAR = 2000
+LAST_YEAR = 9998  # a year ends on 1 January of the next: 9999's end is no datetime
 
 
 class RecipientKind(StrEnum):
@@ -175,7 +177,10 @@ class YearSummary:
 
 
 async def year_summary(session: AsyncSession, user_id: int, year: int) -> YearSummary:
-    """What the listener's plays and purchases in ``year`` (UTC) paid, and to whom."""
+    """What the listener's plays and purchases in ``year`` (UTC, ``FIRST_YEAR`` to
+    ``LAST_YEAR``) paid, and to whom."""
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(f"year {year} is outside {FIRST_YEAR}-{LAST_YEAR}")
     start = datetime(year, 1, 1, tzinfo=UTC)
     end = datetime(year + 1, 1, 1, tzinfo=UTC)
     recipients = await ledger.paid_to(

@@ -40,6 +40,8 @@ from server.services.payments import (
     verify_signature,
 )
 from server.services.wallet_history import (
+    FIRST_YEAR,
+    LAST_YEAR,
     PAGE,
     MovementKind,
     RecipientKind,
@@ -142,7 +144,9 @@ class YearSummaryOut(BaseModel):
 
 
 class YearQuery(BaseModel):
-    year: int | None = Field(default=None, ge=2000, le=9999, description="UTC; this year if none")
+    year: int | None = Field(
+        default=None, ge=FIRST_YEAR, le=LAST_YEAR, description="UTC; this year if none"
+    )
 
 
 class Me(BaseModel):

@@ -46,7 +46,7 @@ from server.services.origins import origins
 from server.services.payments import PaymentError, create_checkout, find_pack
 from server.services.playlists import PlaylistError
 from server.services.remote_plays import RemoteTrackError, resolve_release
-from server.services.wallet_history import wallet_history, year_summary
+from server.services.wallet_history import FIRST_YEAR, LAST_YEAR, wallet_history, year_summary
 from server.web.auth import current_viewer, page_requires, page_user
 from server.web.current import resources_of
 from server.web.i18n import gettext as _
@@ -295,9 +295,10 @@ async def wallet_summary() -> ResponseReturnValue:
     this_year = utcnow().year
     year = this_year
     if "year" in request.args:
-        chosen = whole_number(request.args["year"], low=2000, high=9999)
+        chosen = whole_number(request.args["year"], low=FIRST_YEAR, high=LAST_YEAR)
         if chosen is None:
-            raise BadRequest(_("year must be a year from 2000 on"))
+            asked = _("year must be a year from %(first)s to %(last)s")
+            raise BadRequest(asked % {"first": FIRST_YEAR, "last": LAST_YEAR})
         year = chosen
     async with resources_of(current_app).read_sessionmaker() as session:
         summary = await year_summary(session, user.id, year)
