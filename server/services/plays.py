@@ -464,6 +464,20 @@ async def buy(
     return ClaimResult(PlayOutcome.CHARGED, cost, None, True, charged.balance)
 
 
+async def buy_now(
+    session: AsyncSession,
+    origins: Origins,
+    track_id: int,
+    viewer: Viewer,
+    settings: MoneySettings,
+) -> ClaimResult:
+    """Buy now the track with this id, of whatever origin, for the viewer (404 if it does
+    not exist for them): what the API and the track page's button do."""
+    return await buy(
+        session, viewer.user_id, await find(session, origins, track_id, viewer), settings
+    )
+
+
 async def _count(session: AsyncSession, origin: Origin, user_id: int, track_id: int) -> Any:
     """The listener's count of the track, made (at 0) if there is none yet."""
     rows = origin.rows

@@ -247,12 +247,11 @@ async def claim_play(token: str) -> PlayDone:
 async def buy_now(track_id: int) -> PlayDone:
     """Own the track at once for what is left of 1022 tokens."""
     viewer = viewer_required()
-    settings = resources_of(current_app).settings.money
-
-    async def work(session: AsyncSession) -> plays.ClaimResult:
-        return await plays.buy(session, viewer.user_id, await _track(session, track_id), settings)
-
-    return _done(await in_money_transaction(work))
+    resources = resources_of(current_app)
+    here, settings = origins(resources), resources.settings.money
+    return _done(
+        await in_money_transaction(lambda s: plays.buy_now(s, here, track_id, viewer, settings))
+    )
 
 
 @plays_api.post("/me/vouchers")

@@ -143,15 +143,14 @@ async def buy_track(track_id: int) -> ResponseReturnValue:
     same service as the API's ``POST /api/v1/tracks/{id}/buy``)."""
     await check_csrf()
     viewer = await current_viewer()
+    assert viewer is not None  # page_requires: a signed-in account
     resources = resources_of(current_app)
-    here = origins(resources)
-
-    async def work(session: AsyncSession) -> plays.ClaimResult:
-        track = await plays.find(session, here, track_id, viewer)
-        return await plays.buy(session, page_user().id, track, resources.settings.money)
-
+    here, settings = origins(resources), resources.settings.money
     try:
-        result = await retrying(resources.sessionmaker, work)
+        result = await retrying(
+            resources.sessionmaker,
+            lambda s: plays.buy_now(s, here, track_id, viewer, settings),
+        )
     except NotFoundError:
         raise  # the track is not there (for this viewer): the 404 page
     except Refused as refused:  # owned already, free, or the balance is too low
